@@ -1,0 +1,62 @@
+"""The ASGI application: routers, error mapping, and the core's lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import dataferry
+from dataferry.api.auth import require_token
+from dataferry.api.rest import endpoints, health, jobs, transfers
+from dataferry.errors import DataferryError
+
+if TYPE_CHECKING:
+    from dataferry.app import Core
+
+
+def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
+    """Build the app over ``core``; with ``run_background`` it starts and stops the
+    executor and scheduler with the server."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_background:
+            core.start()
+        try:
+            yield
+        finally:
+            if run_background:
+                core.stop()
+
+    app = FastAPI(
+        title="dataferry",
+        version=dataferry.__version__,
+        description="Move and synchronise research data between institutions.",
+        lifespan=lifespan,
+    )
+    app.state.core = core
+
+    @app.exception_handler(DataferryError)
+    async def _dataferry_error(request: Request, exc: DataferryError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            {"error": exc.code, "detail": exc.message}, status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"error": "invalid", "detail": problems}, status_code=422)
+
+    app.include_router(health.router)
+    protected = [Depends(require_token)]
+    for module in (jobs, endpoints, transfers):
+        app.include_router(module.router, prefix="/api/v1", dependencies=protected)
+    return app

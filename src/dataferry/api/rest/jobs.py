@@ -1,0 +1,56 @@
+"""``/api/v1/jobs``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from dataferry.api.deps import core as get_core
+from dataferry.app import Core
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get("/jobs")
+def list_jobs(
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = Query(50),
+    offset: int = Query(0),
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    jobs, total = core.jobs.list(state=state, kind=kind, limit=limit, offset=offset)
+    return {"jobs": [j.document() for j in jobs], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: int, core: Core = Depends(get_core)) -> dict[str, Any]:
+    return core.jobs.get(job_id).document()
+
+
+@router.get("/jobs/{job_id}/detail")
+def job_detail(job_id: int, core: Core = Depends(get_core)) -> dict[str, Any]:
+    doc = core.jobs.get(job_id).detail()
+    doc["attempt_history"] = core.jobs.attempts(job_id)
+    return doc
+
+
+@router.get("/jobs/{job_id}/files")
+def job_files(
+    job_id: int,
+    limit: int = Query(1000, ge=1, le=10000),
+    offset: int = Query(0, ge=0),
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    return {"job_id": job_id, "files": core.jobs.files(job_id, limit=limit, offset=offset)}
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: int, core: Core = Depends(get_core)) -> dict[str, Any]:
+    return core.jobs.cancel(job_id).document()
+
+
+@router.post("/jobs/{job_id}/retry")
+def retry_job(job_id: int, core: Core = Depends(get_core)) -> dict[str, Any]:
+    return core.jobs.retry(job_id).document()

@@ -1,0 +1,32 @@
+"""``/api/v1/transfers``: validate, then 202 with the job document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
+
+from dataferry.api.deps import core as get_core
+from dataferry.app import Core
+from dataferry.transfers.request import TransferRequest
+
+router = APIRouter(tags=["transfers"])
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    destination: str
+    mode: str = "copy"
+    checksum: str = "sha256"
+    overwrite: str | None = None
+
+
+@router.post("/transfers", status_code=202)
+def submit_transfer(body: TransferIn, core: Core = Depends(get_core)) -> dict[str, Any]:
+    req = TransferRequest.build(
+        body.source, body.destination, body.mode, body.checksum, body.overwrite
+    )
+    return core.transfers.submit(req).document()

@@ -1,0 +1,1 @@
+"""The ``dataferry`` command: Typer commands, one module per group."""

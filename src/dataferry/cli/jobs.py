@@ -1,0 +1,101 @@
+"""``dataferry transfer``, ``jobs``, ``status``, ``retry``, ``cancel``."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.table import Table
+
+from dataferry.cli.common import JSON_OPTION, client, console, print_json
+from dataferry.cli.watch import POLL_SECONDS, describe, follow
+from dataferry.client import FINAL_STATES
+
+
+def _exit_for(doc: dict[str, object]) -> None:
+    if doc["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def transfer(
+    source: str = typer.Argument(..., help="ENDPOINT:PATH to copy from."),
+    destination: str = typer.Argument(..., help="ENDPOINT:PATH to copy to."),
+    mode: str = typer.Option("copy", help="copy, move (delete each source file once verified), "
+                             "or sync (copy only what differs)."),
+    checksum: str = typer.Option("sha256", help="sha256, sha1, md5 or none."),
+    overwrite: str = typer.Option(None, help="always, never or if-different "
+                                  "(default: if-different for sync, always otherwise)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Submit a transfer; prints its job id (and follows it with --wait)."""
+    with client() as c:
+        doc = c.transfer(source, destination, mode, checksum, overwrite)
+        if wait:
+            doc = follow(c, doc["job_id"], show_bar=not as_json)
+    if as_json:
+        print_json(doc)
+    else:
+        console.print(describe(doc) if wait else f"job {doc['job_id']} queued", highlight=False)
+    if wait:
+        _exit_for(doc)
+
+
+def jobs(
+    state: str = typer.Option(None, help="Only jobs in this state."),
+    kind: str = typer.Option(None, help="Only jobs of this kind."),
+    limit: int = typer.Option(50, help="How many (newest first)."),
+    offset: int = typer.Option(0, help="Skip this many."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List jobs, newest first."""
+    with client() as c:
+        page = c.jobs(state=state, kind=kind, limit=limit, offset=offset)
+    if as_json:
+        print_json(page["jobs"])
+        return
+    table = Table("id", "kind", "state", "task", "%", "files", "bytes", "attempts", "updated")
+    for d in page["jobs"]:
+        table.add_row(
+            str(d["job_id"]), d["kind"], d["state"], d["task"], f"{d['task_percent']:.0f}",
+            f"{d['files_done']}/{d['files_total'] if d['files_total'] is not None else '?'}",
+            str(d["bytes_done"]), str(d["attempts"]), d["updated"][:19],
+        )
+    console.print(table)
+    console.print(f"{len(page['jobs'])} of {page['total']} jobs", highlight=False)
+
+
+def status(
+    job_id: int = typer.Argument(..., help="The job id."),
+    watch: bool = typer.Option(False, "--watch", help="Keep showing until the job ends."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a job's state and progress."""
+    with client() as c:
+        if watch and as_json:
+            doc = c.job(job_id)
+            while doc["state"] not in FINAL_STATES:
+                time.sleep(POLL_SECONDS)
+                doc = c.job(job_id)
+        elif watch:
+            doc = follow(c, job_id, show_bar=True)
+        else:
+            doc = c.job(job_id)
+    if as_json:
+        print_json(doc)
+    else:
+        console.print(describe(doc), highlight=False)
+
+
+def retry(job_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Restart a failed or cancelled job (verified files are not copied again)."""
+    with client() as c:
+        doc = c.retry(job_id)
+    print_json(doc) if as_json else console.print(describe(doc), highlight=False)
+
+
+def cancel(job_id: int, as_json: bool = JSON_OPTION) -> None:
+    """Cancel a queued, running or retrying job."""
+    with client() as c:
+        doc = c.cancel(job_id)
+    print_json(doc) if as_json else console.print(describe(doc), highlight=False)

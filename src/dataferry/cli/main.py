@@ -1,0 +1,63 @@
+"""Entry point of the ``dataferry`` command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+import dataferry
+from dataferry.cli import endpoints, jobs, serve
+from dataferry.cli.common import fail
+from dataferry.client import ClientError
+from dataferry.config import CONFIG_ENV
+
+app = typer.Typer(
+    name="dataferry",
+    help="Move and synchronise research data between institutions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dataferry {dataferry.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Path = typer.Option(None, "--config", "-c", help="TOML config file "
+                                f"(or {CONFIG_ENV}).", exists=True, dir_okay=False),
+    url: str = typer.Option(None, "--url", help="Service URL for client commands "
+                            "(or DATAFERRY_URL; default http://127.0.0.1:8080)."),
+    token: str = typer.Option(None, "--token", help="Bearer token (or DATAFERRY_TOKEN)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    # The environment carries these to load_settings() (and to child processes).
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config.resolve())
+    if url is not None:
+        os.environ["DATAFERRY_URL"] = url
+    if token is not None:
+        os.environ["DATAFERRY_TOKEN"] = token
+
+
+app.command("serve")(serve.serve)
+app.command("init-db")(serve.init_db)
+app.add_typer(endpoints.app, name="endpoint")
+app.command("transfer")(jobs.transfer)
+app.command("jobs")(jobs.jobs)
+app.command("status")(jobs.status)
+app.command("retry")(jobs.retry)
+app.command("cancel")(jobs.cancel)
+
+
+def main() -> None:
+    try:
+        app()
+    except ClientError as exc:
+        fail(exc.message)

@@ -1,0 +1,67 @@
+"""``dataferry serve`` and ``dataferry init-db``."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import typer
+
+from dataferry.cli.common import console, fail, settings
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default from config: 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (default from config: 8080)."),
+    log_level: str = typer.Option("info", help="Log level: debug, info, warning, error."),
+) -> None:
+    """Run the API, the job executor and the scheduler; creates or upgrades the database."""
+    import uvicorn
+
+    from dataferry.api.app import create_app
+    from dataferry.app import build
+    from dataferry.config import load_settings
+
+    base = settings()
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    s = load_settings(**overrides) if overrides else base
+    if not s.tokens and not is_loopback(s.host):
+        fail(
+            f"refusing to listen on {s.host} without a token: anyone on the network could "
+            "use the API. Set tokens in the config (or DATAFERRY_TOKENS='[\"...\"]'), "
+            "or listen on 127.0.0.1."
+        )
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    core = build(s)
+    console.print(
+        f"dataferry {core.node}: serving on http://{s.host}:{s.port} "
+        f"(data in {s.home}, database {core.db.engine.url.render_as_string()})",
+        highlight=False,
+    )
+    uvicorn.run(create_app(core), host=s.host, port=s.port, log_level=log_level.lower())
+
+
+def init_db() -> None:
+    """Create or upgrade the database and the secret key file (safe to run again)."""
+    from dataferry.app import init_db as do_init
+
+    s = settings()
+    instance = do_init(s)
+    console.print(f"database ready at {s.database_url} (instance {instance})", highlight=False)

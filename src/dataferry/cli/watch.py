@@ -1,0 +1,67 @@
+"""Follow a job until it ends: a Rich progress bar on a terminal, quiet otherwise."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from dataferry.cli.common import console
+from dataferry.client import FINAL_STATES, Client
+
+POLL_SECONDS = 0.5
+
+
+def follow(c: Client, job_id: int, show_bar: bool) -> dict[str, Any]:
+    """Poll the job until it reaches a final state; return its last document."""
+    doc = c.job(job_id)
+    if not show_bar or not console.is_terminal:
+        while doc["state"] not in FINAL_STATES:
+            time.sleep(POLL_SECONDS)
+            doc = c.job(job_id)
+        return doc
+    columns = (
+        TextColumn("[bold]job {task.fields[job]}[/bold] {task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(doc["task"], total=None, job=job_id)
+        while True:
+            total = doc["bytes_total"]
+            bar.update(
+                task,
+                description=f"{doc['state']}: {doc['task']}",
+                completed=doc["bytes_done"],
+                total=total if total else None,
+            )
+            if doc["state"] in FINAL_STATES:
+                break
+            time.sleep(POLL_SECONDS)
+            doc = c.job(job_id)
+    return doc
+
+
+def describe(doc: dict[str, Any]) -> str:
+    files = f"{doc['files_done']}/{doc['files_total'] if doc['files_total'] is not None else '?'}"
+    line = (
+        f"job {doc['job_id']} [{doc['kind']}] {doc['state']}: {doc['task']} "
+        f"{doc['task_percent']:.1f}% files {files} bytes {doc['bytes_done']}"
+        f"/{doc['bytes_total'] if doc['bytes_total'] is not None else '?'} "
+        f"attempts {doc['attempts']}"
+    )
+    if doc["error"]:
+        line += f"\n  error: {doc['error']}"
+    return line

@@ -1,0 +1,127 @@
+"""Python client of the REST API (the CLI uses it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from dataferry.errors import DataferryError
+
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class ClientError(DataferryError):
+    """The service answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, status_code: int = 0) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class Client:
+    def __init__(self, url: str, token: str = "", timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach dataferry at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ClientError(f"{detail} (HTTP {response.status_code})", response.status_code)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # -- health ----------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/healthz")
+        return result
+
+    # -- endpoints -------------------------------------------------------------
+    def endpoints(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/endpoints")["endpoints"]
+        return result
+
+    def add_endpoint(
+        self,
+        name: str,
+        url: str,
+        options: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body = {"name": name, "url": url, "options": options or {}, "secrets": secrets or {}}
+        result: dict[str, Any] = self.request("POST", "/api/v1/endpoints", json=body)
+        return result
+
+    def endpoint(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/endpoints/{name}")
+        return result
+
+    def remove_endpoint(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/endpoints/{name}")
+
+    # -- transfers and jobs ----------------------------------------------------
+    def transfer(
+        self,
+        source: str,
+        destination: str,
+        mode: str = "copy",
+        checksum: str = "sha256",
+        overwrite: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "source": source,
+            "destination": destination,
+            "mode": mode,
+            "checksum": checksum,
+        }
+        if overwrite is not None:
+            body["overwrite"] = overwrite
+        result: dict[str, Any] = self.request("POST", "/api/v1/transfers", json=body)
+        return result
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/jobs/{job_id}")
+        return result
+
+    def jobs(
+        self, state: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if state:
+            params["state"] = state
+        if kind:
+            params["kind"] = kind
+        result: dict[str, Any] = self.request("GET", "/api/v1/jobs", params=params)
+        return result
+
+    def job_files(self, job_id: int, limit: int = 10000, offset: int = 0) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request(
+            "GET", f"/api/v1/jobs/{job_id}/files", params={"limit": limit, "offset": offset}
+        )["files"]
+        return result
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/jobs/{job_id}/cancel")
+        return result
+
+    def retry(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/jobs/{job_id}/retry")
+        return result

@@ -1,0 +1,112 @@
+"""Settings: embedded defaults, an optional TOML file, ``DATAFERRY_*`` environment.
+
+Precedence, highest first: explicit keyword arguments, environment variables
+(``DATAFERRY_PORT``; nested keys with ``__``, e.g. ``DATAFERRY_TRANSFER__CONCURRENCY``),
+the TOML file named by ``DATAFERRY_CONFIG`` (the CLI's ``--config`` sets it),
+then the defaults below. Settings are frozen once read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "DATAFERRY_CONFIG"
+
+
+def default_home() -> Path:
+    """The data directory: ``DATAFERRY_HOME`` or the user's data dir."""
+    env = os.environ.get("DATAFERRY_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("dataferry"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JobSettings(_Section):
+    workers: int = Field(4, ge=1, le=256, description="inline executor threads")
+    max_attempts: int = Field(5, ge=1, description="attempts before a transient error fails a job")
+    backoff_base: float = Field(2.0, gt=0, description="seconds before the first retry")
+    backoff_cap: float = Field(300.0, gt=0, description="longest wait between retries")
+    lease_seconds: float = Field(30.0, gt=1, description="a running job's lease; renewed by heartbeats")
+    tick_seconds: float = Field(2.0, gt=0, description="scheduler tick period")
+    progress_interval: float = Field(0.5, ge=0, description="least seconds between stored progress updates")
+
+
+class TransferSettings(_Section):
+    concurrency: int = Field(4, ge=1, le=64, description="files copied in parallel per job")
+    chunk_size: int = Field(4 * 1024 * 1024, ge=4096, description="bytes per read/write")
+
+
+class Settings(BaseSettings):
+    """Every dataferry setting; see ``docs/configuration.md``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DATAFERRY_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str = ""
+    secret_key: str = Field("", description="Fernet key; default: <home>/secret.key")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    url: str = Field("", description="where the CLI finds the service; default http://host:port")
+    tokens: list[str] = Field(default_factory=list, description="bearer tokens for /api/v1")
+    token: str = Field("", description="the token the CLI sends")
+    executor: Literal["inline", "celery"] = "inline"
+    node_name: str = Field("", description="this process's name in leases; default host:pid")
+    jobs: JobSettings = Field(default_factory=JobSettings)  # type: ignore[arg-type]
+    transfer: TransferSettings = Field(default_factory=TransferSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> Settings:
+        home = self.home.expanduser()
+        object.__setattr__(self, "home", home)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{home / 'dataferry.db'}")
+        if not self.url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            object.__setattr__(self, "url", f"http://{host}:{self.port}")
+        return self
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / "secret.key"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"config file {path} (from {CONFIG_ENV}) does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and config file, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

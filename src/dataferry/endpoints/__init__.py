@@ -1,0 +1,1 @@
+"""Endpoint registry: named storage locations, their secrets and their filesystems."""

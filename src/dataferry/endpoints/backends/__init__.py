@@ -1,0 +1,1 @@
+"""One module per storage protocol; see ``endpoints.protocols`` for the registry."""

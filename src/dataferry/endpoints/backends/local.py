@@ -1,0 +1,70 @@
+"""``file://`` endpoints: a folder on this machine."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import SplitResult, unquote
+
+from fsspec.implementations.local import LocalFileSystem
+
+from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.paths import is_within
+from dataferry.errors import Forbidden, InvalidRequest
+
+
+def _root(url: SplitResult) -> str:
+    if url.netloc not in ("", "localhost"):
+        raise InvalidRequest(f"file URL host must be empty or localhost, not {url.netloc!r}")
+    path = unquote(url.path)
+    if not path.startswith("/"):
+        raise InvalidRequest("file URL must hold an absolute path, e.g. file:///data/in")
+    return os.path.normpath(path)
+
+
+def check(url: SplitResult, options: dict[str, Any]) -> None:
+    root = _root(url)
+    if not os.path.isdir(root):
+        raise InvalidRequest(f"folder {root} does not exist or is not a folder")
+
+
+class LocalEndpointFS(EndpointFS):
+    resumable = True
+
+    def __init__(self, name: str, root: str, options: dict[str, Any]) -> None:
+        super().__init__(name, LocalFileSystem(), root, options)
+        self.real_root = os.path.realpath(self.root)
+
+    def check_inside(self, rel: str) -> None:
+        real = os.path.realpath(self.full(rel))
+        if not is_within(self.real_root, real):
+            raise InvalidRequest(
+                f"path {rel!r} on endpoint {self.name!r} leads outside its root through a link"
+            )
+
+    def check_writable(self, rel: str) -> None:
+        super().check_writable(rel)
+        # The nearest existing folder at or above the target decides.
+        probe = self.full(rel)
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if os.path.isfile(probe):
+            probe = os.path.dirname(probe)
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise Forbidden(f"destination {rel or '/'!r} on endpoint {self.name!r} is not writable")
+
+    def fsync(self, full: str) -> None:
+        fd = os.open(full, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def open_fs(
+    name: str, url: SplitResult, options: dict[str, Any], secrets: dict[str, str]
+) -> EndpointFS:
+    root = _root(url)
+    if not os.path.isdir(root):
+        raise Forbidden(f"endpoint {name!r}: folder {root} is not there any more")
+    return LocalEndpointFS(name, root, options)

@@ -1,0 +1,53 @@
+"""An endpoint opened for I/O: an fsspec filesystem plus the root it is confined to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataferry.endpoints.paths import join
+from dataferry.errors import Forbidden
+
+
+class EndpointFS:
+    """Paths given to its methods are clean relative paths (see ``paths.clean_relative``).
+
+    Backends subclass it where the protocol needs more checks (local symlinks)."""
+
+    #: whether an interrupted file can be continued from an offset (append / range)
+    resumable = False
+
+    def __init__(self, name: str, fs: Any, root: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.fs = fs
+        self.root = root.rstrip("/") or "/"
+        self.options = options
+
+    @property
+    def storage_id(self) -> str:
+        """Equal for two endpoints whose full paths name the same storage namespace."""
+        protocol = self.fs.protocol
+        return protocol if isinstance(protocol, str) else protocol[0]
+
+    def full(self, rel: str) -> str:
+        return join(self.root, rel) if self.root != "/" else "/" + rel
+
+    def rel(self, full: str) -> str:
+        prefix = self.root.rstrip("/") + "/"
+        if full == self.root:
+            return ""
+        if not full.startswith(prefix):
+            raise ValueError(f"{full} is not below {self.root}")
+        return full[len(prefix) :]
+
+    def check_inside(self, rel: str) -> None:
+        """Refuse a path that leaves the root through a link (protocols without links: no-op)."""
+
+    def check_writable(self, rel: str) -> None:
+        if str(self.options.get("read_only", "")).lower() in ("1", "true", "yes"):
+            raise Forbidden(f"endpoint {self.name!r} is read-only")
+
+    def fsync(self, full: str) -> None:
+        """Make a written file durable before it is renamed (where the protocol can)."""
+
+    def close(self) -> None:
+        """Release connections (remote protocols)."""

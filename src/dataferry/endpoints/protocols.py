@@ -1,0 +1,61 @@
+"""Protocol registry: URL scheme -> backend module, imported only when used.
+
+A backend module provides ``check(url, options)`` (static validation when an
+endpoint is registered) and ``open_fs(name, url, options, secrets)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import MappingProxyType, ModuleType
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class Protocol:
+    module: str
+    install_hint: str = ""
+
+
+_PROTOCOLS = {
+    "file": Protocol("dataferry.endpoints.backends.local"),
+}
+PROTOCOLS = MappingProxyType(_PROTOCOLS)
+
+
+def parse_url(url: str) -> SplitResult:
+    """Split an endpoint URL; a bare absolute path means ``file://``."""
+    if url.startswith("/"):
+        url = "file://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in PROTOCOLS:
+        known = ", ".join(sorted(PROTOCOLS))
+        raise InvalidRequest(f"unknown URL scheme {parts.scheme!r}; known: {known}")
+    return parts
+
+
+def _backend(scheme: str) -> ModuleType:
+    proto = PROTOCOLS[scheme]
+    try:
+        return importlib.import_module(proto.module)
+    except ImportError as exc:
+        hint = f" ({proto.install_hint})" if proto.install_hint else ""
+        raise InvalidRequest(f"protocol {scheme!r} is not available: {exc}{hint}") from exc
+
+
+def check(url: str, options: dict[str, Any]) -> str:
+    """Validate an endpoint URL and options; returns the URL in canonical form."""
+    parts = parse_url(url)
+    _backend(parts.scheme).check(parts, options)
+    return parts.geturl()
+
+
+def open_fs(name: str, url: str, options: dict[str, Any], secrets: dict[str, str]) -> EndpointFS:
+    parts = parse_url(url)
+    fs: EndpointFS = _backend(parts.scheme).open_fs(name, parts, options, secrets)
+    return fs

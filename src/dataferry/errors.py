@@ -1,0 +1,68 @@
+"""One exception hierarchy for the whole service.
+
+Front doors map these to their own error shapes (HTTP status, XML-RPC fault,
+JSON-RPC error, CLI exit code); driver errors are converted at the boundary
+with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class DataferryError(Exception):
+    """Root of every error dataferry raises on purpose."""
+
+    status_code = 500
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(DataferryError):
+    """The caller asked for something malformed or not allowed."""
+
+    status_code = 422
+    code = "invalid"
+
+
+class NotFound(DataferryError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DataferryError):
+    """The request is valid but contradicts the current state (e.g. a duplicate name)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(DataferryError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(DataferryError):
+    status_code = 403
+    code = "forbidden"
+
+
+class TransientError(DataferryError):
+    """Worth retrying later: timeouts, resets, a busy remote."""
+
+    status_code = 503
+    code = "transient"
+
+
+class PermanentError(DataferryError):
+    """Retrying will not help: bad credentials, a vanished source, a checksum mismatch."""
+
+    status_code = 500
+    code = "permanent"
+
+
+class JobLost(DataferryError):
+    """This worker no longer owns the job (cancelled, or its lease was taken over)."""
+
+    code = "job_lost"

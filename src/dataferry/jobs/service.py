@@ -1,0 +1,99 @@
+"""The job operations every front door calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from dataferry.config import JobSettings
+from dataferry.db.models import JobFileRow
+from dataferry.errors import InvalidRequest
+from dataferry.jobs.executor import Executor
+from dataferry.jobs.model import Job
+from dataferry.jobs.registry import JobRegistry
+from dataferry.jobs.states import JobEvent, JobState
+from dataferry.jobs.store import JobStore
+
+MAX_PAGE = 1000
+
+
+class NoExecutor:
+    """Until an executor starts (CLI tools, tests), dispatch hints are dropped:
+    the job rows stay queued and any executor picks them up."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def dispatch(self, job_id: int, queue: str) -> None: ...
+
+
+class JobService:
+    def __init__(self, store: JobStore, registry: JobRegistry, settings: JobSettings) -> None:
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.executor: Executor = NoExecutor()
+
+    def submit(self, kind: str, params: dict[str, Any]) -> Job:
+        spec = self.registry.get(kind)
+        job = self.store.create(
+            kind,
+            params,
+            queue=spec.queue,
+            max_attempts=spec.max_attempts or self.settings.max_attempts,
+        )
+        self.executor.dispatch(job.id, job.queue)
+        return job
+
+    def get(self, job_id: int) -> Job:
+        return self.store.get(job_id)
+
+    def list(
+        self, state: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Job], int]:
+        if state is not None and state not in {s.value for s in JobState}:
+            allowed = ", ".join(s.value for s in JobState)
+            raise InvalidRequest(f"unknown state {state!r}; one of: {allowed}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+        if offset < 0:
+            raise InvalidRequest("offset must not be negative")
+        return self.store.list(state=state, kind=kind, limit=limit, offset=offset)
+
+    def cancel(self, job_id: int) -> Job:
+        return self.store.transition(job_id, JobEvent.CANCEL, lease_owner=None, lease_expires_at=None)
+
+    def retry(self, job_id: int) -> Job:
+        """A user's restart of a failed or cancelled job: a fresh set of attempts."""
+        job = self.store.transition(
+            job_id, JobEvent.USER_RETRY, attempts=0, error="", next_run_at=None
+        )
+        self.executor.dispatch(job.id, job.queue)
+        return job
+
+    def attempts(self, job_id: int) -> list[dict[str, Any]]:
+        self.store.get(job_id)
+        return self.store.attempts(job_id)
+
+    def files(self, job_id: int, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        self.store.get(job_id)
+        with self.store.db.read() as s:
+            rows = s.scalars(
+                select(JobFileRow)
+                .where(JobFileRow.job_id == job_id)
+                .order_by(JobFileRow.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return [
+                {
+                    "path": r.path,
+                    "size": r.size,
+                    "state": r.state,
+                    "checksum": r.checksum,
+                    "error": r.error,
+                }
+                for r in rows
+            ]

@@ -1,0 +1,323 @@
+"""All SQL about jobs: create, claim with a lease, progress, finish, requeue.
+
+Every state change is a guarded UPDATE (``WHERE state IN (allowed sources)``,
+and for a running job ``AND lease_owner = me``), so concurrent executors,
+cancels and ticks can never both win: the loser sees zero rows updated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dataferry.db.base import utcnow
+from dataferry.db.engine import Database
+from dataferry.db.models import JobAttemptRow, JobRow
+from dataferry.errors import JobLost, NotFound
+from dataferry.jobs.model import Job
+from dataferry.jobs.states import JobEvent, JobState, next_state, sources_of
+
+_PROGRESS_FIELDS = frozenset(
+    {"task", "task_percent", "bytes_done", "bytes_total", "files_done", "files_total", "result"}
+)
+
+
+def _states(event: JobEvent) -> list[str]:
+    return [s.value for s in sources_of(event)]
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reads -----------------------------------------------------------------
+    def get(self, job_id: int) -> Job:
+        with self.db.read() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"job {job_id} does not exist")
+            return Job.from_row(row)
+
+    def list(
+        self,
+        state: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        query = select(JobRow)
+        count = select(func.count()).select_from(JobRow)
+        if state:
+            query = query.where(JobRow.state == state)
+            count = count.where(JobRow.state == state)
+        if kind:
+            query = query.where(JobRow.kind == kind)
+            count = count.where(JobRow.kind == kind)
+        with self.db.read() as s:
+            rows = s.scalars(query.order_by(JobRow.id.desc()).limit(limit).offset(offset)).all()
+            total = s.scalar(count) or 0
+            return [Job.from_row(r) for r in rows], total
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self.db.read() as s:
+            rows = s.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all()
+            return {state: n for state, n in rows}
+
+    def bytes_done_total(self) -> int:
+        with self.db.read() as s:
+            return int(s.scalar(select(func.coalesce(func.sum(JobRow.bytes_done), 0))) or 0)
+
+    def attempts(self, job_id: int) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(JobAttemptRow)
+                .where(JobAttemptRow.job_id == job_id)
+                .order_by(JobAttemptRow.attempt)
+            ).all()
+            return [
+                {
+                    "attempt": r.attempt,
+                    "worker": r.worker,
+                    "started": r.started.isoformat(),
+                    "ended": r.ended.isoformat() if r.ended else None,
+                    "outcome": r.outcome,
+                    "error": r.error,
+                }
+                for r in rows
+            ]
+
+    def queued_ids(self, older_than: datetime, limit: int = 500) -> list[int]:
+        with self.db.read() as s:
+            return list(
+                s.scalars(
+                    select(JobRow.id)
+                    .where(JobRow.state == JobState.QUEUED.value, JobRow.updated < older_than)
+                    .order_by(JobRow.id)
+                    .limit(limit)
+                ).all()
+            )
+
+    # -- writes ----------------------------------------------------------------
+    def create(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        queue: str = "default",
+        max_attempts: int = 5,
+        session: Session | None = None,
+    ) -> Job:
+        """Insert a queued job; pass ``session`` to create it inside a caller's transaction."""
+        now = utcnow()
+        row = JobRow(
+            kind=kind,
+            queue=queue,
+            state=JobState.QUEUED.value,
+            params=params,
+            result={},
+            task="queued",
+            max_attempts=max_attempts,
+            created=now,
+            updated=now,
+        )
+        if session is not None:
+            session.add(row)
+            session.flush()
+            return Job.from_row(row)
+        with self.db.session() as s:
+            s.add(row)
+            s.flush()
+            return Job.from_row(row)
+
+    def claim_next(
+        self, owner: str, lease_seconds: float, queues: Iterable[str] | None = None
+    ) -> Job | None:
+        """Atomically take the oldest runnable queued job, or None."""
+        for _ in range(5):
+            with self.db.session() as s:
+                query = select(JobRow.id).where(JobRow.state == JobState.QUEUED.value)
+                if queues is not None:
+                    query = query.where(JobRow.queue.in_(list(queues)))
+                query = query.order_by(JobRow.id).limit(1)
+                if not self.db.is_sqlite:
+                    query = query.with_for_update(skip_locked=True)
+                job_id = s.scalar(query)
+                if job_id is None:
+                    return None
+                job = self._claim(s, job_id, owner, lease_seconds)
+                if job is not None:
+                    return job
+        return None
+
+    def claim(self, job_id: int, owner: str, lease_seconds: float) -> Job | None:
+        """Atomically take one given job if it is still queued (a Celery delivery)."""
+        with self.db.session() as s:
+            return self._claim(s, job_id, owner, lease_seconds)
+
+    def _claim(self, s: Session, job_id: int, owner: str, lease_seconds: float) -> Job | None:
+        now = utcnow()
+        done = s.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.state.in_(_states(JobEvent.CLAIM)))
+            .values(
+                state=next_state(JobState.QUEUED, JobEvent.CLAIM).value,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=JobRow.attempts + 1,
+                worker=owner,
+                error="",
+                next_run_at=None,
+                updated=now,
+            )
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        row = s.get(JobRow, job_id, populate_existing=True)
+        assert row is not None
+        s.add(JobAttemptRow(job_id=job_id, attempt=row.attempts, worker=owner, started=now))
+        return Job.from_row(row)
+
+    def _owned(self, job_id: int, owner: str) -> Any:
+        return update(JobRow).where(
+            JobRow.id == job_id,
+            JobRow.state == JobState.RUNNING.value,
+            JobRow.lease_owner == owner,
+        )
+
+    def heartbeat(self, job_id: int, owner: str, lease_seconds: float, **progress: Any) -> None:
+        """Renew the lease and store progress; :class:`JobLost` if no longer ours."""
+        unknown = set(progress) - _PROGRESS_FIELDS
+        if unknown:
+            raise ValueError(f"not progress fields: {sorted(unknown)}")
+        now = utcnow()
+        with self.db.session() as s:
+            done = s.execute(
+                self._owned(job_id, owner).values(
+                    lease_expires_at=now + timedelta(seconds=lease_seconds), updated=now, **progress
+                )
+            )
+            if done.rowcount != 1:
+                raise JobLost(f"job {job_id} is no longer run by {owner}")
+
+    def finish(
+        self,
+        job_id: int,
+        owner: str,
+        event: JobEvent,
+        *,
+        error: str = "",
+        next_run_at: datetime | None = None,
+        **progress: Any,
+    ) -> bool:
+        """End this run with ``event``; False if the job was taken from us meanwhile."""
+        target = next_state(JobState.RUNNING, event)
+        now = utcnow()
+        with self.db.session() as s:
+            done = s.execute(
+                self._owned(job_id, owner).values(
+                    state=target.value,
+                    error=error,
+                    next_run_at=next_run_at,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated=now,
+                    **progress,
+                )
+            )
+            if done.rowcount != 1:
+                return False
+            self._end_attempt(s, job_id, target.value, error, now)
+            return True
+
+    def _end_attempt(self, s: Session, job_id: int, outcome: str, error: str, now: datetime) -> None:
+        last = s.scalar(
+            select(JobAttemptRow)
+            .where(JobAttemptRow.job_id == job_id, JobAttemptRow.ended.is_(None))
+            .order_by(JobAttemptRow.attempt.desc())
+            .limit(1)
+        )
+        if last is not None:
+            last.ended = now
+            last.outcome = outcome
+            last.error = error
+
+    def transition(self, job_id: int, event: JobEvent, **values: Any) -> Job:
+        """Apply a user or tick event to a job whatever runs it (cancel, retry, due)."""
+        now = utcnow()
+        with self.db.session() as s:
+            row = s.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"job {job_id} does not exist")
+            target = next_state(JobState(row.state), event)  # raises InvalidTransition
+            done = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == row.state)
+                .values(state=target.value, updated=now, **values)
+            )
+            if done.rowcount != 1:
+                raise JobLost(f"job {job_id} changed while it was being updated; try again")
+            if row.state == JobState.RUNNING.value:
+                self._end_attempt(s, job_id, target.value, values.get("error", ""), now)
+            fresh = s.get(JobRow, job_id, populate_existing=True)
+            assert fresh is not None
+            return Job.from_row(fresh)
+
+    def due_retries(self, now: datetime) -> list[int]:
+        with self.db.read() as s:
+            return list(
+                s.scalars(
+                    select(JobRow.id).where(
+                        JobRow.state == JobState.RETRYING.value, JobRow.next_run_at <= now
+                    )
+                ).all()
+            )
+
+    def expired_leases(self, now: datetime) -> list[int]:
+        with self.db.read() as s:
+            return list(
+                s.scalars(
+                    select(JobRow.id).where(
+                        JobRow.state == JobState.RUNNING.value, JobRow.lease_expires_at < now
+                    )
+                ).all()
+            )
+
+    def expire_lease(self, job_id: int, now: datetime) -> JobState | None:
+        """Take a job back from a dead worker: requeue it, or fail it if out of attempts."""
+        with self.db.session() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.state != JobState.RUNNING.value:
+                return None
+            if row.lease_expires_at is None or row.lease_expires_at >= now:
+                return None
+            out_of_attempts = row.attempts >= row.max_attempts
+            event = JobEvent.FAIL if out_of_attempts else JobEvent.LEASE_EXPIRED
+            target = next_state(JobState.RUNNING, event)
+            error = (
+                f"worker {row.lease_owner} stopped answering {row.attempts} times; giving up"
+                if out_of_attempts
+                else ""
+            )
+            done = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.state == JobState.RUNNING.value,
+                    JobRow.lease_owner == row.lease_owner,
+                )
+                .values(
+                    state=target.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error=error,
+                    updated=now,
+                )
+            )
+            if done.rowcount != 1:
+                return None
+            self._end_attempt(s, job_id, "lease_expired", "worker stopped answering", now)
+            return target

@@ -1,0 +1,1 @@
+"""Transfers: plan a source, copy each file verified, record per-file state."""

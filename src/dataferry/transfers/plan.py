@@ -1,0 +1,36 @@
+"""Expand a transfer's source into the files to copy."""
+
+from __future__ import annotations
+
+from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.paths import join
+from dataferry.transfers.store import PlannedFile
+
+# Our own temporary files never count as source files.
+TMP_SUFFIX = ".dftmp"
+
+
+def is_temporary(path: str) -> bool:
+    return path.endswith(TMP_SUFFIX)
+
+
+def plan(src: EndpointFS, rel: str) -> list[PlannedFile]:
+    """Every file under ``rel`` (or ``rel`` itself), with paths relative to ``rel``.
+
+    A file source gives one entry with the empty path. Links leaving the
+    endpoint's root are refused (``check_inside``)."""
+    full = src.full(rel)
+    info = src.fs.info(full)
+    if info["type"] != "directory":
+        src.check_inside(rel)
+        return [PlannedFile("", int(info["size"] or 0))]
+    found = src.fs.find(full, detail=True, withdirs=False)
+    files: list[PlannedFile] = []
+    for path, entry in sorted(found.items()):
+        sub = src.rel(path)
+        inner = sub[len(rel) + 1 :] if rel else sub
+        if is_temporary(inner):
+            continue
+        src.check_inside(join(rel, inner))
+        files.append(PlannedFile(inner, int(entry.get("size") or 0)))
+    return files

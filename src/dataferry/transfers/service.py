@@ -1,0 +1,69 @@
+"""Submit a transfer: validate everything before a job exists."""
+
+from __future__ import annotations
+
+from dataferry.endpoints.paths import join, name, split_location
+from dataferry.endpoints.service import EndpointService
+from dataferry.errors import InvalidRequest, NotFound
+from dataferry.jobs.model import Job
+from dataferry.jobs.service import JobService
+from dataferry.transfers.request import TransferRequest
+
+KIND = "transfer"
+
+
+def destination_of(src_is_dir: bool, src_rel: str, dst_rel: str, dst_is_dir: bool) -> str:
+    """Where the source lands: a folder's contents go into the destination folder;
+    a file goes into the destination if that is an existing folder, else becomes it."""
+    if not src_is_dir and dst_is_dir:
+        return join(dst_rel, name(src_rel))
+    return dst_rel
+
+
+class TransferService:
+    def __init__(self, jobs: JobService, endpoints: EndpointService) -> None:
+        self.jobs = jobs
+        self.endpoints = endpoints
+
+    def validate(self, req: TransferRequest) -> dict[str, str]:
+        """Check the request against the registry and storage; return the job parameters."""
+        src_name, src_rel = split_location(req.source)
+        dst_name, dst_rel = split_location(req.destination)
+        src = self.endpoints.open(src_name)
+        dst = self.endpoints.open(dst_name)
+        try:
+            src.check_inside(src_rel)
+            if not src.fs.exists(src.full(src_rel)):
+                raise NotFound(f"source path {src_rel or '/'!r} does not exist on endpoint {src_name!r}")
+            src_is_dir = src.fs.isdir(src.full(src_rel))
+            if not src_is_dir and src_rel == "":
+                raise InvalidRequest("source endpoint root is not a folder")
+            dst.check_inside(dst_rel)
+            dst_is_dir = dst.fs.isdir(dst.full(dst_rel))
+            target = destination_of(src_is_dir, src_rel, dst_rel, dst_is_dir)
+            if not src_is_dir and target == "":
+                raise InvalidRequest("a single file needs a destination path, not the root")
+            if dst.fs.exists(dst.full(target)) and src_is_dir != dst.fs.isdir(dst.full(target)):
+                kind = "a file" if src_is_dir else "a folder"
+                raise InvalidRequest(f"destination {target!r} on {dst_name!r} is {kind}")
+            dst.check_writable(target)
+            if src.storage_id == dst.storage_id and _overlaps(
+                src.full(src_rel), dst.full(target)
+            ):
+                raise InvalidRequest("source and destination overlap; one is inside the other")
+        finally:
+            src.close()
+            dst.close()
+        params = req.params()
+        params["source"] = f"{src_name}:{src_rel}"
+        params["destination"] = f"{dst_name}:{target}"
+        params["source_is_dir"] = "1" if src_is_dir else ""
+        return params
+
+    def submit(self, req: TransferRequest) -> Job:
+        return self.jobs.submit(KIND, self.validate(req))
+
+
+def _overlaps(a: str, b: str) -> bool:
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")

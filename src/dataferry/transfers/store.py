@@ -1,0 +1,113 @@
+"""SQL for a transfer's per-file rows (``job_files``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+
+from dataferry.db.base import utcnow
+from dataferry.db.engine import Database
+from dataferry.db.models import JobFileRow, JobRow
+from dataferry.errors import JobLost
+from dataferry.jobs.states import JobState
+
+
+class FileState:
+    PENDING = "pending"
+    DONE = "done"  # copied and verified
+    SKIPPED = "skipped"  # already identical, or overwrite=never
+    FAILED = "failed"
+
+
+FINISHED = (FileState.DONE, FileState.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    path: str  # relative to the transfer's source
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    id: int
+    state: str
+    checksum: str = ""
+    error: str = ""
+
+
+class TransferStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def save_plan(self, job_id: int, owner: str, files: list[PlannedFile]) -> None:
+        """Store the plan and the totals in one transaction, only while we own the job."""
+        with self.db.session() as s:
+            done = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.state == JobState.RUNNING.value,
+                    JobRow.lease_owner == owner,
+                    JobRow.files_total.is_(None),
+                )
+                .values(
+                    files_total=len(files),
+                    bytes_total=sum(f.size for f in files),
+                    updated=utcnow(),
+                )
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise JobLost(f"job {job_id}: not ours any more, or planned already")
+            now = utcnow()
+            rows = [
+                {"job_id": job_id, "path": f.path, "size": f.size, "state": FileState.PENDING,
+                 "checksum": "", "error": "", "updated": now}
+                for f in files
+            ]
+            for i in range(0, len(rows), 5000):
+                s.execute(insert(JobFileRow), rows[i : i + 5000])
+
+    def unfinished(self, job_id: int) -> list[FileRow]:
+        with self.db.read() as s:
+            rows = s.execute(
+                select(JobFileRow.id, JobFileRow.path, JobFileRow.size, JobFileRow.state)
+                .where(JobFileRow.job_id == job_id, JobFileRow.state.not_in(FINISHED))
+                .order_by(JobFileRow.id)
+            ).all()
+            return [FileRow(*r) for r in rows]
+
+    def finished_totals(self, job_id: int) -> tuple[int, int]:
+        """(files, bytes) already done or skipped: where a resumed job starts counting."""
+        with self.db.read() as s:
+            n, size = s.execute(
+                select(func.count(), func.coalesce(func.sum(JobFileRow.size), 0)).where(
+                    JobFileRow.job_id == job_id, JobFileRow.state.in_(FINISHED)
+                )
+            ).one()
+            return int(n), int(size)
+
+    def record(self, outcomes: Iterable[FileOutcome]) -> None:
+        batch = list(outcomes)
+        if not batch:
+            return
+        now = utcnow()
+        with self.db.session() as s:
+            s.execute(
+                update(JobFileRow),
+                [
+                    {"id": o.id, "state": o.state, "checksum": o.checksum, "error": o.error,
+                     "updated": now}
+                    for o in batch
+                ],
+            )
