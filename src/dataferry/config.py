@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -41,9 +41,13 @@ class JobSettings(_Section):
     max_attempts: int = Field(5, ge=1, description="attempts before a transient error fails a job")
     backoff_base: float = Field(2.0, gt=0, description="seconds before the first retry")
     backoff_cap: float = Field(300.0, gt=0, description="longest wait between retries")
-    lease_seconds: float = Field(30.0, gt=1, description="a running job's lease; renewed by heartbeats")
+    lease_seconds: float = Field(
+        30.0, gt=1, description="a running job's lease; renewed by heartbeats"
+    )
     tick_seconds: float = Field(2.0, gt=0, description="scheduler tick period")
-    progress_interval: float = Field(0.5, ge=0, description="least seconds between stored progress updates")
+    progress_interval: float = Field(
+        0.5, ge=0, description="least seconds between stored progress updates"
+    )
 
 
 class TransferSettings(_Section):
@@ -71,8 +75,8 @@ class Settings(BaseSettings):
     token: str = Field("", description="the token the CLI sends")
     executor: Literal["inline", "celery"] = "inline"
     node_name: str = Field("", description="this process's name in leases; default host:pid")
-    jobs: JobSettings = Field(default_factory=JobSettings)  # type: ignore[arg-type]
-    transfer: TransferSettings = Field(default_factory=TransferSettings)  # type: ignore[arg-type]
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    transfer: TransferSettings = Field(default_factory=TransferSettings)
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:
@@ -107,6 +111,6 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and config file, with explicit overrides on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return Settings(**overrides)

@@ -7,20 +7,26 @@ from rich.table import Table
 
 from dataferry.cli.common import JSON_OPTION, client, console, parse_pairs, print_json
 
-app = typer.Typer(help="Register and inspect endpoints (named storage locations).", no_args_is_help=True)
+app = typer.Typer(
+    help="Register and inspect endpoints (named storage locations).", no_args_is_help=True
+)
 
 
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="A short name, e.g. 'lab'."),
     url: str = typer.Argument(..., help="Where it is: file:///data/lab (or /data/lab)."),
-    option: list[str] = typer.Option(None, "--option", "-o", help="k=v protocol option, repeatable."),
+    option: list[str] = typer.Option(
+        None, "--option", "-o", help="k=v protocol option, repeatable."
+    ),
     secret: list[str] = typer.Option(None, "--secret", "-s", help="k=v secret, stored encrypted."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register an endpoint."""
     with client() as c:
-        doc = c.add_endpoint(name, url, parse_pairs(option, "option"), parse_pairs(secret, "secret"))
+        doc = c.add_endpoint(
+            name, url, parse_pairs(option, "option"), parse_pairs(secret, "secret")
+        )
     if as_json:
         print_json(doc)
     else:

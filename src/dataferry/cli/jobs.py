@@ -20,11 +20,16 @@ def _exit_for(doc: dict[str, object]) -> None:
 def transfer(
     source: str = typer.Argument(..., help="ENDPOINT:PATH to copy from."),
     destination: str = typer.Argument(..., help="ENDPOINT:PATH to copy to."),
-    mode: str = typer.Option("copy", help="copy, move (delete each source file once verified), "
-                             "or sync (copy only what differs)."),
+    mode: str = typer.Option(
+        "copy",
+        help="copy, move (delete each source file once verified), "
+        "or sync (copy only what differs).",
+    ),
     checksum: str = typer.Option("sha256", help="sha256, sha1, md5 or none."),
-    overwrite: str = typer.Option(None, help="always, never or if-different "
-                                  "(default: if-different for sync, always otherwise)."),
+    overwrite: str = typer.Option(
+        None,
+        help="always, never or if-different (default: if-different for sync, always otherwise).",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -57,9 +62,15 @@ def jobs(
     table = Table("id", "kind", "state", "task", "%", "files", "bytes", "attempts", "updated")
     for d in page["jobs"]:
         table.add_row(
-            str(d["job_id"]), d["kind"], d["state"], d["task"], f"{d['task_percent']:.0f}",
+            str(d["job_id"]),
+            d["kind"],
+            d["state"],
+            d["task"],
+            f"{d['task_percent']:.0f}",
             f"{d['files_done']}/{d['files_total'] if d['files_total'] is not None else '?'}",
-            str(d["bytes_done"]), str(d["attempts"]), d["updated"][:19],
+            str(d["bytes_done"]),
+            str(d["attempts"]),
+            d["updated"][:19],
         )
     console.print(table)
     console.print(f"{len(page['jobs'])} of {page['total']} jobs", highlight=False)

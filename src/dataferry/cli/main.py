@@ -29,13 +29,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    config: Path = typer.Option(None, "--config", "-c", help="TOML config file "
-                                f"(or {CONFIG_ENV}).", exists=True, dir_okay=False),
-    url: str = typer.Option(None, "--url", help="Service URL for client commands "
-                            "(or DATAFERRY_URL; default http://127.0.0.1:8080)."),
+    config: Path = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help=f"TOML config file (or {CONFIG_ENV}).",
+        exists=True,
+        dir_okay=False,
+    ),
+    url: str = typer.Option(
+        None,
+        "--url",
+        help="Service URL for client commands (or DATAFERRY_URL; default http://127.0.0.1:8080).",
+    ),
     token: str = typer.Option(None, "--token", help="Bearer token (or DATAFERRY_TOKEN)."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     # The environment carries these to load_settings() (and to child processes).
     if config is not None:

@@ -84,7 +84,9 @@ class EndpointService:
 
     def list(self) -> list[Endpoint]:
         with self.db.read() as s:
-            return [self._public(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
+            return [
+                self._public(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))
+            ]
 
     def _row(self, s: Any, name: str) -> EndpointRow:
         row = s.scalar(select(EndpointRow).where(EndpointRow.name == name))

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from dataferry.db.base import utcnow
-from dataferry.jobs.executor import Executor
-from dataferry.jobs.states import JobEvent, JobState, InvalidTransition
-from dataferry.jobs.store import JobStore
 from dataferry.errors import JobLost
+from dataferry.jobs.executor import Executor
+from dataferry.jobs.states import InvalidTransition, JobEvent, JobState
+from dataferry.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ class JobService:
     def get(self, job_id: int) -> Job:
         return self.store.get(job_id)
 
-    def list(
+    def page(
         self, state: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[Job], int]:
         if state is not None and state not in {s.value for s in JobState}:
@@ -60,10 +60,12 @@ class JobService:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
         if offset < 0:
             raise InvalidRequest("offset must not be negative")
-        return self.store.list(state=state, kind=kind, limit=limit, offset=offset)
+        return self.store.page(state=state, kind=kind, limit=limit, offset=offset)
 
     def cancel(self, job_id: int) -> Job:
-        return self.store.transition(job_id, JobEvent.CANCEL, lease_owner=None, lease_expires_at=None)
+        return self.store.transition(
+            job_id, JobEvent.CANCEL, lease_owner=None, lease_expires_at=None
+        )
 
     def retry(self, job_id: int) -> Job:
         """A user's restart of a failed or cancelled job: a fresh set of attempts."""

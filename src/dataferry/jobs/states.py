@@ -1,10 +1,10 @@
 """The job state machine: pure, no I/O.
 
-    queued --claim--> running --succeed--> succeeded
-                        |  \\--fail-----> failed   --user_retry--> queued
-                        |   \\--retry_later--> retrying --due--> queued
-                        \\--lease_expired--> queued
-    queued | running | retrying --cancel--> cancelled --user_retry--> queued
+queued --claim--> running --succeed--> succeeded
+                    |  \\--fail-----> failed   --user_retry--> queued
+                    |   \\--retry_later--> retrying --due--> queued
+                    \\--lease_expired--> queued
+queued | running | retrying --cancel--> cancelled --user_retry--> queued
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from dataferry.db.base import utcnow
@@ -24,6 +24,11 @@ from dataferry.jobs.states import JobEvent, JobState, next_state, sources_of
 _PROGRESS_FIELDS = frozenset(
     {"task", "task_percent", "bytes_done", "bytes_total", "files_done", "files_total", "result"}
 )
+
+
+def rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def _states(event: JobEvent) -> list[str]:
@@ -42,7 +47,7 @@ class JobStore:
                 raise NotFound(f"job {job_id} does not exist")
             return Job.from_row(row)
 
-    def list(
+    def page(
         self,
         state: str | None = None,
         kind: str | None = None,
@@ -174,7 +179,7 @@ class JobStore:
                 updated=now,
             )
         )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(done) != 1:
             return None
         row = s.get(JobRow, job_id, populate_existing=True)
         assert row is not None
@@ -200,7 +205,7 @@ class JobStore:
                     lease_expires_at=now + timedelta(seconds=lease_seconds), updated=now, **progress
                 )
             )
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 raise JobLost(f"job {job_id} is no longer run by {owner}")
 
     def finish(
@@ -228,12 +233,14 @@ class JobStore:
                     **progress,
                 )
             )
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 return False
             self._end_attempt(s, job_id, target.value, error, now)
             return True
 
-    def _end_attempt(self, s: Session, job_id: int, outcome: str, error: str, now: datetime) -> None:
+    def _end_attempt(
+        self, s: Session, job_id: int, outcome: str, error: str, now: datetime
+    ) -> None:
         last = s.scalar(
             select(JobAttemptRow)
             .where(JobAttemptRow.job_id == job_id, JobAttemptRow.ended.is_(None))
@@ -258,7 +265,7 @@ class JobStore:
                 .where(JobRow.id == job_id, JobRow.state == row.state)
                 .values(state=target.value, updated=now, **values)
             )
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 raise JobLost(f"job {job_id} changed while it was being updated; try again")
             if row.state == JobState.RUNNING.value:
                 self._end_attempt(s, job_id, target.value, values.get("error", ""), now)
@@ -317,7 +324,7 @@ class JobStore:
                     updated=now,
                 )
             )
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 return None
             self._end_attempt(s, job_id, "lease_expired", "worker stopped answering", now)
             return target

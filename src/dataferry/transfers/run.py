@@ -9,10 +9,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from dataferry.config import TransferSettings
-from dataferry.endpoints.filesystem import EndpointFS
-from dataferry.endpoints.paths import join
+from dataferry.endpoints.paths import join, split_location
 from dataferry.endpoints.service import EndpointService
-from dataferry.endpoints.paths import split_location
 from dataferry.errors import DataferryError, JobLost, NotFound, PermanentError, TransientError
 from dataferry.jobs.context import JobContext
 from dataferry.transfers import plan as planning
@@ -45,8 +43,9 @@ def classify(exc: BaseException, what: str) -> DataferryError:
 class _Progress:
     """Counts bytes and files across copy threads; pushes to the job context."""
 
-    def __init__(self, ctx: JobContext, files_total: int, bytes_total: int,
-                 files_done: int, bytes_done: int) -> None:
+    def __init__(
+        self, ctx: JobContext, files_total: int, bytes_total: int, files_done: int, bytes_done: int
+    ) -> None:
         self.ctx = ctx
         self.files_total = files_total
         self.bytes_total = bytes_total
@@ -200,8 +199,13 @@ class TransferRun:
 
         try:
             checksum = copy_file(
-                self.src, src_full, self.dst, dst_full,
-                job_id=self.ctx.job_id, algo=algo, chunk=self.settings.chunk_size,
+                self.src,
+                src_full,
+                self.dst,
+                dst_full,
+                job_id=self.ctx.job_id,
+                algo=algo,
+                chunk=self.settings.chunk_size,
                 on_bytes=on_bytes,
             )
         except BaseException:
@@ -242,8 +246,11 @@ class TransferRun:
 
     def _remove_empty_source_dirs(self) -> None:
         root = self.src.full(self.src_rel)
-        dirs = [p for p, d in self.src.fs.find(root, withdirs=True, detail=True).items()
-                if d["type"] == "directory"]
+        dirs = [
+            p
+            for p, d in self.src.fs.find(root, withdirs=True, detail=True).items()
+            if d["type"] == "directory"
+        ]
         for d in sorted(dirs, key=len, reverse=True) + ([root] if self.src_rel else []):
             try:
                 if not self.src.fs.ls(d):

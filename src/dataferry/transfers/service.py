@@ -34,7 +34,9 @@ class TransferService:
         try:
             src.check_inside(src_rel)
             if not src.fs.exists(src.full(src_rel)):
-                raise NotFound(f"source path {src_rel or '/'!r} does not exist on endpoint {src_name!r}")
+                raise NotFound(
+                    f"source path {src_rel or '/'!r} does not exist on endpoint {src_name!r}"
+                )
             src_is_dir = src.fs.isdir(src.full(src_rel))
             if not src_is_dir and src_rel == "":
                 raise InvalidRequest("source endpoint root is not a folder")
@@ -47,9 +49,7 @@ class TransferService:
                 kind = "a file" if src_is_dir else "a folder"
                 raise InvalidRequest(f"destination {target!r} on {dst_name!r} is {kind}")
             dst.check_writable(target)
-            if src.storage_id == dst.storage_id and _overlaps(
-                src.full(src_rel), dst.full(target)
-            ):
+            if src.storage_id == dst.storage_id and _overlaps(src.full(src_rel), dst.full(target)):
                 raise InvalidRequest("source and destination overlap; one is inside the other")
         finally:
             src.close()

@@ -12,6 +12,7 @@ from dataferry.db.engine import Database
 from dataferry.db.models import JobFileRow, JobRow
 from dataferry.errors import JobLost
 from dataferry.jobs.states import JobState
+from dataferry.jobs.store import rowcount
 
 
 class FileState:
@@ -67,12 +68,19 @@ class TransferStore:
                     updated=utcnow(),
                 )
             )
-            if done.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(done) != 1:
                 raise JobLost(f"job {job_id}: not ours any more, or planned already")
             now = utcnow()
             rows = [
-                {"job_id": job_id, "path": f.path, "size": f.size, "state": FileState.PENDING,
-                 "checksum": "", "error": "", "updated": now}
+                {
+                    "job_id": job_id,
+                    "path": f.path,
+                    "size": f.size,
+                    "state": FileState.PENDING,
+                    "checksum": "",
+                    "error": "",
+                    "updated": now,
+                }
                 for f in files
             ]
             for i in range(0, len(rows), 5000):
@@ -106,8 +114,13 @@ class TransferStore:
             s.execute(
                 update(JobFileRow),
                 [
-                    {"id": o.id, "state": o.state, "checksum": o.checksum, "error": o.error,
-                     "updated": now}
+                    {
+                        "id": o.id,
+                        "state": o.state,
+                        "checksum": o.checksum,
+                        "error": o.error,
+                        "updated": now,
+                    }
                     for o in batch
                 ],
             )

@@ -20,7 +20,7 @@ def list_jobs(
     offset: int = Query(0),
     core: Core = Depends(get_core),
 ) -> dict[str, Any]:
-    jobs, total = core.jobs.list(state=state, kind=kind, limit=limit, offset=offset)
+    jobs, total = core.jobs.page(state=state, kind=kind, limit=limit, offset=offset)
     return {"jobs": [j.document() for j in jobs], "total": total, "limit": limit, "offset": offset}
 
 

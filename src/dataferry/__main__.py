@@ -1,0 +1,3 @@
+from dataferry.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Test helpers shared by every layer: real databases, real servers on loopback."""

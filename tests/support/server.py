@@ -1,0 +1,118 @@
+"""A real ``dataferry serve`` subprocess on a free loopback port, and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dataferry.client import FINAL_STATES, Client
+from tests.support.services import free_port
+
+# Fast timings so crash and retry tests finish in seconds.
+FAST_ENV = {
+    "DATAFERRY_JOBS__TICK_SECONDS": "0.3",
+    "DATAFERRY_JOBS__LEASE_SECONDS": "3",
+    "DATAFERRY_JOBS__BACKOFF_BASE": "0.2",
+    "DATAFERRY_JOBS__BACKOFF_CAP": "1",
+    "DATAFERRY_JOBS__PROGRESS_INTERVAL": "0.2",
+}
+
+
+class Server:
+    def __init__(
+        self,
+        home: Path,
+        database_url: str,
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.home = home
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DATAFERRY_HOME": str(home),
+            "DATAFERRY_DATABASE_URL": database_url,
+            "DATAFERRY_PORT": str(self.port),
+            "DATAFERRY_URL": self.url,
+            **FAST_ENV,
+            **(extra_env or {}),
+        }
+        self.env.pop("DATAFERRY_CONFIG", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home / f"serve-{self.port}.log"
+
+    def start(self, timeout: float = 30.0) -> Server:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dataferry", "serve", "--log-level", "warning"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def client(self, token: str = "") -> Client:
+        return Client(self.url, token or self.env.get("DATAFERRY_TOKEN", ""))
+
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``dataferry`` CLI against this server."""
+        result = subprocess.run(
+            [sys.executable, "-m", "dataferry", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"dataferry {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def wait_job(
+        self, job_id: int, timeout: float = 120, states: frozenset[str] = FINAL_STATES
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.client() as c:
+            while True:
+                doc = c.job(job_id)
+                if doc["state"] in states:
+                    return doc
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"job {job_id} still {doc} after {timeout}s")
+                time.sleep(0.1)
