@@ -259,15 +259,16 @@ class JobStore:
             row = s.get(JobRow, job_id)
             if row is None:
                 raise NotFound(f"job {job_id} does not exist")
-            target = next_state(JobState(row.state), event)  # raises InvalidTransition
+            before = row.state
+            target = next_state(JobState(before), event)  # raises InvalidTransition
             done = s.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state == row.state)
+                .where(JobRow.id == job_id, JobRow.state == before)
                 .values(state=target.value, updated=now, **values)
             )
             if rowcount(done) != 1:
                 raise JobLost(f"job {job_id} changed while it was being updated; try again")
-            if row.state == JobState.RUNNING.value:
+            if before == JobState.RUNNING.value:
                 self._end_attempt(s, job_id, target.value, values.get("error", ""), now)
             fresh = s.get(JobRow, job_id, populate_existing=True)
             assert fresh is not None

@@ -1,0 +1,58 @@
+"""Settings: defaults, TOML file, environment on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataferry.config import CONFIG_ENV, load_settings
+
+
+def test_defaults_need_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.setenv("DATAFERRY_HOME", str(tmp_path))
+    s = load_settings()
+    assert s.home == tmp_path
+    assert s.database_url == f"sqlite:///{tmp_path / 'dataferry.db'}"
+    assert (s.host, s.port, s.executor) == ("127.0.0.1", 8080, "inline")
+    assert s.url == "http://127.0.0.1:8080"
+
+
+def test_toml_then_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "df.toml"
+    cfg.write_text('port = 9000\ntokens = ["t1"]\n[jobs]\nworkers = 3\nmax_attempts = 9\n')
+    monkeypatch.setenv(CONFIG_ENV, str(cfg))
+    monkeypatch.setenv("DATAFERRY_HOME", str(tmp_path))
+    monkeypatch.setenv("DATAFERRY_JOBS__WORKERS", "7")
+    s = load_settings()
+    assert s.port == 9000
+    assert s.tokens == ["t1"]
+    assert s.jobs.workers == 7  # environment wins over the file
+    assert s.jobs.max_attempts == 9
+
+
+def test_unknown_keys_and_bad_values_are_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "df.toml"
+    cfg.write_text("prot = 9000\n")
+    monkeypatch.setenv(CONFIG_ENV, str(cfg))
+    with pytest.raises(ValueError, match="prot"):
+        load_settings()
+    cfg.write_text("port = 99999\n")
+    with pytest.raises(ValueError, match="port"):
+        load_settings()
+
+
+def test_missing_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "nope.toml"))
+    with pytest.raises(FileNotFoundError, match="nope.toml"):
+        load_settings()
+
+
+def test_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    s = load_settings()
+    with pytest.raises(ValueError):
+        s.port = 1  # type: ignore[misc]
