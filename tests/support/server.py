@@ -101,8 +101,8 @@ class Server:
             )
         return result
 
-    def cli_json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json").stdout)
+    def cli_json(self, *args: str, check: bool = True) -> Any:
+        return json.loads(self.cli(*args, "--json", check=check).stdout)
 
     def wait_job(
         self, job_id: int, timeout: float = 120, states: frozenset[str] = FINAL_STATES

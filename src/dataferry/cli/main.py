@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import typer
 
 import dataferry
 from dataferry.cli import endpoints, jobs, serve
-from dataferry.cli.common import fail
+from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
 
@@ -70,4 +71,5 @@ def main() -> None:
     try:
         app()
     except ClientError as exc:
-        fail(exc.message)
+        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(1)

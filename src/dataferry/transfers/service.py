@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataferry.endpoints.paths import join, name, split_location
+from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.paths import join, name, parent, split_location
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import InvalidRequest, NotFound
 from dataferry.jobs.model import Job
@@ -48,6 +49,7 @@ class TransferService:
             if dst.fs.exists(dst.full(target)) and src_is_dir != dst.fs.isdir(dst.full(target)):
                 kind = "a file" if src_is_dir else "a folder"
                 raise InvalidRequest(f"destination {target!r} on {dst_name!r} is {kind}")
+            _check_parents_are_folders(dst, dst_name, target)
             dst.check_writable(target)
             if src.storage_id == dst.storage_id and _overlaps(src.full(src_rel), dst.full(target)):
                 raise InvalidRequest("source and destination overlap; one is inside the other")
@@ -62,6 +64,16 @@ class TransferService:
 
     def submit(self, req: TransferRequest) -> Job:
         return self.jobs.submit(KIND, self.validate(req))
+
+
+def _check_parents_are_folders(dst: EndpointFS, dst_name: str, target: str) -> None:
+    ancestor = parent(target)
+    while ancestor and not dst.fs.exists(dst.full(ancestor)):
+        ancestor = parent(ancestor)
+    if ancestor and not dst.fs.isdir(dst.full(ancestor)):
+        raise InvalidRequest(
+            f"destination {target!r} on {dst_name!r} cannot be created: {ancestor!r} is a file"
+        )
 
 
 def _overlaps(a: str, b: str) -> bool:

@@ -1,0 +1,172 @@
+"""Bad requests get a clear 4xx and change nothing; a vanishing source fails cleanly."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.server import Server
+from tests.support.trees import temporaries
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def setup(server: Server, tmp_path: Path) -> tuple[Server, Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f.txt").write_text("data")
+    dst.mkdir()
+    (dst / "a-file").write_text("in the way")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not yours")
+    (src / "d" / "escape").symlink_to(outside)
+    (src / "link-out").symlink_to(outside / "secret.txt")
+    with server.client() as c:
+        c.add_endpoint("src", str(src))
+        c.add_endpoint("dst", str(dst))
+        c.add_endpoint("ro", str(dst), options={"read_only": "true"})
+    return server, src, dst
+
+
+def post(server: Server, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{server.url}/api/v1/transfers", json=body, timeout=10)
+
+
+REFUSED = [
+    ({"source": "nope:d", "destination": "dst:x"}, 404, "endpoint 'nope' does not exist"),
+    ({"source": "src:d", "destination": "nope:x"}, 404, "endpoint 'nope' does not exist"),
+    (
+        {"source": "src:missing", "destination": "dst:x"},
+        404,
+        "source path 'missing' does not exist",
+    ),
+    ({"source": "src:d", "destination": "ro:x"}, 403, "read-only"),
+    ({"source": "src:d", "destination": "dst:a-file/x"}, 422, "is a file"),
+    ({"source": "src:../outside", "destination": "dst:x"}, 422, "escapes"),
+    ({"source": "src:/etc", "destination": "dst:x"}, 422, "absolute"),
+    ({"source": "src:d", "destination": "dst:../x"}, 422, "escapes"),
+    ({"source": "src:link-out", "destination": "dst:x"}, 422, "outside its root through a link"),
+    ({"source": "src:d", "destination": "src:d/inner"}, 422, "overlap"),
+    ({"source": "src", "destination": "dst:x"}, 422, "ENDPOINT:PATH"),
+    ({"source": "src:d", "destination": "dst:x", "mode": "teleport"}, 422, "mode 'teleport'"),
+    ({"source": "src:d", "destination": "dst:x", "checksum": "crc"}, 422, "checksum 'crc'"),
+    ({"source": "src:d", "destination": "dst:x", "overwrite": "maybe"}, 422, "overwrite"),
+    ({"source": "src:d"}, 422, "destination"),
+    ({"source": "src:d", "destination": "dst:x", "extra": 1}, 422, "extra"),
+]
+
+
+def test_refused_and_nothing_changes(setup: tuple[Server, Path, Path]) -> None:
+    server, _src, dst = setup
+    before = sorted(p.name for p in dst.iterdir())
+    for body, status, message in REFUSED:
+        response = post(server, body)
+        assert response.status_code == status, (body, response.text)
+        assert message in response.json()["detail"], (body, response.text)
+        assert sorted(p.name for p in dst.iterdir()) == before
+    with server.client() as c:
+        assert c.jobs()["total"] == 0
+
+
+def test_link_leaving_the_root_inside_a_tree_fails_the_job(
+    setup: tuple[Server, Path, Path],
+) -> None:
+    server, _src, dst = setup
+    doc = server.cli_json("transfer", "src:d", "dst:x", "--wait", check=False)
+    assert doc["state"] == "failed"
+    assert "outside its root through a link" in doc["error"]
+    assert not (dst / "x").exists()
+
+
+def test_bad_endpoints_refused(setup: tuple[Server, Path, Path], tmp_path: Path) -> None:
+    server, _, _ = setup
+    cases = [
+        ({"name": "x", "url": "gopher://h/p"}, 422, "unknown URL scheme 'gopher'"),
+        ({"name": "x", "url": str(tmp_path / "nope")}, 422, "does not exist"),
+        ({"name": "x", "url": "file://remotehost/data"}, 422, "host"),
+        ({"name": "bad name!", "url": str(tmp_path)}, 422, "endpoint name"),
+        ({"name": "src", "url": str(tmp_path)}, 409, "already exists"),
+        (
+            {"name": "x", "url": str(tmp_path), "options": {"a": "1"}, "secrets": {"a": "2"}},
+            422,
+            "both as option and secret",
+        ),
+    ]
+    for body, status, message in cases:
+        response = httpx.post(f"{server.url}/api/v1/endpoints", json=body, timeout=10)
+        assert response.status_code == status, (body, response.text)
+        assert message in response.json()["detail"]
+    with server.client() as c:
+        assert [e["name"] for e in c.endpoints()] == ["dst", "ro", "src"]
+    missing = httpx.get(f"{server.url}/api/v1/endpoints/none", timeout=10)
+    assert missing.status_code == 404
+    assert httpx.delete(f"{server.url}/api/v1/endpoints/none", timeout=10).status_code == 404
+
+
+def test_cli_reports_errors_plainly(setup: tuple[Server, Path, Path]) -> None:
+    server, _, _ = setup
+    result = server.cli("transfer", "nope:x", "dst:y", check=False)
+    assert result.returncode == 1
+    assert "endpoint 'nope' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = server.cli("endpoint", "add", "x", "/y", "--option", "novalue", check=False)
+    assert result.returncode == 1 and "key=value" in result.stderr
+    result = server.cli("status", "424242", check=False)
+    assert result.returncode == 1 and "job 424242 does not exist" in result.stderr
+
+
+def test_unknown_job_and_bad_job_queries(setup: tuple[Server, Path, Path]) -> None:
+    server, _, _ = setup
+    assert httpx.get(f"{server.url}/api/v1/jobs/999").status_code == 404
+    assert httpx.post(f"{server.url}/api/v1/jobs/999/cancel").status_code == 404
+    r = httpx.get(f"{server.url}/api/v1/jobs", params={"state": "bogus"})
+    assert r.status_code == 422 and "unknown state" in r.json()["detail"]
+    assert httpx.get(f"{server.url}/api/v1/jobs", params={"limit": 0}).status_code == 422
+
+
+def test_vanishing_source_fails_then_retry_succeeds(server_factory: Any, tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    dst.mkdir()
+    (src / "d" / "a-large.bin").write_bytes(os.urandom(160 * MiB))
+    (src / "d" / "b-small.txt").write_text("small")
+    env: dict[str, str] = {
+        "DATAFERRY_TRANSFER__CONCURRENCY": "1",
+        "DATAFERRY_TRANSFER__CHUNK_SIZE": "65536",
+    }
+    server: Server = server_factory("v", env=env)
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+    job_id = server.cli_json("transfer", "src:d", "dst:d")["job_id"]
+    with server.client() as c:
+        deadline = time.monotonic() + 60
+        while True:
+            doc = c.job(job_id)
+            if doc["bytes_done"] > 0 and doc["files_done"] == 0:
+                break
+            assert doc["state"] in ("queued", "running") and time.monotonic() < deadline, doc
+            time.sleep(0.01)
+    (src / "d" / "b-small.txt").unlink()  # while the large file is still copying
+    doc = server.wait_job(job_id)
+    assert doc["state"] == "failed", doc
+    assert "b-small.txt" in doc["error"] and "vanished" in doc["error"]
+    assert temporaries(dst) == []
+    with server.client() as c:
+        states = {f["path"]: f["state"] for f in c.job_files(job_id)}
+    assert states == {"a-large.bin": "done", "b-small.txt": "failed"}
+    large = os.stat(dst / "d" / "a-large.bin")
+
+    (src / "d" / "b-small.txt").write_text("small")
+    assert server.cli_json("retry", str(job_id))["state"] == "queued"
+    doc = server.wait_job(job_id)
+    assert doc["state"] == "succeeded", doc
+    assert (dst / "d" / "b-small.txt").read_text() == "small"
+    again = os.stat(dst / "d" / "a-large.bin")
+    assert (again.st_ino, again.st_mtime_ns) == (large.st_ino, large.st_mtime_ns)

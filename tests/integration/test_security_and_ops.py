@@ -1,0 +1,110 @@
+"""Tokens, the loopback rule, health, metrics, init-db."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import inspect
+
+from dataferry.app import init_db
+from dataferry.config import Settings
+from dataferry.db import migrate
+from dataferry.db.engine import Database
+from tests.support.server import Server
+
+
+def test_tokens_protect_the_api(server_factory: Any, tmp_path: Path) -> None:
+    server: Server = server_factory("t", env={"DATAFERRY_TOKENS": '["s3cret", "other"]'})
+    api = f"{server.url}/api/v1/jobs"
+    assert httpx.get(api).status_code == 401
+    assert httpx.get(api).headers["www-authenticate"] == "Bearer"
+    assert httpx.get(api, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(api, headers={"Authorization": "Basic s3cret"}).status_code == 401
+    assert httpx.get(api, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert httpx.get(api, headers={"Authorization": "Bearer other"}).status_code == 200
+    assert httpx.get(f"{server.url}/healthz").status_code == 200  # open
+    # the CLI sends the token from DATAFERRY_TOKEN / --token
+    result = server.cli("jobs", "--json", check=False)
+    assert result.returncode == 1 and "missing bearer token" in result.stderr
+    assert server.cli("--token", "s3cret", "jobs", "--json").stdout.strip() == "[]"
+    # a secret given to an endpoint never comes back
+    server.cli(
+        "--token", "s3cret", "endpoint", "add", "e", str(tmp_path), "--secret", "password=hunter2"
+    )
+    shown = server.cli("--token", "s3cret", "endpoint", "show", "e", "--json").stdout
+    listed = server.cli("--token", "s3cret", "endpoint", "list").stdout
+    assert "hunter2" not in shown + listed and "password" in shown
+    assert "hunter2" not in server.log.read_text()
+    db = server.home / "dataferry.db"
+    if db.exists():
+        assert b"hunter2" not in db.read_bytes()
+
+
+def test_refuses_public_address_without_token(tmp_path: Path) -> None:
+    env = {"DATAFERRY_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "dataferry", "serve", "--host", "0.0.0.0", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "refusing to listen on 0.0.0.0 without a token" in result.stderr
+
+
+def test_health_and_metrics(server: Server, tmp_path: Path) -> None:
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["status"] == "ok" and health["instance_id"]
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "f").write_bytes(b"x" * 5000)
+    with server.client() as c:
+        c.add_endpoint("m", str(tmp_path / "m"))
+        c.add_endpoint("o", str(tmp_path))
+        job = c.transfer("m:f", "o:copy")
+    server.wait_job(job["job_id"])
+    text = httpx.get(f"{server.url}/metrics").text
+    assert 'dataferry_jobs{state="succeeded"} 1.0' in text
+    assert 'dataferry_jobs{state="failed"} 0.0' in text
+    assert "dataferry_bytes_transferred_total 5000.0" in text
+
+
+def test_openapi_lists_the_api(server: Server) -> None:
+    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    for path in (
+        "/api/v1/jobs",
+        "/api/v1/jobs/{job_id}",
+        "/api/v1/transfers",
+        "/api/v1/endpoints",
+        "/api/v1/jobs/{job_id}/cancel",
+        "/healthz",
+    ):
+        assert path in paths
+
+
+def test_init_db_is_idempotent_and_upgrades(settings: Settings) -> None:
+    first = init_db(settings)
+    assert init_db(settings) == first  # same instance id, nothing broken
+    db = Database(settings.database_url)
+    try:
+        assert migrate.current_heads(db.engine)
+        assert {"jobs", "job_files", "endpoints", "meta"} <= set(
+            inspect(db.engine).get_table_names()
+        )
+        # an older schema (here: the empty one before the first revision) is brought up to date
+        from alembic import command
+
+        command.downgrade(migrate.alembic_config(settings.database_url), "base")
+        assert "jobs" not in inspect(db.engine).get_table_names()
+    finally:
+        db.dispose()
+    init_db(settings)
+    db = Database(settings.database_url)
+    try:
+        assert "jobs" in set(inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()
