@@ -51,8 +51,11 @@ class JobSettings(_Section):
 
 
 class TransferSettings(_Section):
-    concurrency: int = Field(4, ge=1, le=64, description="files copied in parallel per job")
-    chunk_size: int = Field(4 * 1024 * 1024, ge=4096, description="bytes per read/write")
+    concurrency: int = Field(8, ge=1, le=64, description="files copied in parallel per job")
+    chunk_size: int = Field(8 * 1024 * 1024, ge=4096, description="bytes per read/write")
+    verify_readback: bool = Field(
+        False, description="re-read each written file and compare its checksum again"
+    )
 
 
 class Settings(BaseSettings):

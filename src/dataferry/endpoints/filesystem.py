@@ -46,8 +46,32 @@ class EndpointFS:
         if str(self.options.get("read_only", "")).lower() in ("1", "true", "yes"):
             raise Forbidden(f"endpoint {self.name!r} is read-only")
 
-    def fsync(self, full: str) -> None:
-        """Make a written file durable before it is renamed (where the protocol can)."""
+    # -- file I/O the transfer engine uses; backends may override for speed ----------
+    def open_read(self, full: str) -> Any:
+        return self.fs.open(full, "rb")
+
+    def open_write(self, full: str) -> Any:
+        return self.fs.open(full, "wb")
+
+    def make_durable(self, fobj: Any) -> None:
+        """Called on a file opened by ``open_write`` before it is closed: make the bytes
+        durable before the file is renamed into place (where the protocol can)."""
+
+    def size(self, full: str) -> int:
+        return int(self.fs.size(full))
+
+    def exists(self, full: str) -> bool:
+        return bool(self.fs.exists(full))
+
+    def rename(self, src: str, dst: str) -> None:
+        """Move ``src`` onto ``dst`` (replacing it) in one step where the protocol can."""
+        self.fs.mv(src, dst)
+
+    def remove(self, full: str) -> None:
+        self.fs.rm(full)
+
+    def makedirs(self, full: str) -> None:
+        self.fs.makedirs(full, exist_ok=True)
 
     def close(self) -> None:
         """Release connections (remote protocols)."""

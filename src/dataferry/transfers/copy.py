@@ -1,9 +1,12 @@
-"""Copy one file: stream once through the hash into a temporary name in the
-destination folder, sync, verify size and checksum, then rename into place."""
+"""Copy one file: stream it once through the hash into a temporary name in the
+destination folder, sync, verify size (and, if asked, re-read the checksum),
+then rename into place."""
 
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +15,10 @@ from dataferry.endpoints.paths import name, parent
 from dataferry.errors import PermanentError
 from dataferry.transfers.plan import TMP_SUFFIX
 from dataferry.transfers.request import Checksum
+
+# Files at least this large are hashed on one thread while another writes.
+PIPELINE_MIN_BYTES = 32 * 1024 * 1024
+_PIPELINE_DEPTH = 4
 
 
 def temporary_name(dst_full: str, job_id: int) -> str:
@@ -30,10 +37,82 @@ def checksum_of(fs: EndpointFS, full: str, algo: Checksum, chunk: int) -> str:
     hasher = new_hasher(algo)
     if hasher is None:
         return ""
-    with fs.fs.open(full, "rb") as f:
+    with fs.open_read(full) as f:
         while block := f.read(chunk):
             hasher.update(block)
     return f"{algo.value}:{hasher.hexdigest()}"
+
+
+def _write_all(fout: Any, data: memoryview | bytes) -> None:
+    """Write every byte: a raw file's write() may take only part of a block."""
+    view = memoryview(data)
+    while view:
+        n = fout.write(view)
+        if n is None:  # a non-blocking raw stream; ours are blocking, but be exact
+            raise OSError("write would block")
+        view = view[n:]
+
+
+def _stream(fin: Any, fout: Any, hasher: Any, chunk: int, on_bytes: Callable[[int], None]) -> int:
+    written = 0
+    while block := fin.read(chunk):
+        if hasher is not None:
+            hasher.update(block)
+        _write_all(fout, block)
+        written += len(block)
+        on_bytes(len(block))
+    return written
+
+
+def _stream_pipelined(
+    fin: Any, fout: Any, hasher: Any, chunk: int, on_bytes: Callable[[int], None]
+) -> int:
+    """Read and hash here while a second thread writes, through a ring of reused
+    buffers: hashing overlaps the write, and no memory is allocated per block.
+    hashlib and file I/O release the GIL, so both cores work."""
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(_PIPELINE_DEPTH):
+        free.put(bytearray(chunk))
+    full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        while (item := full.get()) is not None:
+            buf, n = item
+            if not failure:
+                try:
+                    _write_all(fout, memoryview(buf)[:n])
+                except BaseException as exc:
+                    failure.append(exc)
+            free.put(buf)
+
+    thread = threading.Thread(target=writer, name="copy-writer", daemon=True)
+    thread.start()
+    written = 0
+    readinto = getattr(fin, "readinto", None)
+    try:
+        while not failure:
+            buf = free.get()
+            if readinto is not None:
+                n = readinto(buf)
+            else:
+                block = fin.read(chunk)
+                n = len(block)
+                buf[:n] = block
+            if not n:
+                break
+            view = memoryview(buf)[:n]
+            if hasher is not None:
+                hasher.update(view)
+            full.put((buf, n))
+            written += n
+            on_bytes(n)
+    finally:
+        full.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return written
 
 
 def copy_file(
@@ -46,37 +125,35 @@ def copy_file(
     algo: Checksum,
     chunk: int,
     on_bytes: Callable[[int], None],
+    size_hint: int = 0,
+    readback: bool = False,
+    make_parent: bool = True,
 ) -> str:
     """Copy and verify; returns the checksum. Leaves no temporary file on failure."""
     tmp = temporary_name(dst_full, job_id)
     folder = parent(dst_full)
-    if folder:
-        dst.fs.makedirs(folder, exist_ok=True)
+    if make_parent and folder:
+        dst.makedirs(folder)
     hasher = new_hasher(algo)
-    written = 0
+    stream = _stream_pipelined if size_hint >= PIPELINE_MIN_BYTES else _stream
     try:
-        with src.fs.open(src_full, "rb") as fin, dst.fs.open(tmp, "wb") as fout:
-            while block := fin.read(chunk):
-                if hasher is not None:
-                    hasher.update(block)
-                fout.write(block)
-                written += len(block)
-                on_bytes(len(block))
-        dst.fsync(tmp)
-        stored = int(dst.fs.size(tmp))
+        with src.open_read(src_full) as fin, dst.open_write(tmp) as fout:
+            written = stream(fin, fout, hasher, chunk, on_bytes)
+            dst.make_durable(fout)
+        stored = dst.size(tmp)
         if stored != written:
             raise PermanentError(f"{dst_full}: wrote {written} bytes but {stored} are stored")
         checksum = f"{algo.value}:{hasher.hexdigest()}" if hasher is not None else ""
-        if checksum:
+        if readback and checksum:
             again = checksum_of(dst, tmp, algo, chunk)
             if again != checksum:
                 raise PermanentError(f"{dst_full}: checksum after writing {again} != {checksum}")
-        dst.fs.mv(tmp, dst_full)
+        dst.rename(tmp, dst_full)
         return checksum
     except BaseException:
         try:
-            if dst.fs.exists(tmp):
-                dst.fs.rm(tmp)
+            if dst.exists(tmp):
+                dst.remove(tmp)
         except Exception:
             pass  # the cleanup on resume removes it
         raise

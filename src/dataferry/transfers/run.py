@@ -96,6 +96,8 @@ class TransferRun:
         self._outcomes: list[FileOutcome] = []
         self._outcome_lock = threading.Lock()
         self._last_record = time.monotonic()
+        self._folders: set[str] = set()
+        self._folder_lock = threading.Lock()
 
     def paths(self, row: FileRow) -> tuple[str, str]:
         return (
@@ -135,8 +137,8 @@ class TransferRun:
         for row in todo:
             tmp = temporary_name(self.paths(row)[1], self.ctx.job_id)
             try:
-                if self.dst.fs.exists(tmp):
-                    self.dst.fs.rm(tmp)
+                if self.dst.exists(tmp):
+                    self.dst.remove(tmp)
             except OSError:
                 log.warning("job %s: could not remove %s", self.ctx.job_id, tmp)
 
@@ -179,7 +181,7 @@ class TransferRun:
         self.ctx.check()
         src_full, dst_full = self.paths(row)
         algo = self.req.checksum
-        if self.dst.fs.exists(dst_full):
+        if self.req.overwrite is not Overwrite.ALWAYS and self.dst.exists(dst_full):
             if self.req.overwrite is Overwrite.NEVER:
                 progress.add(nbytes=row.size)
                 return FileState.SKIPPED, ""
@@ -188,8 +190,9 @@ class TransferRun:
                 if same:
                     progress.add(nbytes=row.size)
                     if self.req.mode is Mode.MOVE:
-                        self.src.fs.rm(src_full)
+                        self.src.remove(src_full)
                     return FileState.SKIPPED, checksum
+        self._ensure_folder(dst_full)
         copied = 0
 
         def on_bytes(n: int) -> None:
@@ -207,6 +210,9 @@ class TransferRun:
                 algo=algo,
                 chunk=self.settings.chunk_size,
                 on_bytes=on_bytes,
+                size_hint=row.size,
+                readback=self.settings.verify_readback,
+                make_parent=False,
             )
         except BaseException:
             progress.add(nbytes=-copied)
@@ -215,11 +221,19 @@ class TransferRun:
             # The file changed since planning; count what was really copied.
             progress.add(nbytes=row.size - copied)
         if self.req.mode is Mode.MOVE:
-            self.src.fs.rm(src_full)  # only after the copy is verified and in place
+            self.src.remove(src_full)  # only after the copy is verified and in place
         return FileState.DONE, checksum
 
+    def _ensure_folder(self, dst_full: str) -> None:
+        """Create each destination folder once per run, not once per file."""
+        folder = dst_full.rpartition("/")[0]
+        with self._folder_lock:
+            if folder and folder not in self._folders:
+                self.dst.makedirs(folder)
+                self._folders.add(folder)
+
     def _identical(self, src_full: str, dst_full: str, algo: Checksum) -> tuple[bool, str]:
-        if self.src.fs.size(src_full) != self.dst.fs.size(dst_full):
+        if self.src.size(src_full) != self.dst.size(dst_full):
             return False, ""
         if algo is Checksum.NONE:
             return True, ""

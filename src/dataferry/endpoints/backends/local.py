@@ -53,12 +53,31 @@ class LocalEndpointFS(EndpointFS):
         if not os.access(probe, os.W_OK | os.X_OK):
             raise Forbidden(f"destination {rel or '/'!r} on endpoint {self.name!r} is not writable")
 
-    def fsync(self, full: str) -> None:
-        fd = os.open(full, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    # Plain os calls: the same semantics as fsspec's local filesystem, less overhead
+    # per file (it matters when a transfer has thousands of small files).
+    def open_read(self, full: str) -> Any:
+        return open(full, "rb", buffering=0)
+
+    def open_write(self, full: str) -> Any:
+        return open(full, "wb", buffering=0)
+
+    def make_durable(self, fobj: Any) -> None:
+        os.fsync(fobj.fileno())
+
+    def size(self, full: str) -> int:
+        return os.stat(full).st_size
+
+    def exists(self, full: str) -> bool:
+        return os.path.lexists(full)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(src, dst)  # atomic on one filesystem
+
+    def remove(self, full: str) -> None:
+        os.unlink(full)
+
+    def makedirs(self, full: str) -> None:
+        os.makedirs(full, exist_ok=True)
 
 
 def open_fs(

@@ -1,0 +1,104 @@
+"""Local-to-local transfer benchmark: dataferry (sha256 on) against cp -r and rclone copy.
+
+    make bench            # or: .venv/bin/python bench/transfer_local.py
+
+Cases: one 1 GiB file, and 5,000 files of 16 KiB. Prints wall time, throughput
+and dataferry's throughput as a ratio of each reference measured in the same run.
+Targets (issue 2): >= 0.5x cp and >= 2x rclone on the large file; >= 1x rclone on
+the small files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import WORK, fresh, report, run, start_server, timed
+
+MiB = 1024 * 1024
+LARGE = int(os.environ.get("BENCH_LARGE_MIB", "1024")) * MiB
+SMALL_FILES = int(os.environ.get("BENCH_SMALL_FILES", "5000"))
+SMALL_SIZE = 16 * 1024
+
+
+def make_sources(base: Path) -> tuple[Path, Path]:
+    large, small = base / "large", base / "small"
+    if not (large / "one.bin").exists() or (large / "one.bin").stat().st_size != LARGE:
+        fresh(large)
+        with open(large / "one.bin", "wb") as f:
+            for _ in range(LARGE // (64 * MiB)):
+                f.write(os.urandom(64 * MiB))
+    if not small.exists() or sum(1 for _ in small.rglob("*.bin")) != SMALL_FILES:
+        fresh(small)
+        for i in range(SMALL_FILES):
+            d = small / f"d{i % 50:02d}"
+            d.mkdir(exist_ok=True)
+            (d / f"f{i:05d}.bin").write_bytes(os.urandom(SMALL_SIZE))
+    for p in (large, small):  # warm the page cache for every tool alike
+        for f in p.rglob("*.bin"):
+            f.read_bytes()
+    return large, small
+
+
+def main() -> None:
+    base = WORK / "transfer_local"
+    large, small = make_sources(base / "src")
+    out = base / "out"
+    rclone = shutil.which("rclone")
+    if rclone is None:
+        print("rclone not found: its column is skipped (apt-get install rclone)")
+    server = start_server(base / "home")
+    client = server.client()
+    client.add_endpoint("src", str(base / "src"))
+    fresh(out)
+    client.add_endpoint("out", str(out))
+
+    def dataferry(name: str) -> None:
+        job = client.transfer(f"src:{name}", f"out:df-{name}", checksum="sha256")
+        while True:
+            doc = client.job(job["job_id"])
+            if doc["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.01)
+        if doc["state"] != "succeeded":
+            raise SystemExit(f"dataferry job failed: {doc}")
+
+    rows: list[tuple[str, str, float, float, str]] = []
+    try:
+        for name, src, total in (
+            ("large", large, LARGE),
+            ("small", small, SMALL_FILES * SMALL_SIZE),
+        ):
+            mb = total / 1e6
+            label = f"{name} ({mb:,.0f} MB)"
+            clear = lambda n=name: [
+                shutil.rmtree(out / f"{t}-{n}", ignore_errors=True)
+                for t in ("df", "cp", "rc")
+            ]
+            t_cp = timed(
+                lambda s=src, n=name: run(["cp", "-r", str(s), str(out / f"cp-{n}")]), before=clear
+            )
+            t_df = timed(lambda n=name: dataferry(n), before=clear)
+            rows.append((label, "cp -r", t_cp, mb, ""))
+            if rclone:
+                t_rc = timed(
+                    lambda s=src, n=name: run([rclone, "copy", str(s), str(out / f"rc-{n}")]),
+                    before=clear,
+                )
+                rows.append((label, "rclone copy", t_rc, mb, ""))
+            ratios = f"{t_cp / t_df:.2f}x cp"
+            if rclone:
+                ratios += f", {t_rc / t_df:.2f}x rclone"
+            rows.append((label, "dataferry", t_df, mb, ratios))
+    finally:
+        client.close()
+        server.kill()
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
