@@ -68,32 +68,30 @@ def main() -> None:
             raise SystemExit(f"dataferry job failed: {doc}")
 
     rows: list[tuple[str, str, float, float, str]] = []
-    try:
-        for name, src, total in (
-            ("large", large, LARGE),
-            ("small", small, SMALL_FILES * SMALL_SIZE),
-        ):
-            mb = total / 1e6
-            label = f"{name} ({mb:,.0f} MB)"
-            clear = lambda n=name: [
-                shutil.rmtree(out / f"{t}-{n}", ignore_errors=True)
-                for t in ("df", "cp", "rc")
-            ]
-            t_cp = timed(
-                lambda s=src, n=name: run(["cp", "-r", str(s), str(out / f"cp-{n}")]), before=clear
+
+    def measure(name: str, src: Path, total: int) -> None:
+        mb = total / 1e6
+        label = f"{name} ({mb:,.0f} MB)"
+
+        def clear() -> None:
+            for tool in ("df", "cp", "rc"):
+                shutil.rmtree(out / f"{tool}-{name}", ignore_errors=True)
+
+        t_cp = timed(lambda: run(["cp", "-r", str(src), str(out / f"cp-{name}")]), before=clear)
+        t_df = timed(lambda: dataferry(name), before=clear)
+        rows.append((label, "cp -r", t_cp, mb, ""))
+        ratios = f"{t_cp / t_df:.2f}x cp"
+        if rclone:
+            t_rc = timed(
+                lambda: run([rclone, "copy", str(src), str(out / f"rc-{name}")]), before=clear
             )
-            t_df = timed(lambda n=name: dataferry(n), before=clear)
-            rows.append((label, "cp -r", t_cp, mb, ""))
-            if rclone:
-                t_rc = timed(
-                    lambda s=src, n=name: run([rclone, "copy", str(s), str(out / f"rc-{n}")]),
-                    before=clear,
-                )
-                rows.append((label, "rclone copy", t_rc, mb, ""))
-            ratios = f"{t_cp / t_df:.2f}x cp"
-            if rclone:
-                ratios += f", {t_rc / t_df:.2f}x rclone"
-            rows.append((label, "dataferry", t_df, mb, ratios))
+            rows.append((label, "rclone copy", t_rc, mb, ""))
+            ratios += f", {t_rc / t_df:.2f}x rclone"
+        rows.append((label, "dataferry", t_df, mb, ratios))
+
+    try:
+        measure("large", large, LARGE)
+        measure("small", small, SMALL_FILES * SMALL_SIZE)
     finally:
         client.close()
         server.kill()
