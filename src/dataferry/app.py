@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from dataferry.config import Settings
 from dataferry.db import migrate
@@ -99,12 +100,18 @@ def init_db(settings: Settings) -> str:
     db = Database(settings.database_url)
     try:
         migrate.upgrade(db.engine)
-        with db.session() as s:
-            row = s.get(MetaRow, "instance_id")
-            if row is None:
-                row = MetaRow(key="instance_id", value=str(uuid.uuid4()))
-                s.add(row)
-            return row.value
+        try:
+            with db.session() as s:
+                row = s.get(MetaRow, "instance_id")
+                if row is None:
+                    row = MetaRow(key="instance_id", value=str(uuid.uuid4()))
+                    s.add(row)
+                return row.value
+        except IntegrityError:  # another process created it first: use theirs
+            with db.read() as s:
+                value = s.scalar(select(MetaRow.value).where(MetaRow.key == "instance_id"))
+                assert value is not None
+                return value
     finally:
         db.dispose()
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from dataferry.config import JobSettings
-from dataferry.db.models import JobFileRow
 from dataferry.errors import InvalidRequest
 from dataferry.jobs.executor import Executor
 from dataferry.jobs.model import Job
@@ -81,21 +78,4 @@ class JobService:
 
     def files(self, job_id: int, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
         self.store.get(job_id)
-        with self.store.db.read() as s:
-            rows = s.scalars(
-                select(JobFileRow)
-                .where(JobFileRow.job_id == job_id)
-                .order_by(JobFileRow.id)
-                .limit(limit)
-                .offset(offset)
-            ).all()
-            return [
-                {
-                    "path": r.path,
-                    "size": r.size,
-                    "state": r.state,
-                    "checksum": r.checksum,
-                    "error": r.error,
-                }
-                for r in rows
-            ]
+        return self.store.files(job_id, limit=limit, offset=offset)

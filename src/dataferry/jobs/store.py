@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
-from dataferry.db.models import JobAttemptRow, JobRow
+from dataferry.db.models import JobAttemptRow, JobFileRow, JobRow
 from dataferry.errors import JobLost, NotFound
 from dataferry.jobs.model import Job
 from dataferry.jobs.states import JobEvent, JobState, next_state, sources_of
@@ -90,6 +90,27 @@ class JobStore:
                     "started": r.started.isoformat(),
                     "ended": r.ended.isoformat() if r.ended else None,
                     "outcome": r.outcome,
+                    "error": r.error,
+                }
+                for r in rows
+            ]
+
+    def files(self, job_id: int, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Per-file rows of a job (transfers and other file-moving kinds)."""
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(JobFileRow)
+                .where(JobFileRow.job_id == job_id)
+                .order_by(JobFileRow.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return [
+                {
+                    "path": r.path,
+                    "size": r.size,
+                    "state": r.state,
+                    "checksum": r.checksum,
                     "error": r.error,
                 }
                 for r in rows
