@@ -135,7 +135,7 @@ def test_vanishing_source_fails_then_retry_succeeds(server_factory: Any, tmp_pat
     src, dst = tmp_path / "src", tmp_path / "dst"
     (src / "d").mkdir(parents=True)
     dst.mkdir()
-    (src / "d" / "a-large.bin").write_bytes(os.urandom(160 * MiB))
+    (src / "d" / "a-large.bin").write_bytes(os.urandom(256 * MiB))
     (src / "d" / "b-small.txt").write_text("small")
     env: dict[str, str] = {
         "DATAFERRY_TRANSFER__CONCURRENCY": "1",
@@ -144,15 +144,15 @@ def test_vanishing_source_fails_then_retry_succeeds(server_factory: Any, tmp_pat
     server: Server = server_factory("v", env=env)
     server.cli("endpoint", "add", "src", str(src))
     server.cli("endpoint", "add", "dst", str(dst))
-    job_id = server.cli_json("transfer", "src:d", "dst:d")["job_id"]
     with server.client() as c:
-        deadline = time.monotonic() + 60
-        while True:
-            doc = c.job(job_id)
-            if doc["bytes_done"] > 0 and doc["files_done"] == 0:
-                break
-            assert doc["state"] in ("queued", "running") and time.monotonic() < deadline, doc
-            time.sleep(0.01)
+        job_id = c.transfer("src:d", "dst:d")["job_id"]
+    # Files are copied in name order, one at a time: while the large file's temporary
+    # is being filled, the small one has not been read yet.
+    large_tmp = dst / "d" / f".a-large.bin.{job_id}.dftmp"
+    deadline = time.monotonic() + 60
+    while not large_tmp.exists():
+        assert time.monotonic() < deadline, server.wait_job(job_id, timeout=1)
+        time.sleep(0.0005)
     (src / "d" / "b-small.txt").unlink()  # while the large file is still copying
     doc = server.wait_job(job_id)
     assert doc["state"] == "failed", doc

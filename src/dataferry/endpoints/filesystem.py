@@ -57,6 +57,14 @@ class EndpointFS:
         """Called on a file opened by ``open_write`` before it is closed: make the bytes
         durable before the file is renamed into place (where the protocol can)."""
 
+    def make_durable_many(self, fulls: list[str]) -> None:
+        """Make several closed files durable at once (before they are renamed). Backends
+        with a cheaper group sync than one ``make_durable`` per file override it and
+        set ``group_sync``."""
+
+    #: whether ``make_durable_many`` is cheaper than syncing files one by one
+    group_sync = False
+
     def size(self, full: str) -> int:
         return int(self.fs.size(full))
 

@@ -8,6 +8,7 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from dataferry.endpoints.filesystem import EndpointFS
@@ -115,6 +116,75 @@ def _stream_pipelined(
     return written
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A file streamed into its temporary name, not yet in place."""
+
+    tmp: str
+    final: str
+    size: int
+    checksum: str
+
+
+def discard(dst: EndpointFS, tmp: str) -> None:
+    """Remove a temporary file if it is there; a failure here is left to the resume cleanup."""
+    try:
+        if dst.exists(tmp):
+            dst.remove(tmp)
+    except Exception:
+        pass
+
+
+def write_temporary(
+    src: EndpointFS,
+    src_full: str,
+    dst: EndpointFS,
+    dst_full: str,
+    *,
+    job_id: int,
+    algo: Checksum,
+    chunk: int,
+    on_bytes: Callable[[int], None],
+    size_hint: int = 0,
+    durable: bool = True,
+) -> Written:
+    """Stream ``src_full`` once through the hash into the temporary name next to
+    ``dst_full``; with ``durable`` it is synced before this returns. On failure the
+    temporary file is removed."""
+    tmp = temporary_name(dst_full, job_id)
+    hasher = new_hasher(algo)
+    stream = _stream_pipelined if size_hint >= PIPELINE_MIN_BYTES else _stream
+    try:
+        with src.open_read(src_full) as fin, dst.open_write(tmp) as fout:
+            written = stream(fin, fout, hasher, chunk, on_bytes)
+            if durable:
+                dst.make_durable(fout)
+    except BaseException:
+        discard(dst, tmp)
+        raise
+    checksum = f"{algo.value}:{hasher.hexdigest()}" if hasher is not None else ""
+    return Written(tmp, dst_full, written, checksum)
+
+
+def publish(dst: EndpointFS, item: Written, *, readback: bool, algo: Checksum, chunk: int) -> None:
+    """Verify a durable temporary file (size, and the checksum again if asked) and
+    rename it into place. On failure the temporary file is removed."""
+    try:
+        stored = dst.size(item.tmp)
+        if stored != item.size:
+            raise PermanentError(f"{item.final}: wrote {item.size} bytes but {stored} are stored")
+        if readback and item.checksum:
+            again = checksum_of(dst, item.tmp, algo, chunk)
+            if again != item.checksum:
+                raise PermanentError(
+                    f"{item.final}: checksum after writing {again} != {item.checksum}"
+                )
+        dst.rename(item.tmp, item.final)
+    except BaseException:
+        discard(dst, item.tmp)
+        raise
+
+
 def copy_file(
     src: EndpointFS,
     src_full: str,
@@ -129,31 +199,21 @@ def copy_file(
     readback: bool = False,
     make_parent: bool = True,
 ) -> str:
-    """Copy and verify; returns the checksum. Leaves no temporary file on failure."""
-    tmp = temporary_name(dst_full, job_id)
+    """Copy, sync and verify one file; returns the checksum. Leaves no temporary file
+    on failure."""
     folder = parent(dst_full)
     if make_parent and folder:
         dst.makedirs(folder)
-    hasher = new_hasher(algo)
-    stream = _stream_pipelined if size_hint >= PIPELINE_MIN_BYTES else _stream
-    try:
-        with src.open_read(src_full) as fin, dst.open_write(tmp) as fout:
-            written = stream(fin, fout, hasher, chunk, on_bytes)
-            dst.make_durable(fout)
-        stored = dst.size(tmp)
-        if stored != written:
-            raise PermanentError(f"{dst_full}: wrote {written} bytes but {stored} are stored")
-        checksum = f"{algo.value}:{hasher.hexdigest()}" if hasher is not None else ""
-        if readback and checksum:
-            again = checksum_of(dst, tmp, algo, chunk)
-            if again != checksum:
-                raise PermanentError(f"{dst_full}: checksum after writing {again} != {checksum}")
-        dst.rename(tmp, dst_full)
-        return checksum
-    except BaseException:
-        try:
-            if dst.exists(tmp):
-                dst.remove(tmp)
-        except Exception:
-            pass  # the cleanup on resume removes it
-        raise
+    item = write_temporary(
+        src,
+        src_full,
+        dst,
+        dst_full,
+        job_id=job_id,
+        algo=algo,
+        chunk=chunk,
+        on_bytes=on_bytes,
+        size_hint=size_hint,
+    )
+    publish(dst, item, readback=readback, algo=algo, chunk=chunk)
+    return item.checksum

@@ -14,11 +14,25 @@ from dataferry.endpoints.service import EndpointService
 from dataferry.errors import DataferryError, JobLost, NotFound, PermanentError, TransientError
 from dataferry.jobs.context import JobContext
 from dataferry.transfers import plan as planning
-from dataferry.transfers.copy import checksum_of, copy_file, temporary_name
+from dataferry.transfers.copy import (
+    Written,
+    checksum_of,
+    discard,
+    publish,
+    temporary_name,
+    write_temporary,
+)
 from dataferry.transfers.request import Checksum, Mode, Overwrite, TransferRequest
 from dataferry.transfers.store import FileOutcome, FileRow, FileState, TransferStore
 
 log = logging.getLogger(__name__)
+
+# Files below this size are synced in groups (one sync for many files) where the
+# destination can; a group is flushed at whichever limit comes first.
+GROUP_FILE_MAX_BYTES = 1024 * 1024
+GROUP_MAX_FILES = 256
+GROUP_MAX_BYTES = 64 * 1024 * 1024
+GROUP_MAX_SECONDS = 0.25
 
 # Per-file outcomes are stored in batches: at most this often, or this many at once.
 RECORD_SECONDS = 0.5
@@ -144,40 +158,61 @@ class TransferRun:
 
     def _copy_all(self, todo: list[FileRow], progress: _Progress) -> dict[str, Any]:
         counts = {"copied": 0, "skipped": 0}
-        failure: list[BaseException] = []
         stop = threading.Event()
+        group = _Group(self, progress, counts) if self.dst.group_sync else None
+
+        def finished(row: FileRow, state: str, checksum: str) -> None:
+            with self._outcome_lock:
+                counts["copied" if state == FileState.DONE else "skipped"] += 1
+            self._note(FileOutcome(row.id, state, checksum))
+            progress.add(nfiles=1)
 
         def one(row: FileRow) -> None:
             if stop.is_set():
                 return
             try:
-                state, checksum = self._copy_one(row, progress)
+                outcome = self._copy_one(row, progress, group)
+                if outcome is not None:
+                    finished(row, *outcome)
+                if group is not None:
+                    group.flush_if_due()
             except JobLost:
                 stop.set()
                 raise
             except BaseException as exc:
-                err = classify(exc, f"{row.path or self.req.source}")
-                self._note(FileOutcome(row.id, FileState.FAILED, error=str(err)), force=True)
                 stop.set()
-                raise err from exc
-            counts["copied" if state == FileState.DONE else "skipped"] += 1
-            self._note(FileOutcome(row.id, state, checksum))
-            progress.add(nfiles=1)
+                raise self._failed(row, exc) from exc
 
+        failure: BaseException | None = None
         with ThreadPoolExecutor(self.settings.concurrency, "copy") as pool:
             futures: list[Future[None]] = [pool.submit(one, row) for row in todo]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in done:
-                if f.exception() is not None:
-                    failure.append(f.exception())  # type: ignore[arg-type]
-            stop.set() if failure else None
+            errors = [e for f in done if (e := f.exception()) is not None]
+            if errors:
+                stop.set()
+                failure = next((e for e in errors if isinstance(e, JobLost)), errors[0])
+        if group is not None:
+            if failure is None:
+                try:
+                    group.flush()
+                except BaseException as exc:
+                    failure = exc
+            group.discard()
         self._flush_outcomes()
-        if failure:
-            lost = [e for e in failure if isinstance(e, JobLost)]
-            raise lost[0] if lost else failure[0]
+        if failure is not None:
+            raise failure
         return counts
 
-    def _copy_one(self, row: FileRow, progress: _Progress) -> tuple[str, str]:
+    def _failed(self, row: FileRow, exc: BaseException) -> DataferryError:
+        err = classify(exc, f"{row.path or self.req.source}")
+        self._note(FileOutcome(row.id, FileState.FAILED, error=str(err)), force=True)
+        return err
+
+    def _copy_one(
+        self, row: FileRow, progress: _Progress, group: _Group | None
+    ) -> tuple[str, str] | None:
+        """Copy one file; returns (state, checksum), or None when the file waits in
+        ``group`` for a shared sync before it is put in place."""
         self.ctx.check()
         src_full, dst_full = self.paths(row)
         algo = self.req.checksum
@@ -200,8 +235,9 @@ class TransferRun:
             copied += n
             progress.add(nbytes=n)
 
+        deferred = group is not None and row.size < GROUP_FILE_MAX_BYTES
         try:
-            checksum = copy_file(
+            item = write_temporary(
                 self.src,
                 src_full,
                 self.dst,
@@ -211,8 +247,7 @@ class TransferRun:
                 chunk=self.settings.chunk_size,
                 on_bytes=on_bytes,
                 size_hint=row.size,
-                readback=self.settings.verify_readback,
-                make_parent=False,
+                durable=not deferred,
             )
         except BaseException:
             progress.add(nbytes=-copied)
@@ -220,9 +255,23 @@ class TransferRun:
         if copied != row.size:
             # The file changed since planning; count what was really copied.
             progress.add(nbytes=row.size - copied)
+        if deferred:
+            assert group is not None
+            group.add(row, src_full, item)
+            return None
+        self._put_in_place(src_full, item)
+        return FileState.DONE, item.checksum
+
+    def _put_in_place(self, src_full: str, item: Written) -> None:
+        publish(
+            self.dst,
+            item,
+            readback=self.settings.verify_readback,
+            algo=self.req.checksum,
+            chunk=self.settings.chunk_size,
+        )
         if self.req.mode is Mode.MOVE:
             self.src.remove(src_full)  # only after the copy is verified and in place
-        return FileState.DONE, checksum
 
     def _ensure_folder(self, dst_full: str) -> None:
         """Create each destination folder once per run, not once per file."""
@@ -271,6 +320,71 @@ class TransferRun:
                     self.src.fs.rmdir(d)
             except OSError:
                 pass
+
+
+class _Group:
+    """Small files written to temporaries, waiting for one shared sync (on backends
+    where that is cheaper than a sync per file), then verified and put in place."""
+
+    def __init__(self, run: TransferRun, progress: _Progress, counts: dict[str, int]) -> None:
+        self.run = run
+        self.progress = progress
+        self.counts = counts
+        self.lock = threading.Lock()
+        self.flush_lock = threading.Lock()
+        self.items: list[tuple[FileRow, str, Written]] = []
+        self.bytes = 0
+        self.since = 0.0
+
+    def add(self, row: FileRow, src_full: str, item: Written) -> None:
+        with self.lock:
+            if not self.items:
+                self.since = time.monotonic()
+            self.items.append((row, src_full, item))
+            self.bytes += item.size
+
+    def flush_if_due(self) -> None:
+        with self.lock:
+            due = (
+                len(self.items) >= GROUP_MAX_FILES
+                or self.bytes >= GROUP_MAX_BYTES
+                or (self.items and time.monotonic() - self.since >= GROUP_MAX_SECONDS)
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.flush_lock:
+            with self.lock:
+                batch, self.items, self.bytes = self.items, [], 0
+            if not batch:
+                return
+            try:
+                self.run.dst.make_durable_many([item.tmp for _, _, item in batch])
+            except BaseException:
+                self._put_back(batch)
+                raise
+            for i, (row, src_full, item) in enumerate(batch):
+                try:
+                    self.run._put_in_place(src_full, item)
+                except BaseException as exc:
+                    self._put_back(batch[i + 1 :])
+                    raise self.run._failed(row, exc) from exc
+                with self.run._outcome_lock:
+                    self.counts["copied"] += 1
+                self.run._note(FileOutcome(row.id, FileState.DONE, item.checksum))
+                self.progress.add(nfiles=1)
+
+    def _put_back(self, batch: list[tuple[FileRow, str, Written]]) -> None:
+        with self.lock:
+            self.items[:0] = batch
+
+    def discard(self) -> None:
+        """Remove the temporaries of files that were never put in place (on failure)."""
+        with self.lock:
+            batch, self.items = self.items, []
+        for _, _, item in batch:
+            discard(self.run.dst, item.tmp)
 
 
 def handler(endpoints: EndpointService, store: TransferStore, settings: TransferSettings) -> Any:
