@@ -3,5 +3,27 @@
 from dataferry.db.models.endpoints import EndpointRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
+from dataferry.db.models.records import (
+    AckRow,
+    CheckpointRow,
+    ClockRow,
+    CollectionRow,
+    ConflictRow,
+    PeerRow,
+    RecordRow,
+)
 
-__all__ = ["EndpointRow", "JobAttemptRow", "JobFileRow", "JobRow", "MetaRow"]
+__all__ = [
+    "AckRow",
+    "CheckpointRow",
+    "ClockRow",
+    "CollectionRow",
+    "ConflictRow",
+    "EndpointRow",
+    "JobAttemptRow",
+    "JobFileRow",
+    "JobRow",
+    "MetaRow",
+    "PeerRow",
+    "RecordRow",
+]
