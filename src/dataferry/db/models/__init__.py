@@ -1,5 +1,12 @@
 """Every table, one module per capability; importing this registers them all."""
 
+from dataferry.db.models.datasets import (
+    DatasetRow,
+    DeliveryRow,
+    SiteRow,
+    SyncedDatasetEventRow,
+    SyncedDatasetRow,
+)
 from dataferry.db.models.endpoints import EndpointRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
@@ -19,6 +26,8 @@ __all__ = [
     "ClockRow",
     "CollectionRow",
     "ConflictRow",
+    "DatasetRow",
+    "DeliveryRow",
     "EndpointRow",
     "JobAttemptRow",
     "JobFileRow",
@@ -26,4 +35,7 @@ __all__ = [
     "MetaRow",
     "PeerRow",
     "RecordRow",
+    "SiteRow",
+    "SyncedDatasetEventRow",
+    "SyncedDatasetRow",
 ]
