@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.celery import Worker
+from tests.support.celery import Worker, registered_queues
 from tests.support.server import FAST_ENV
 from tests.support.services import free_port
 
@@ -76,13 +76,14 @@ def test_units_and_sample_config_run_a_transfer(
         (host,) = unit_commands("dataferry-worker.service", "ExecStart")
         workers = Worker(tmp_path, env, host[3:], name="workers").launch()
         started.append(workers)
+        queues = registered_queues(tmp_path / "queues")
         deadline = time.monotonic() + 90
-        while workers.text().count(" ready: ") < 2:  # transfers and datasets
+        while workers.text().count(" ready: ") < len(queues):  # one process per queue
             assert workers.proc is not None and workers.proc.poll() is None, workers.text()
             assert time.monotonic() < deadline, workers.text()
             time.sleep(0.1)
         pids = [int(p) for p in re.findall(r"dataferry worker \S+:(\d+) ready", workers.text())]
-        assert len(pids) == 2
+        assert len(pids) == len(queues) >= 2
         (one,) = unit_commands("dataferry-worker@.service", "ExecStart", "transfers")
         run(one, " ready: queues transfers ", "worker-transfers")
 
