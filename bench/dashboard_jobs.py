@@ -22,8 +22,6 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, start_server
 
-from tests.support.jobs import insert_jobs
-
 JOBS = int(os.environ.get("BENCH_JOBS", "100000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "30"))
 
@@ -39,6 +37,8 @@ def median_ms(client: httpx.Client, path: str) -> float:
 
 
 def main() -> None:
+    from tests.support.jobs import insert_jobs  # importable once common set the path
+
     home = WORK / "dashboard"
     server = start_server(home, {"DATAFERRY_JOBS__WORKERS": "0"})
     try:

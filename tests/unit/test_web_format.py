@@ -39,7 +39,8 @@ def test_human_duration() -> None:
 
 
 def test_progress_rate_and_eta_of_a_running_job() -> None:
-    p = progress(doc(bytes_done=50 * 1024**2, bytes_total=200 * 1024**2), T0 + timedelta(seconds=10))
+    running = doc(bytes_done=50 * 1024**2, bytes_total=200 * 1024**2)
+    p = progress(running, T0 + timedelta(seconds=10))
     assert p.percent == 25.0
     assert p.done == "50.0 MiB of 200.0 MiB"
     assert p.rate == "5.0 MiB/s"
