@@ -28,13 +28,14 @@ def expect(locator: Any) -> Any:
     return pw_expect(locator)
 
 
-def wait_for(check: Any, what: str, timeout: float = 120) -> Any:
+def wait_for(check: Any, what: Any, timeout: float = 120) -> Any:
+    """Poll ``check`` until true; ``what()`` describes the wait when it times out."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what()}"
         time.sleep(0.02)
 
 
@@ -76,9 +77,15 @@ def test_transfer_from_the_form_advances_to_succeeded(
     job_id = fill_transfer_form(page, web.url, "lab", "run1", "archive", "2026/run1")
 
     with web.client() as c:
+
+        def partial() -> bool:
+            doc = c.job(job_id)
+            assert doc["state"] in ("queued", "running"), (doc, worker.log.read_text()[-2000:])
+            return 0 < doc["bytes_done"] < (doc["bytes_total"] or 0)
+
         wait_for(
-            lambda: 0 < c.job(job_id)["bytes_done"] < (c.job(job_id)["bytes_total"] or 0),
-            "the worker to store partial progress",
+            partial,
+            lambda: f"partial progress: {c.job(job_id)}\n{worker.log.read_text()[-2000:]}",
         )
         assert worker.proc is not None
         worker.proc.send_signal(signal.SIGSTOP)
