@@ -24,21 +24,24 @@ from dataferry.jobs.service import JobService, NoExecutor
 from dataferry.jobs.store import JobStore
 
 if TYPE_CHECKING:
+    from dataferry.sinks.service import SinkService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.sinks import capability as sinks
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install]
+    return [transfers.install, sinks.install]
 
 
 class Core:
     """Every service module, built once per process from the settings."""
 
     transfers: TransferService
+    sinks: SinkService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -52,6 +55,10 @@ class Core:
         self.endpoints = EndpointService(self.db, self.box)
         self.executor: Executor = NoExecutor()
         self.scheduler = Scheduler(self.job_store, self.executor, settings.jobs.tick_seconds)
+        # Long-running parts capabilities add (start()/stop()), run beside the executor.
+        self.background: list[Any] = []
+        # Extra Prometheus collectors capabilities add to /metrics.
+        self.collectors: list[Any] = []
         for install in _capabilities():
             install(self)
 
@@ -84,8 +91,12 @@ class Core:
             raise NotImplementedError(f"executor {self.settings.executor!r} is not available yet")
         self.executor.start()
         self.scheduler.start()
+        for part in self.background:
+            part.start()
 
     def stop(self) -> None:
+        for part in reversed(self.background):
+            part.stop()
         self.scheduler.stop()
         self.executor.stop()
         self.db.dispose()

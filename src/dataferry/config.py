@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dataferry.sinks.spec import SinkSettings, SinkSpec
+
 CONFIG_ENV = "DATAFERRY_CONFIG"
 
 
@@ -80,6 +82,10 @@ class Settings(BaseSettings):
     node_name: str = Field("", description="this process's name in leases; default host:pid")
     jobs: JobSettings = Field(default_factory=JobSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    sinks: list[SinkSpec] = Field(
+        default_factory=list, description="sinks defined in the config file ([[sinks]])"
+    )
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

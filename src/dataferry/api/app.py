@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 import dataferry
 from dataferry.api.auth import require_token
-from dataferry.api.rest import endpoints, health, jobs, transfers
+from dataferry.api.rest import endpoints, health, jobs, sinks, transfers
 from dataferry.errors import DataferryError
 
 if TYPE_CHECKING:
@@ -57,6 +57,6 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers):
+    for module in (jobs, endpoints, transfers, sinks):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     return app

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import endpoints, jobs, serve
+from dataferry.cli import endpoints, jobs, serve, sinks
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -65,6 +65,7 @@ app.command("jobs")(jobs.jobs)
 app.command("status")(jobs.status)
 app.command("retry")(jobs.retry)
 app.command("cancel")(jobs.cancel)
+app.add_typer(sinks.app, name="sink")
 
 
 def main() -> None:
