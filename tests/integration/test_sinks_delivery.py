@@ -112,7 +112,7 @@ def test_redirect_to_another_host_is_not_followed(
         table.insert(1)
         core.sinks.add(sink_def(table, receiver.url))
         stats = core.sinks.run_once("vet")
-        assert stats.delivered == 0 and stats.failed == 1
+        assert stats.delivered == 0 and stats.failed >= 1
         assert elsewhere.requests() == []
         doc = core.sinks.get("vet")
         assert "redirect" in doc["last_error"] and "not followed" in doc["last_error"]

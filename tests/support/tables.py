@@ -25,7 +25,9 @@ class AppTable:
     def __init__(self, url: str, name: str) -> None:
         self.url = url
         self.name = name
-        self.engine = sa.create_engine(url)
+        self.engine = sa.create_engine(
+            url, connect_args={"timeout": 60} if url.startswith("sqlite") else {}
+        )
         self.sqlite = self.engine.dialect.name == "sqlite"
         self._clock = itertools.count(1)
         self._lock = threading.Lock()

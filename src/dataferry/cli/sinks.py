@@ -172,7 +172,7 @@ def list_(as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(docs)
         return
-    table = Table("name", "source", "url", "state", "pending", "delivered", "dead", "last error")
+    table = Table("name", "source", "state", "pending", "delivered", "dead")
     for d in docs:
         src = d["source"]
         source = (
@@ -181,16 +181,11 @@ def list_(as_json: bool = JSON_OPTION) -> None:
             else f"table {src['table']['name']}"
         )
         state = d["state"] if not d["idle_reason"] else f"{d['state']}: {d['idle_reason']}"
+        if d["last_error"] and not d["idle_reason"]:
+            state += f" (last error: {d['last_error'][:80]})"
         ch = d["changes"]
         table.add_row(
-            d["name"],
-            source,
-            d["url"] or "-",
-            state,
-            str(ch["pending"]),
-            str(d["delivered_total"]),
-            str(ch["dead"]),
-            (d["last_error"] or "")[:60],
+            d["name"], source, state, str(ch["pending"]), str(d["delivered_total"]), str(ch["dead"])
         )
     console.print(table)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -191,69 +191,77 @@ class SinkStore:
         removes them at the source, without any request."""
         drops: list[SourceChange] = []
         now = utcnow()
+        o = SinkOutboxRow
         with self.db.session() as s:
             for start in range(0, len(changes), _CHUNK):
                 chunk = changes[start : start + _CHUNK]
                 # A record may change twice in one batch: keep its last change only.
                 latest = {c.key: c for c in chunk}
-                rows = {
+                known = {
                     r.key: r
-                    for r in s.scalars(
-                        select(SinkOutboxRow).where(
-                            SinkOutboxRow.sink_id == sink_id,
-                            SinkOutboxRow.key.in_(list(latest)),
-                        )
+                    for r in s.execute(
+                        select(
+                            o.id,
+                            o.key,
+                            o.version,
+                            o.state,
+                            o.sent,
+                            o.delivered_version,
+                            o.lease_until,
+                        ).where(o.sink_id == sink_id, o.key.in_(list(latest)))
                     )
                 }
+                inserts: list[dict[str, Any]] = []
+                updates: list[dict[str, Any]] = []
+                gone: list[int] = []
                 for key, c in latest.items():
-                    row = rows.get(key)
+                    row = known.get(key)
                     if row is not None and row.version == c.version:
                         continue  # already known (pending, delivered or dead)
-                    seen = row is not None and (
-                        row.delivered_version is not None
-                        or (row.lease_until is not None and row.lease_until > now)
-                    )
+                    # Seen: the partner has (or may have) this record.
+                    seen = row is not None and (row.sent or row.delivered_version is not None)
                     if c.status == "deleted" and c.maybe_new and not seen:
                         drops.append(c)
                         if row is not None:
-                            s.delete(row)
+                            gone.append(row.id)
                         continue
                     status = c.status
                     if status == "new" and seen:
                         status = "modified"
                     elif status == "modified" and c.maybe_new and not seen:
                         status = "new"
+                    values: dict[str, Any] = {
+                        "state": PENDING,
+                        "status": status,
+                        "version": c.version,
+                        "data": c.data,
+                        "changed": c.changed,
+                        "mark": c.mark,
+                        "updated": now,
+                    }
                     if row is None:
-                        s.add(
-                            SinkOutboxRow(
-                                sink_id=sink_id,
-                                key=key,
-                                state=PENDING,
-                                status=status,
-                                version=c.version,
-                                data=c.data,
-                                changed=c.changed,
-                                mark=c.mark,
-                                attempts=0,
-                                next_attempt=now,
-                                last_error="",
-                                created=now,
-                                updated=now,
-                            )
+                        inserts.append(
+                            {
+                                **values,
+                                "sink_id": sink_id,
+                                "key": key,
+                                "attempts": 0,
+                                "sent": False,
+                                "next_attempt": now,
+                                "last_error": "",
+                                "created": now,
+                            }
                         )
-                        continue
-                    if row.state != PENDING:
-                        row.attempts = 0
-                        row.next_attempt = now
-                        row.last_error = ""
-                    row.state = PENDING
-                    row.status = status
-                    row.version = c.version
-                    row.data = c.data
-                    row.changed = c.changed
-                    row.mark = c.mark
-                    row.updated = now
-                s.flush()
+                    elif row.state != PENDING:  # delivered or dead: a fresh start
+                        updates.append({**values, "id": row.id, "attempts": 0, "next_attempt": now})
+                    else:
+                        updates.append({**values, "id": row.id})
+                if inserts:
+                    s.execute(insert(o), inserts)
+                if updates:
+                    s.execute(update(o), updates)
+                if gone:
+                    s.execute(delete(o).where(o.id.in_(gone)))
             if cursor is not None:
                 s.execute(update(SinkRow).where(SinkRow.id == sink_id).values(cursor=cursor))
         return drops
@@ -283,7 +291,7 @@ class SinkStore:
             s.execute(
                 update(SinkOutboxRow)
                 .where(SinkOutboxRow.id.in_([r.id for r in rows]))
-                .values(lease_owner=owner, lease_until=until)
+                .values(lease_owner=owner, lease_until=until, sent=True)
                 .execution_options(synchronize_session=False)
             )
             return [
@@ -317,61 +325,88 @@ class SinkStore:
         done = list(delivered)
         bad = list(failed)
         dead = 0
+        o = SinkOutboxRow
         with self.db.session() as s:
             ids = [c.id for c in done] + [f.claimed.id for f in bad]
-            rows: dict[int, SinkOutboxRow] = {}
+            rows: dict[int, Any] = {}
             for start in range(0, len(ids), _CHUNK):
                 rows.update(
                     (r.id, r)
-                    for r in s.scalars(
-                        select(SinkOutboxRow).where(
-                            SinkOutboxRow.id.in_(ids[start : start + _CHUNK])
+                    for r in s.execute(
+                        select(o.id, o.version, o.lease_owner, o.attempts).where(
+                            o.id.in_(ids[start : start + _CHUNK])
                         )
                     )
                 )
             gone: list[int] = []
+            finished: list[dict[str, Any]] = []
+            superseded: list[dict[str, Any]] = []
+            retries: list[dict[str, Any]] = []
+            dead_ids: list[dict[str, Any]] = []
             for c in done:
                 row = rows.get(c.id)
                 if row is None:
                     continue
-                if row.lease_owner == owner:
-                    row.lease_owner = None
-                    row.lease_until = None
-                row.delivered_version = c.version
-                row.delivered_at = now
-                row.updated = now
+                lease = (
+                    {"lease_owner": None, "lease_until": None} if row.lease_owner == owner else {}
+                )
                 if row.version == c.version:
                     if c.status == "deleted":
                         gone.append(row.id)  # the record is gone on both sides
                         continue
-                    row.state = DELIVERED
-                    row.attempts = 0
-                    row.last_error = ""
+                    finished.append(
+                        {
+                            "id": row.id,
+                            "state": DELIVERED,
+                            "delivered_version": c.version,
+                            "delivered_at": now,
+                            "attempts": 0,
+                            "last_error": "",
+                            "updated": now,
+                            "lease_owner": None,
+                            "lease_until": None,
+                        }
+                    )
                 else:
-                    row.attempts = 0
-                    row.next_attempt = now
+                    superseded.append(
+                        {
+                            "id": row.id,
+                            "delivered_version": c.version,
+                            "delivered_at": now,
+                            "attempts": 0,
+                            "next_attempt": now,
+                            "updated": now,
+                            **lease,
+                        }
+                    )
             for f in bad:
                 row = rows.get(f.claimed.id)
                 if row is None:
                     continue
-                if row.lease_owner == owner:
-                    row.lease_owner = None
-                    row.lease_until = None
-                row.updated = now
-                row.last_error = f.error[:2000]
+                lease = (
+                    {"lease_owner": None, "lease_until": None} if row.lease_owner == owner else {}
+                )
+                base = {"id": row.id, "last_error": f.error[:2000], "updated": now, **lease}
                 if row.version != f.claimed.version:
-                    row.attempts = 0  # a newer change came in: it gets a fresh start
-                    row.next_attempt = now
+                    # A newer change came in meanwhile: it gets a fresh start.
+                    retries.append({**base, "attempts": 0, "next_attempt": now})
                     continue
-                row.attempts += 1
-                if give_up_after is not None and row.attempts >= give_up_after:
-                    row.state = DEAD
+                attempts = row.attempts + 1
+                if give_up_after is not None and attempts >= give_up_after:
+                    dead_ids.append({**base, "attempts": attempts, "state": DEAD})
                     dead += 1
                 else:
-                    row.next_attempt = now + timedelta(seconds=retry_delay(row.attempts))
-            s.flush()
+                    delay = timedelta(seconds=retry_delay(attempts))
+                    retries.append({**base, "attempts": attempts, "next_attempt": now + delay})
+            for params in (finished, superseded, retries, dead_ids):
+                # Rows may differ in keys (lease or not): group them for executemany.
+                groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                for p in params:
+                    groups.setdefault(tuple(sorted(p)), []).append(p)
+                for group in groups.values():
+                    s.execute(update(o), group)
             if gone:
-                s.execute(delete(SinkOutboxRow).where(SinkOutboxRow.id.in_(gone)))
+                s.execute(delete(o).where(o.id.in_(gone)))
             values: dict[str, Any] = {
                 "delivered_total": SinkRow.delivered_total + len(done),
                 "failed_total": SinkRow.failed_total + len(bad),

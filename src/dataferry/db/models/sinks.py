@@ -67,6 +67,9 @@ class SinkOutboxRow(Base):
     changed: Mapped[str] = mapped_column(String(64), default="")
     mark: Mapped[Any] = mapped_column(JSON, nullable=True)
     delivered_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # A request for this record was made at least once (the partner may have it even
+    # if no answer came back): its deletion must then be sent, not dropped.
+    sent: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -178,16 +178,25 @@ class TableSource:
         )
 
     def scan(self, cursor: int) -> Iterator[tuple[list[SourceChange], int | None]]:
-        try:
-            with self.engine.connect() as conn:
-                result = conn.execution_options(stream_results=True).execute(self._select())
-                while True:
-                    rows = result.mappings().fetchmany(BATCH)
-                    if not rows:
-                        break
-                    yield [self._change(dict(r)) for r in rows], None
-        except SQLAlchemyError as exc:
-            raise TransientError(f"reading table {self.spec.name!r} failed: {exc}") from exc
+        # Pages by key, each its own short read: the application's writers are never
+        # held up by a long-running read (SQLite without WAL blocks them).
+        key = self.table.c[self.spec.key]
+        last: Any = None
+        while True:
+            query = self._select().order_by(key).limit(BATCH)
+            if last is not None:
+                query = query.where(key > last)
+            try:
+                with self.engine.connect() as conn:
+                    rows = [dict(r) for r in conn.execute(query).mappings()]
+            except SQLAlchemyError as exc:
+                raise TransientError(f"reading table {self.spec.name!r} failed: {exc}") from exc
+            if not rows:
+                return
+            yield [self._change(r) for r in rows], None
+            if len(rows) < BATCH:
+                return
+            last = rows[-1][self.spec.key]
 
     # -- writing back -----------------------------------------------------------
     def delivered(self, changes: Sequence[Claimed]) -> None:
@@ -196,19 +205,37 @@ class TableSource:
         s = self.spec
         t = self.table
         key_col = t.c[s.key]
+        removed: list[dict[str, Any]] = []
+        synced: list[dict[str, Any]] = []
+        synced_now: list[dict[str, Any]] = []
+        for c in changes:
+            mark = c.mark or {}
+            key = decode_raw(mark.get("k", c.key))
+            if c.status == "deleted":
+                removed.append({"k": key})
+            elif mark.get("t") is None:
+                synced_now.append({"k": key})
+            else:
+                synced.append({"k": key, "t": decode_raw(mark["t"])})
+        k: Any = sa.bindparam("k")
         try:
             with self.engine.begin() as conn:
-                for c in changes:
-                    mark = c.mark or {}
-                    key = decode_raw(mark.get("k", c.key))
-                    if c.status == "deleted":
-                        conn.execute(
-                            sa.delete(t).where(key_col == key, t.c[s.deleted].is_not(None))
-                        )
-                        continue
-                    when = decode_raw(mark.get("t"))
-                    value: Any = sa.func.current_timestamp() if when is None else when
-                    conn.execute(sa.update(t).where(key_col == key).values({s.last_sync: value}))
+                if removed:
+                    conn.execute(
+                        sa.delete(t).where(key_col == k, t.c[s.deleted].is_not(None)), removed
+                    )
+                if synced:
+                    conn.execute(
+                        sa.update(t).where(key_col == k).values({s.last_sync: sa.bindparam("t")}),
+                        synced,
+                    )
+                if synced_now:
+                    conn.execute(
+                        sa.update(t)
+                        .where(key_col == k)
+                        .values({s.last_sync: sa.func.current_timestamp()}),
+                        synced_now,
+                    )
         except SQLAlchemyError as exc:
             raise TransientError(f"marking rows of {s.name!r} synced failed: {exc}") from exc
 

@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("changed", sa.String(length=64), nullable=False),
         sa.Column("mark", sa.JSON(), nullable=True),
         sa.Column("delivered_version", sa.String(length=128), nullable=True),
+        sa.Column("sent", sa.Boolean(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt", UTC(), nullable=False),
         sa.Column("lease_owner", sa.String(length=255), nullable=True),
