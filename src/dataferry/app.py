@@ -24,6 +24,13 @@ from dataferry.jobs.service import JobService, NoExecutor
 from dataferry.jobs.store import JobStore
 
 if TYPE_CHECKING:
+    from celery import Celery
+
+    from dataferry.datasets.consumer import ConsumerService
+    from dataferry.datasets.peerfiles import PeerFiles
+    from dataferry.datasets.provider import ProviderService
+    from dataferry.datasets.sites import SiteService
+    from dataferry.records.service import RecordService
     from dataferry.sinks.service import SinkService
     from dataferry.transfers.service import TransferService
 
@@ -31,16 +38,23 @@ log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.datasets import capability as datasets
+    from dataferry.records import capability as records
     from dataferry.sinks import capability as sinks
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, sinks.install]
+    return [transfers.install, datasets.install, records.install, sinks.install]
 
 
 class Core:
     """Every service module, built once per process from the settings."""
 
     transfers: TransferService
+    records: RecordService
+    sites: SiteService
+    peer_files: PeerFiles
+    provider: ProviderService
+    consumer: ConsumerService
     sinks: SinkService
 
     def __init__(self, settings: Settings) -> None:
@@ -54,7 +68,13 @@ class Core:
         self.box = SecretBox.from_settings(settings.secret_key, settings.key_file)
         self.endpoints = EndpointService(self.db, self.box)
         self.executor: Executor = NoExecutor()
-        self.scheduler = Scheduler(self.job_store, self.executor, settings.jobs.tick_seconds)
+        self.scheduler = Scheduler(
+            self.job_store,
+            self.executor,
+            settings.jobs.tick_seconds,
+            settings.celery.redispatch_seconds if settings.executor == "celery" else None,
+        )
+        self._celery: Celery | None = None
         # Long-running parts capabilities add (start()/stop()), run beside the executor.
         self.background: list[Any] = []
         # Extra Prometheus collectors capabilities add to /metrics.
@@ -73,22 +93,41 @@ class Core:
         self.jobs.executor = executor
         self.scheduler.executor = executor
 
-    def start(self) -> None:
-        """Start running jobs (executor threads) and the scheduler tick."""
-        if self.settings.executor == "inline":
-            from dataferry.jobs.executors.inline import InlineExecutor
+    @property
+    def celery(self) -> Celery:
+        """This process's Celery application (``executor = "celery"`` only)."""
+        if self._celery is None:
+            from dataferry.jobs.executors.celery import make_celery
 
-            self.use_executor(
-                InlineExecutor(
-                    self.job_store,
-                    self.runner,
-                    self.node,
-                    self.settings.jobs.workers,
-                    self.settings.jobs.lease_seconds,
-                )
+            self._celery = make_celery(self.settings)
+        return self._celery
+
+    def use_celery(self) -> None:
+        """Dispatch jobs to Celery workers (``serve``, a worker's tick, beat)."""
+        from dataferry.jobs.executors.celery import CeleryExecutor
+
+        self.use_executor(CeleryExecutor(self.celery, self.settings, self.instance_id))
+
+    def start(self) -> None:
+        """Start running jobs: executor threads and the scheduler tick (inline), or
+        dispatch to Celery workers, whose beat schedule runs the tick (celery)."""
+        if self.settings.executor == "celery":
+            self.use_celery()
+            self.executor.start()
+            for part in self.background:
+                part.start()
+            return
+        from dataferry.jobs.executors.inline import InlineExecutor
+
+        self.use_executor(
+            InlineExecutor(
+                self.job_store,
+                self.runner,
+                self.node,
+                self.settings.jobs.workers,
+                self.settings.jobs.lease_seconds,
             )
-        else:
-            raise NotImplementedError(f"executor {self.settings.executor!r} is not available yet")
+        )
         self.executor.start()
         self.scheduler.start()
         for part in self.background:

@@ -63,5 +63,11 @@ def install(core: Core) -> None:
     engine = SinkEngine(store, core.box, core.node, core.settings.sink)
     daemon = SinkDaemon(engine, store, core.settings.sink.tick_seconds)
     core.sinks = SinkService(store, core.box, engine, daemon)
+    records = getattr(core, "records", None)
+    if records is not None:  # collections as sources, and a wake-up on every change
+        from dataferry.sinks.sources.collection import CollectionSource
+
+        engine.collections = lambda name: CollectionSource(records, name)
+        records.subscribe(lambda collection, seq: daemon.wake_source(f"collection:{collection}"))
     core.background.append(_ConfigSinks(core, daemon))
     core.collectors.append(SinkCollector(store))

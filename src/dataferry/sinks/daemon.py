@@ -50,6 +50,7 @@ class SinkDaemon:
         self._event = threading.Event()
         self._poll_now: set[str] = set()
         self._poll_all = False
+        self._poll_sources: set[str] = set()
         self._lock = threading.Lock()
         self._results: queue.SimpleQueue[tuple[int, Claimed, Outcome]] = queue.SimpleQueue()
         self._stopping = threading.Event()
@@ -80,6 +81,12 @@ class SinkDaemon:
                 self._poll_now.add(sink_name)
         self._event.set()
 
+    def wake_source(self, label: str) -> None:
+        """Poll now every sink reading this source (``collection:NAME``)."""
+        with self._lock:
+            self._poll_sources.add(label)
+        self._event.set()
+
     # -- loop -------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -98,6 +105,7 @@ class SinkDaemon:
         with self._lock:
             poll_all, self._poll_all = self._poll_all, False
             poll_now, self._poll_now = self._poll_now, set()
+            labels, self._poll_sources = self._poll_sources, set()
         self._drain()
         active: dict[int, Sink] = {}
         for stored in self.store.all():
@@ -132,7 +140,12 @@ class SinkDaemon:
                 continue  # being replaced
             else:
                 w = found
-            if poll_all or sink.name in poll_now or now - w.last_poll >= sink.spec.poll_interval:
+            if (
+                poll_all
+                or sink.name in poll_now
+                or sink.spec.source.label in labels
+                or now - w.last_poll >= sink.spec.poll_interval
+            ):
                 w.last_poll = now
                 self.engine.poll(sink)
             room = 2 * sink.spec.concurrency - len(w.in_flight)

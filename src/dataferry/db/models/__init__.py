@@ -1,16 +1,44 @@
 """Every table, one module per capability; importing this registers them all."""
 
+from dataferry.db.models.datasets import (
+    DatasetRow,
+    DeliveryRow,
+    SiteRow,
+    SyncedDatasetEventRow,
+    SyncedDatasetRow,
+)
 from dataferry.db.models.endpoints import EndpointRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
+from dataferry.db.models.records import (
+    AckRow,
+    CheckpointRow,
+    ClockRow,
+    CollectionRow,
+    ConflictRow,
+    PeerRow,
+    RecordRow,
+)
 from dataferry.db.models.sinks import SinkOutboxRow, SinkRow
 
 __all__ = [
+    "AckRow",
+    "CheckpointRow",
+    "ClockRow",
+    "CollectionRow",
+    "ConflictRow",
+    "DatasetRow",
+    "DeliveryRow",
     "EndpointRow",
     "JobAttemptRow",
     "JobFileRow",
     "JobRow",
     "MetaRow",
+    "PeerRow",
+    "RecordRow",
     "SinkOutboxRow",
     "SinkRow",
+    "SiteRow",
+    "SyncedDatasetEventRow",
+    "SyncedDatasetRow",
 ]
