@@ -56,6 +56,7 @@ class SinkDaemon:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._workers: dict[int, _Worker] = {}
+        self._sinks: dict[int, Sink] = {}  # opened definitions, reused while unchanged
 
     # -- control ----------------------------------------------------------------
     def start(self) -> None:
@@ -111,8 +112,12 @@ class SinkDaemon:
         for stored in self.store.all():
             if stored.paused or not stored.url:
                 continue
+            cached = self._sinks.get(stored.id)
+            if cached is not None and cached.updated == stored.updated:
+                active[stored.id] = cached
+                continue
             try:
-                active[stored.id] = self.engine.sink(stored)
+                active[stored.id] = self._sinks[stored.id] = self.engine.sink(stored)
             except Exception as exc:
                 log.warning("sink %s cannot run: %s", stored.name, exc)
         for sink_id in list(self._workers):
