@@ -155,3 +155,62 @@ def test_ten_thousand_changes_from_a_collection_all_arrive_in_order(settings: Se
         keys[(got.id, got.status, got.document["lastModified"])].add(got.idempotency_key)
     assert all(len(k) == 1 for k in keys.values())
     assert len(receiver.requests()) > len(receiver.applied())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_kill_9_mid_run_then_restart_loses_nothing(server_factory: Any, core: Any) -> None:
+    """Another process writes the collection; the server delivering it is killed."""
+    receiver = Receiver(choose=chaos(seed=8, failure_rate=0.2), timeout_sleep=0.8).start()
+    env = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
+    rng = random.Random(2)
+    live: dict[str, int] = {}
+
+    def write(n: int) -> None:
+        batch = []
+        for _ in range(n):
+            if live and rng.random() < 0.5:
+                u = rng.choice(list(live))
+                if rng.random() < 0.1:
+                    del live[u]
+                    core.records.delete("observations", u)
+                    continue
+                live[u] += 1
+            else:
+                u = str(uuidlib.uuid4())
+                live[u] = 1
+            if u not in {b[0] for b in batch}:
+                batch.append((u, {"rev": live[u]}))
+            else:
+                batch = [(b[0], {"rev": live[b[0]]}) for b in batch]
+        core.records.put_many("observations", batch)
+
+    try:
+        core.records.create_collection("observations")
+        write(1000)
+        srv = server_factory("a", env)
+        with srv.client() as c:
+            c.add_sink(sink_def(receiver.url, poll_interval=0.3, concurrency=4))
+        deadline = time.monotonic() + 120
+        while len(receiver.applied()) < 300:
+            assert time.monotonic() < deadline, "nothing delivered"
+            time.sleep(0.05)
+        srv.kill()  # SIGKILL: sends in flight, outbox not updated
+        write(500)
+        srv.start()
+        deadline = time.monotonic() + 400
+        while not (
+            set(receiver.state) == set(live)
+            and all(receiver.state[u]["record"]["rev"] == rev for u, rev in live.items())
+        ):
+            assert time.monotonic() < deadline, "not everything arrived after the restart"
+            time.sleep(0.3)
+    finally:
+        receiver.stop()
+    keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for got in receiver.requests():
+        keys[(got.id, got.status, got.document["lastModified"])].add(got.idempotency_key)
+    assert all(len(k) == 1 for k in keys.values())
+    for u in live:
+        revs = [g.document["record"]["rev"] for g in receiver.applied(u) if g.status != "deleted"]
+        assert revs == sorted(revs), (u, revs)

@@ -89,8 +89,16 @@ class SinkService:
         if "source" in changes:
             self.check(spec)
         public, secrets = _split(spec)
+        extra: dict[str, Any] = {}
+        if spec.source != SinkSpec.model_validate(current).source:
+            extra["cursor"] = 0  # a new source is read from its beginning
         updated = self.store.update(
-            name, spec=public, secrets=self.box.seal(secrets), url=spec.url, paused=spec.paused
+            name,
+            spec=public,
+            secrets=self.box.seal(secrets),
+            url=spec.url,
+            paused=spec.paused,
+            **extra,
         )
         self.daemon.wake(name)
         return self.document(updated)

@@ -177,7 +177,13 @@ class SinkStore:
             s.execute(
                 update(SinkRow)
                 .where(SinkRow.id == sink_id, SinkRow.poll_owner == owner)
-                .values(poll_owner=None, poll_until=None, last_poll=utcnow(), last_error=error)
+                .values(
+                    poll_owner=None,
+                    poll_until=None,
+                    last_poll=utcnow(),
+                    # A good poll keeps the last delivery error visible.
+                    **({"last_error": error} if error else {}),
+                )
             )
 
     def record_changes(
