@@ -226,9 +226,9 @@ def test_concurrent_deliveries_share_the_work_without_losing_order(
         t.join(120)
         stop.set()
         wait_synced(table, 240)
+        assert_receiver_matches(receiver, table)
     finally:
         a.stop()
         b.stop()
         receiver.stop()
         gen.close()
-    assert_receiver_matches(receiver, table)

@@ -276,6 +276,19 @@ class SinkStore:
     def claim(self, sink_id: int, owner: str, limit: int, lease_seconds: float) -> list[Claimed]:
         """Take up to ``limit`` due changes under a lease (one send per record at a time)."""
         now = utcnow()
+        due = (
+            select(SinkOutboxRow.id)
+            .where(
+                SinkOutboxRow.sink_id == sink_id,
+                SinkOutboxRow.state == PENDING,
+                SinkOutboxRow.next_attempt <= now,
+                (SinkOutboxRow.lease_until.is_(None)) | (SinkOutboxRow.lease_until < now),
+            )
+            .limit(1)
+        )
+        with self.db.read() as s:  # nothing due: no write lock taken (SQLite)
+            if s.scalar(due) is None:
+                return []
         with self.db.session() as s:
             query = (
                 select(SinkOutboxRow)
