@@ -167,11 +167,11 @@ def test_kill_9_mid_run_then_restart_loses_nothing(server_factory: Any, core: An
     live: dict[str, int] = {}
 
     def write(n: int) -> None:
-        batch = []
+        batch: dict[str, dict[str, int]] = {}
         for _ in range(n):
             if live and rng.random() < 0.5:
                 u = rng.choice(list(live))
-                if rng.random() < 0.1:
+                if u not in batch and rng.random() < 0.1:
                     del live[u]
                     core.records.delete("observations", u)
                     continue
@@ -179,11 +179,8 @@ def test_kill_9_mid_run_then_restart_loses_nothing(server_factory: Any, core: An
             else:
                 u = str(uuidlib.uuid4())
                 live[u] = 1
-            if u not in {b[0] for b in batch}:
-                batch.append((u, {"rev": live[u]}))
-            else:
-                batch = [(b[0], {"rev": live[b[0]]}) for b in batch]
-        core.records.put_many("observations", batch)
+            batch[u] = {"rev": live[u]}
+        core.records.put_many("observations", list(batch.items()))
 
     try:
         core.records.create_collection("observations")
