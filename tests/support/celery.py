@@ -201,7 +201,7 @@ def embedded_workers(
         perform_ping_check=False,
         queues=names,
         loglevel="WARNING",
-        shutdown_timeout=30,
+        shutdown_timeout=120,  # a loaded machine can take long to stop a worker thread
     ):
         if tick:
             core.scheduler.start()
