@@ -3,6 +3,7 @@ and consumer services, their job kinds, and the consumer's periodic step."""
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING
 
 from dataferry.datasets import delivery, peerfs
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
 def install(core: Core) -> None:
     settings = core.settings.datasets
-    verify: str | bool = settings.peer_ca_file or True
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=settings.peer_ca_file) if settings.peer_ca_file else True
+    )
     core.sites = SiteService(core.db, core.box, settings.allow_insecure_peers)
     core.peer_files = PeerFiles(core.endpoints)
     core.provider = ProviderService(

@@ -24,6 +24,8 @@ from dataferry.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from dataferry.transfers.plan import TMP_SUFFIX
 
 READ, WRITE = "peer_read", "peer_write"
+#: metadata of one path: allowed to readers, and to writers (to place files safely)
+STAT = "stat"
 # Endpoint lookups are cached this long: a peer transfer makes thousands of requests.
 _CACHE_SECONDS = 2.0
 
@@ -60,14 +62,26 @@ class PeerFiles:
             self._cache[endpoint] = (now, fs)
         return fs
 
-    def endpoint(self, site: str, endpoint: str, permission: str) -> EndpointFS:
-        """The endpoint if ``site`` may use it so; the same 403 whether it exists or not."""
+    def endpoint(self, site: str, endpoint: str, permission: str, path: str = "") -> EndpointFS:
+        """The endpoint if ``site`` may use it so; the same 403 whether it exists or not.
+        A site that may write may also read back its uploads (temporary names): that is
+        how an interrupted upload is checked and continued."""
         try:
             fs = self._open(endpoint)
         except NotFound:
             fs = None
-        if fs is None or not allowed(fs.options, permission, site):
-            what = "read" if permission == READ else "write"
+        ok = False
+        if fs is not None:
+            may_read = allowed(fs.options, READ, site)
+            may_write = allowed(fs.options, WRITE, site)
+            if permission == STAT:
+                ok = may_read or may_write
+            elif permission == READ:
+                ok = may_read or (may_write and name(path).endswith(TMP_SUFFIX))
+            else:
+                ok = may_write
+        if fs is None or not ok:
+            what = "write" if permission == WRITE else "read"
             raise Forbidden(f"site {site!r} may not {what} endpoint {endpoint!r}")
         return fs
 
@@ -78,7 +92,7 @@ class PeerFiles:
         return rel, fs.full(rel)
 
     def stat(self, site: str, endpoint: str, path: str) -> Entry:
-        fs = self.endpoint(site, endpoint, READ)
+        fs = self.endpoint(site, endpoint, STAT, path)
         rel, full = self._path(fs, path)
         try:
             info = fs.fs.info(full)
@@ -112,7 +126,7 @@ class PeerFiles:
         self, site: str, endpoint: str, path: str, start: int = 0, end: int | None = None
     ) -> tuple[int, Iterator[bytes]]:
         """The file's size and its bytes ``[start, end]`` (inclusive) in large blocks."""
-        fs = self.endpoint(site, endpoint, READ)
+        fs = self.endpoint(site, endpoint, READ, path)
         rel, full = self._path(fs, path)
         try:
             size = fs.size(full)

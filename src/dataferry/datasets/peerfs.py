@@ -9,6 +9,7 @@ up in this instance's sites registry (see :func:`configure`).
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from dataferry.datasets.peer import PeerClient
 from dataferry.datasets.sites import NAME_RE, SiteAccess
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import clean_relative
-from dataferry.errors import InvalidRequest, NotFound, PermanentError
+from dataferry.errors import InvalidRequest, NotFound, PermanentError, TransientError
 
 API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
@@ -33,7 +34,7 @@ class PeerConfig:
 
     resolve: Callable[[str], SiteAccess]
     my_site: str
-    verify: str | bool = True
+    verify: ssl.SSLContext | bool = True
     timeout: float = 60.0
 
 
@@ -88,8 +89,6 @@ class _Reader:
             except StopIteration:
                 break
             except Exception as exc:
-                from dataferry.errors import TransientError
-
                 raise TransientError(f"reading {self.path} from {self.fs.site}: {exc!r}") from exc
             out.append(chunk)
             have += len(chunk)
@@ -222,6 +221,20 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise FileNotFoundError(path) from None
         return self._entry(doc)
 
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        # fsspec's exists() hides every error; a refusal must be told, not read as absence
+        try:
+            self.info(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def isdir(self, path: str) -> bool:
+        try:
+            return bool(self.info(path)["type"] == "directory")
+        except FileNotFoundError:
+            return False
+
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         try:
             docs = self.client.json("GET", f"{self.base}/list", params={"path": _rel(path)})
@@ -319,10 +332,13 @@ class PeerEndpointFS(EndpointFS):
     def storage_id(self) -> str:
         return f"dataferry://{self.peer.site}/{self.peer.endpoint}"
 
-    def open_read(self, full: str, offset: int = 0) -> Any:
+    def open_read(self, full: str) -> Any:
+        return _Reader(self.peer, full)
+
+    def open_read_at(self, full: str, offset: int) -> Any:
+        """Read from byte ``offset`` on (a ranged ``GET``): byte-level resume."""
         reader = _Reader(self.peer, full)
-        if offset:
-            reader.seek(offset)
+        reader.seek(offset)
         return reader
 
     def open_write(self, full: str) -> Any:
