@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from dataferry.datasets.peerfiles import PeerFiles
     from dataferry.datasets.provider import ProviderService
     from dataferry.datasets.sites import SiteService
+    from dataferry.records.service import RecordService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,17 @@ log = logging.getLogger(__name__)
 
 def _capabilities() -> list[Any]:
     from dataferry.datasets import capability as datasets
+    from dataferry.records import capability as records
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, datasets.install]
+    return [transfers.install, datasets.install, records.install]
 
 
 class Core:
     """Every service module, built once per process from the settings."""
 
     transfers: TransferService
+    records: RecordService
     sites: SiteService
     peer_files: PeerFiles
     provider: ProviderService

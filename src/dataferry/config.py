@@ -58,6 +58,25 @@ class TransferSettings(_Section):
     )
 
 
+class RecordSettings(_Section):
+    max_drift_seconds: float = Field(
+        300.0, gt=0, description="reject peer changes stamped further than this in the future"
+    )
+    conflict_log_max: int = Field(
+        10000, ge=1, description="conflict log entries kept per collection"
+    )
+    batch_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="replication batch size bound, in bytes"
+    )
+    batch_records: int = Field(5000, ge=1, le=100000, description="records per replication batch")
+    sync_interval: float = Field(
+        300.0, ge=0, description="default seconds between scheduled syncs with a peer (0: never)"
+    )
+    discovery: bool = Field(False, description="announce and browse over mDNS/DNS-SD")
+    owner: str = Field("", description="who runs this instance (shown to peers)")
+    contact: str = Field("", description="how to reach the owner (shown to peers)")
+
+
 class DatasetSettings(_Section):
     site_name: str = Field(
         "",
@@ -102,6 +121,7 @@ class Settings(BaseSettings):
     node_name: str = Field("", description="this process's name in leases; default host:pid")
     jobs: JobSettings = Field(default_factory=JobSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
+    records: RecordSettings = Field(default_factory=RecordSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
 
     @model_validator(mode="after")
