@@ -5,7 +5,9 @@ temporary name with resume, commit, delete; per-endpoint peer permissions; and t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +167,14 @@ def test_transfers_read_and_write_another_instance(
     assert refused.returncode == 1 and "may not read endpoint 'data'" in refused.stderr
     pair.provider.cli("endpoint", "remove", "data")
     pair.provider.cli("endpoint", "add", "data", str(pair.data), "-o", "peer_read=home")
-    job = pair.consumer.cli_json("transfer", "fac-data:", "inbox:pulled")
+    # a peer's view of endpoint options is cached for up to 2 seconds
+    deadline = time.monotonic() + 30
+    while (
+        r := pair.consumer.cli("transfer", "fac-data:", "inbox:pulled", "--json", check=False)
+    ).returncode:
+        assert "may not read" in r.stderr and time.monotonic() < deadline, r.stderr
+        time.sleep(0.3)
+    job = json.loads(r.stdout)
     doc = pair.consumer.wait_job(job["job_id"])
     assert doc["state"] == "succeeded", doc
     assert hash_tree(pair.inbox / "pulled") == expected
