@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING
 
-from dataferry.datasets import delivery, peerfs
+from dataferry.datasets import delivery, peerfs, rpc
 from dataferry.datasets.consumer import ConsumerService
 from dataferry.datasets.peerfiles import PeerFiles
 from dataferry.datasets.provider import DELIVERY_KIND, MANIFEST_KIND, ProviderService
@@ -57,3 +57,4 @@ def install(core: Core) -> None:
     peerfs.configure(
         peerfs.PeerConfig(core.sites.access, settings.site_name, verify, settings.peer_timeout)
     )
+    rpc.register(core)
