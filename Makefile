@@ -57,15 +57,12 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python bench/transfer_local.py
-<<<<<<< HEAD
 	$(BIN)/python bench/datasets.py
-=======
 	$(BIN)/python bench/dashboard_jobs.py
 
 # Browser tests again, saving the dashboard's pages to docs/screenshots/ (shown in the README).
 screenshots: install system-deps
 	DATAFERRY_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e -q
->>>>>>> main
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
