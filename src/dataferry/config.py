@@ -56,6 +56,12 @@ class TransferSettings(_Section):
     verify_readback: bool = Field(
         False, description="re-read each written file and compare its checksum again"
     )
+    resume_min_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="files at least this large resume from their last verified byte "
+        "after an interruption (where both protocols allow it)",
+    )
 
 
 class Settings(BaseSettings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataferry.endpoints.paths import join
-from dataferry.errors import Forbidden
+from dataferry.errors import DataferryError, Forbidden
 
 
 class EndpointFS:
@@ -13,7 +13,8 @@ class EndpointFS:
 
     Backends subclass it where the protocol needs more checks (local symlinks)."""
 
-    #: whether an interrupted file can be continued from an offset (append / range)
+    #: whether an interrupted file can be continued from an offset: as a source
+    #: (read from an offset) and as a destination (append to a partial file)
     resumable = False
 
     def __init__(self, name: str, fs: Any, root: str, options: dict[str, Any]) -> None:
@@ -52,6 +53,22 @@ class EndpointFS:
 
     def open_write(self, full: str) -> Any:
         return self.fs.open(full, "wb")
+
+    def open_read_at(self, full: str, offset: int) -> Any:
+        """Open for reading from byte ``offset`` (byte-level resume)."""
+        f = self.open_read(full)
+        if offset:
+            f.seek(offset)
+        return f
+
+    def open_append(self, full: str) -> Any:
+        """Open an existing file to add bytes at its end (byte-level resume)."""
+        return self.fs.open(full, "ab")
+
+    def classify(self, exc: BaseException, what: str) -> DataferryError | None:
+        """A protocol's own reading of a driver error (transient or permanent), or None
+        to leave it to the generic rules. The message names the endpoint, never a secret."""
+        return None
 
     def make_durable(self, fobj: Any) -> None:
         """Called on a file opened by ``open_write`` before it is closed: make the bytes

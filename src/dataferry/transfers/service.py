@@ -41,6 +41,8 @@ class TransferService:
             src_is_dir = src.fs.isdir(src.full(src_rel))
             if not src_is_dir and src_rel == "":
                 raise InvalidRequest("source endpoint root is not a folder")
+            if src_is_dir and req.expected_checksum:
+                raise InvalidRequest("expected_checksum applies to a single file, not a folder")
             dst.check_inside(dst_rel)
             dst_is_dir = dst.fs.isdir(dst.full(dst_rel))
             target = destination_of(src_is_dir, src_rel, dst_rel, dst_is_dir)
