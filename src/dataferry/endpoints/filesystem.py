@@ -61,6 +61,14 @@ class EndpointFS:
             f.seek(offset)
         return f
 
+    def read_range(self, full: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (the resume check reads a file's tail)."""
+        out = bytearray()
+        with self.open_read_at(full, offset) as f:
+            while len(out) < length and (block := f.read(length - len(out))):
+                out += block
+        return bytes(out)
+
     def open_append(self, full: str) -> Any:
         """Open an existing file to add bytes at its end (byte-level resume)."""
         return self.fs.open(full, "ab")
@@ -97,6 +105,10 @@ class EndpointFS:
 
     def makedirs(self, full: str) -> None:
         self.fs.makedirs(full, exist_ok=True)
+
+    def remove_dir(self, full: str) -> None:
+        """Remove an empty folder (after a move); protocols without folders do nothing."""
+        self.fs.rmdir(full)
 
     def close(self) -> None:
         """Release connections (remote protocols)."""

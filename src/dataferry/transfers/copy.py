@@ -145,13 +145,6 @@ def discard(dst: EndpointFS, tmp: str) -> None:
         pass
 
 
-def _read_exact(f: Any, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n and (block := f.read(n - len(out))):
-        out += block
-    return bytes(out)
-
-
 def resume_point(
     src: EndpointFS, src_full: str, dst: EndpointFS, tmp: str, algo: Checksum, chunk: int, size: int
 ) -> tuple[int, Any]:
@@ -162,11 +155,7 @@ def resume_point(
         if not 0 < have < size:
             return 0, new_hasher(algo)
         k = min(have, RESUME_CHECK_BYTES)
-        with src.open_read_at(src_full, have - k) as f:
-            theirs = _read_exact(f, k)
-        with dst.open_read_at(tmp, have - k) as f:
-            mine = _read_exact(f, k)
-        if theirs != mine:
+        if src.read_range(src_full, have - k, k) != dst.read_range(tmp, have - k, k):
             return 0, new_hasher(algo)
         hasher = new_hasher(algo)
         if hasher is not None:

@@ -343,7 +343,7 @@ class TransferRun:
         for d in sorted(dirs, key=len, reverse=True) + ([root] if self.src_rel else []):
             try:
                 if not self.src.fs.ls(d):
-                    self.src.fs.rmdir(d)
+                    self.src.remove_dir(d)
             except OSError:
                 pass
 
