@@ -24,21 +24,30 @@ from dataferry.jobs.service import JobService, NoExecutor
 from dataferry.jobs.store import JobStore
 
 if TYPE_CHECKING:
+    from dataferry.datasets.consumer import ConsumerService
+    from dataferry.datasets.peerfiles import PeerFiles
+    from dataferry.datasets.provider import ProviderService
+    from dataferry.datasets.sites import SiteService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.datasets import capability as datasets
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install]
+    return [transfers.install, datasets.install]
 
 
 class Core:
     """Every service module, built once per process from the settings."""
 
     transfers: TransferService
+    sites: SiteService
+    peer_files: PeerFiles
+    provider: ProviderService
+    consumer: ConsumerService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

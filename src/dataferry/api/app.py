@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 import dataferry
 from dataferry.api.auth import require_token
-from dataferry.api.rest import endpoints, health, jobs, transfers
+from dataferry.api.rest import datasets, endpoints, health, jobs, peer, sites, transfers
 from dataferry.errors import DataferryError
 
 if TYPE_CHECKING:
@@ -57,6 +57,10 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers):
+    for module in (jobs, endpoints, transfers, sites):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
+    app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
+    # Peer routes check the calling site (and its token) themselves.
+    app.include_router(datasets.peer, prefix="/api/v1")
+    app.include_router(peer.router, prefix="/api/v1")
     return app

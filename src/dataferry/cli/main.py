@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import endpoints, jobs, serve
+from dataferry.cli import datasets, endpoints, jobs, serve, sites
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -65,6 +65,8 @@ app.command("jobs")(jobs.jobs)
 app.command("status")(jobs.status)
 app.command("retry")(jobs.retry)
 app.command("cancel")(jobs.cancel)
+app.add_typer(sites.app, name="site")
+app.add_typer(datasets.app, name="dataset")
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ _PROTOCOLS = {
     "s3": Protocol("dataferry.endpoints.backends.s3", "pip install s3fs"),
     "http": Protocol("dataferry.endpoints.backends.http", "pip install aiohttp"),
     "https": Protocol("dataferry.endpoints.backends.http", "pip install aiohttp"),
+    "dataferry": Protocol("dataferry.datasets.peerfs"),
 }
 PROTOCOLS = MappingProxyType(_PROTOCOLS)
 

@@ -1,7 +1,25 @@
 """Every table, one module per capability; importing this registers them all."""
 
+from dataferry.db.models.datasets import (
+    DatasetRow,
+    DeliveryRow,
+    SiteRow,
+    SyncedDatasetEventRow,
+    SyncedDatasetRow,
+)
 from dataferry.db.models.endpoints import EndpointRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
 
-__all__ = ["EndpointRow", "JobAttemptRow", "JobFileRow", "JobRow", "MetaRow"]
+__all__ = [
+    "DatasetRow",
+    "DeliveryRow",
+    "EndpointRow",
+    "JobAttemptRow",
+    "JobFileRow",
+    "JobRow",
+    "MetaRow",
+    "SiteRow",
+    "SyncedDatasetEventRow",
+    "SyncedDatasetRow",
+]
