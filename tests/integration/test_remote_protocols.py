@@ -148,12 +148,15 @@ def test_sftp_byte_level_resume_after_kill(server_factory, sshd: SSHServer, tmp_
     size = 160 * MiB
     write_random(src / "big.bin", size)
     digest = hashlib.sha256((src / "big.bin").read_bytes()).hexdigest()
-    env = {"DATAFERRY_TRANSFER__RESUME_MIN_BYTES": str(MiB)}
+    env = {
+        "DATAFERRY_TRANSFER__RESUME_MIN_BYTES": str(MiB),
+        "DATAFERRY_TRANSFER__CHUNK_SIZE": "65536",  # many small writes: a slow copy to catch
+    }
     server: Server = server_factory("a", env=env)
     server.cli("endpoint", "add", "src", str(src))
     add_sftp(server, "remote", sshd, root)
     job_id = server.cli_json("transfer", "src:big.bin", "remote:big.bin")["job_id"]
-    partial = stop_when_partial(server, root, 8 * MiB)
+    partial = stop_when_partial(server, root, 2 * MiB)
     restarted = server.start()
     doc = restarted.wait_job(job_id)
     assert doc["state"] == "succeeded", doc
