@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from dataferry.api.rpc.registry import RpcRegistry
 from dataferry.config import Settings
 from dataferry.db import migrate
 from dataferry.db.engine import Database
@@ -28,16 +29,19 @@ if TYPE_CHECKING:
     from dataferry.datasets.peerfiles import PeerFiles
     from dataferry.datasets.provider import ProviderService
     from dataferry.datasets.sites import SiteService
+    from dataferry.mover.service import MoverService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.api.rpc import core_methods
     from dataferry.datasets import capability as datasets
+    from dataferry.mover import capability as mover
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, datasets.install]
+    return [transfers.install, core_methods.install, datasets.install, mover.install]
 
 
 class Core:
@@ -48,6 +52,7 @@ class Core:
     peer_files: PeerFiles
     provider: ProviderService
     consumer: ConsumerService
+    mover: MoverService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -61,6 +66,7 @@ class Core:
         self.endpoints = EndpointService(self.db, self.box)
         self.executor: Executor = NoExecutor()
         self.scheduler = Scheduler(self.job_store, self.executor, settings.jobs.tick_seconds)
+        self.rpc = RpcRegistry()  # capabilities register their RPC methods here
         for install in _capabilities():
             install(self)
 

@@ -86,6 +86,18 @@ class DatasetSettings(_Section):
     peer_timeout: float = Field(60.0, gt=0, description="seconds before a peer request gives up")
 
 
+class AlaSettings(_Section):
+    biocache_url: str = Field(
+        "https://biocache.ala.org.au/", description="the ALA biocache root (ws/... below it)"
+    )
+    bie_url: str = Field(
+        "https://bie.ala.org.au/ws/", description="the ALA species service (species/LSID.json)"
+    )
+    destination: str = Field("", description="ENDPOINT:PATH where pulled occurrences are written")
+    page_size: int = Field(1_000_000, ge=1, description="most occurrence records per pull")
+    timeout: float = Field(120.0, gt=0, description="seconds before an ALA request gives up")
+
+
 class Settings(BaseSettings):
     """Every dataferry setting; see ``docs/configuration.md``."""
 
@@ -108,6 +120,7 @@ class Settings(BaseSettings):
     node_name: str = Field("", description="this process's name in leases; default host:pid")
     jobs: JobSettings = Field(default_factory=JobSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
+    ala: AlaSettings = Field(default_factory=AlaSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 import dataferry
 from dataferry.api.auth import require_token
 from dataferry.api.rest import datasets, endpoints, health, jobs, peer, sites, transfers
+from dataferry.api.rpc import jsonrpc, xmlrpc
 from dataferry.errors import DataferryError
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
         return JSONResponse({"error": "invalid", "detail": problems}, status_code=422)
 
     app.include_router(health.router)
+    # RPC doors check tokens themselves (they answer in their own error shapes).
+    app.include_router(xmlrpc.router)
+    app.include_router(jsonrpc.router)
     protected = [Depends(require_token)]
     for module in (jobs, endpoints, transfers, sites):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
