@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 import dataferry
 from dataferry.api.auth import require_token
-from dataferry.api.rest import datasets, endpoints, health, jobs, peer, sites, transfers
+from dataferry.api.rest import datasets, endpoints, health, jobs, peer, records, sites, transfers
 from dataferry.api.rpc import jsonrpc, xmlrpc
 from dataferry.errors import DataferryError
 
@@ -61,7 +61,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.include_router(xmlrpc.router)
     app.include_router(jsonrpc.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites):
+    for module in (jobs, endpoints, transfers, sites, records):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.

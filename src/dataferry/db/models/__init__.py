@@ -10,8 +10,22 @@ from dataferry.db.models.datasets import (
 from dataferry.db.models.endpoints import EndpointRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
+from dataferry.db.models.records import (
+    AckRow,
+    CheckpointRow,
+    ClockRow,
+    CollectionRow,
+    ConflictRow,
+    PeerRow,
+    RecordRow,
+)
 
 __all__ = [
+    "AckRow",
+    "CheckpointRow",
+    "ClockRow",
+    "CollectionRow",
+    "ConflictRow",
     "DatasetRow",
     "DeliveryRow",
     "EndpointRow",
@@ -19,6 +33,8 @@ __all__ = [
     "JobFileRow",
     "JobRow",
     "MetaRow",
+    "PeerRow",
+    "RecordRow",
     "SiteRow",
     "SyncedDatasetEventRow",
     "SyncedDatasetRow",
