@@ -45,7 +45,13 @@ def _capabilities() -> list[Any]:
     from dataferry.records import capability as records
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, core_methods.install, datasets.install, records.install, mover.install]
+    return [
+        transfers.install,
+        core_methods.install,
+        datasets.install,
+        records.install,
+        mover.install,
+    ]
 
 
 class Core:
