@@ -167,7 +167,7 @@ def resume_point(
             if left:
                 return 0, new_hasher(algo)
         return have, hasher
-    except (OSError, ValueError):
+    except Exception:  # a partial file we cannot read back: start the file again
         return 0, new_hasher(algo)
 
 
