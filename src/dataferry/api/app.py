@@ -8,11 +8,22 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 import dataferry
+from dataferry.api import web
 from dataferry.api.auth import require_token
-from dataferry.api.rest import datasets, endpoints, health, jobs, peer, records, sites, transfers
+from dataferry.api.rest import (
+    datasets,
+    endpoints,
+    health,
+    jobs,
+    peer,
+    records,
+    replication,
+    sites,
+    transfers,
+)
 from dataferry.api.rpc import jsonrpc, xmlrpc
 from dataferry.errors import DataferryError
 
@@ -43,7 +54,9 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.state.core = core
 
     @app.exception_handler(DataferryError)
-    async def _dataferry_error(request: Request, exc: DataferryError) -> JSONResponse:
+    async def _dataferry_error(request: Request, exc: DataferryError) -> Response:
+        if web.wants_html(request):
+            return web.error_page(request, exc.status_code, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
             {"error": exc.code, "detail": exc.message}, status_code=exc.status_code, headers=headers
@@ -61,10 +74,11 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.include_router(xmlrpc.router)
     app.include_router(jsonrpc.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, records):
+    for module in (jobs, endpoints, transfers, sites, records, replication):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.
     app.include_router(datasets.peer, prefix="/api/v1")
     app.include_router(peer.router, prefix="/api/v1")
+    web.install(app, core)  # the dashboard at /
     return app

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import datasets, endpoints, jobs, records, serve, sites, worker
+from dataferry.cli import datasets, endpoints, jobs, peers, records, serve, sites, worker
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -68,6 +68,8 @@ app.command("status")(jobs.status)
 app.command("retry")(jobs.retry)
 app.command("cancel")(jobs.cancel)
 app.add_typer(records.app, name="records")
+app.add_typer(peers.app, name="peer")
+app.command("sync")(peers.sync)
 app.add_typer(sites.app, name="site")
 app.add_typer(datasets.app, name="dataset")
 
