@@ -352,3 +352,38 @@ def test_http_download_resumes_with_range(
         assert files.ranges[-1] == f"bytes={5 * MiB}-"
         assert files.bytes_sent <= size - 5 * MiB + 64 * 1024
     assert temporaries(dst) == []
+
+
+def test_s3_crash_mid_upload_restarts_and_never_shows_a_half_object(
+    server_factory, s3_service: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import boto3
+
+    (tmp_path / "src").mkdir()
+    write_random(tmp_path / "src" / "big.bin", 48 * MiB)
+    server: Server = server_factory("a", env={"DATAFERRY_TRANSFER__CHUNK_SIZE": "1048576"})
+    server.cli("endpoint", "add", "src", str(tmp_path / "src"))
+    bucket = make_bucket(s3_service)
+    add_s3(server, "s3", s3_service, bucket, "p")
+    client = boto3.client(
+        "s3", endpoint_url=s3_service, aws_access_key_id="t", aws_secret_access_key="t",
+        region_name="us-east-1",
+    )  # fmt: skip
+    job_id = server.cli_json("transfer", "src:big.bin", "s3:big.bin")["job_id"]
+    with server.client() as c:
+        deadline = time.monotonic() + 60
+        while c.job(job_id)["bytes_done"] < 6 * MiB:
+            assert time.monotonic() < deadline, c.job(job_id)
+            time.sleep(0.02)
+    server.kill()
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert "p/big.bin" not in [o["Key"] for o in listed]  # nothing under the final key yet
+    restarted = server.start()
+    doc = restarted.wait_job(job_id)
+    assert doc["state"] == "succeeded" and doc["attempts"] == 2, doc
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["p/big.bin"]
+    body = client.get_object(Bucket=bucket, Key="p/big.bin")["Body"].read()
+    assert body == (tmp_path / "src" / "big.bin").read_bytes()
