@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from dataferry.records.protocol import ProtocolService
     from dataferry.records.replication import Replicator
     from dataferry.records.service import RecordService
+    from dataferry.sinks.service import SinkService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def _capabilities() -> list[Any]:
     from dataferry.datasets import capability as datasets
     from dataferry.mover import capability as mover
     from dataferry.records import capability as records
+    from dataferry.sinks import capability as sinks
     from dataferry.transfers import capability as transfers
 
     return [
@@ -55,6 +57,7 @@ def _capabilities() -> list[Any]:
         core_methods.install,
         datasets.install,
         records.install,
+        sinks.install,
         mover.install,
     ]
 
@@ -74,6 +77,7 @@ class Core:
     provider: ProviderService
     consumer: ConsumerService
     mover: MoverService
+    sinks: SinkService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -94,6 +98,10 @@ class Core:
         )
         self._celery: Celery | None = None
         self.rpc = RpcRegistry()  # capabilities register their RPC methods here
+        # Long-running parts capabilities add (start()/stop()), run beside the executor.
+        self.background: list[Any] = []
+        # Extra Prometheus collectors capabilities add to /metrics.
+        self.collectors: list[Any] = []
         for install in _capabilities():
             install(self)
 
@@ -129,6 +137,8 @@ class Core:
         if self.settings.executor == "celery":
             self.use_celery()
             self.executor.start()
+            for part in self.background:
+                part.start()
             return
         from dataferry.jobs.executors.inline import InlineExecutor
 
@@ -143,8 +153,12 @@ class Core:
         )
         self.executor.start()
         self.scheduler.start()
+        for part in self.background:
+            part.start()
 
     def stop(self) -> None:
+        for part in reversed(self.background):
+            part.stop()
         self.scheduler.stop()
         self.executor.stop()
         self.db.dispose()
