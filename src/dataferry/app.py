@@ -24,21 +24,24 @@ from dataferry.jobs.service import JobService, NoExecutor
 from dataferry.jobs.store import JobStore
 
 if TYPE_CHECKING:
+    from dataferry.ingest.service import IngestService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.ingest import capability as ingest
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install]
+    return [transfers.install, ingest.install]
 
 
 class Core:
     """Every service module, built once per process from the settings."""
 
     transfers: TransferService
+    ingest: IngestService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

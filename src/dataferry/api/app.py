@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 
 import dataferry
 from dataferry.api.auth import require_token
-from dataferry.api.rest import endpoints, health, jobs, transfers
+from dataferry.api.compat import pacifica
+from dataferry.api.rest import endpoints, health, jobs, transactions, transfers
 from dataferry.errors import DataferryError
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers):
+    for module in (jobs, endpoints, transfers, transactions):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
+    app.include_router(pacifica.router)
     return app

@@ -1,7 +1,17 @@
 """Every table, one module per capability; importing this registers them all."""
 
 from dataferry.db.models.endpoints import EndpointRow
+from dataferry.db.models.ingest import IngestFileRow, IngestKeyValueRow, IngestTransactionRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
 
-__all__ = ["EndpointRow", "JobAttemptRow", "JobFileRow", "JobRow", "MetaRow"]
+__all__ = [
+    "EndpointRow",
+    "IngestFileRow",
+    "IngestKeyValueRow",
+    "IngestTransactionRow",
+    "JobAttemptRow",
+    "JobFileRow",
+    "JobRow",
+    "MetaRow",
+]
