@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import endpoints, jobs, serve
+from dataferry.cli import endpoints, ingest, jobs, serve
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -65,6 +65,9 @@ app.command("jobs")(jobs.jobs)
 app.command("status")(jobs.status)
 app.command("retry")(jobs.retry)
 app.command("cancel")(jobs.cancel)
+app.command("ingest")(ingest.ingest)
+app.add_typer(ingest.bundle_app, name="bundle")
+app.add_typer(ingest.transactions_app, name="transactions")
 
 
 def main() -> None:
