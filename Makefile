@@ -50,6 +50,7 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python bench/transfer_local.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,10 +7,13 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+MiB = 1024 * 1024
 
 BASE_META: list[dict[str, Any]] = [
     {"destinationTable": "Transactions.submitter", "value": "10"},
@@ -108,3 +111,56 @@ def archive_files(root: Path) -> list[str]:
     if not root.exists():
         return []
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 1_700_000_000
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def synthetic_bundle(
+    files: int, file_size: int, seed: int = 1, hashtype: str = "sha1"
+) -> tuple[Iterator[bytes], int]:
+    """A bundle generated while it is sent (nothing of it on disk or in memory at once):
+    each file repeats one random MiB. Returns (body, total data bytes)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * (MiB // 32)
+    digest = hashlib.new(hashtype)
+    for _ in range(file_size // MiB):
+        digest.update(block)
+    hashsum = digest.hexdigest()
+
+    def body() -> Iterator[bytes]:
+        meta: list[dict[str, Any]] = [
+            {"destinationTable": "Transactions.project", "value": "big"},
+        ]
+        for i in range(files):
+            name = f"part-{i:03d}.bin"
+            yield _header(f"data/big/{name}", file_size)
+            for _ in range(file_size // MiB):
+                yield block
+            meta.append(
+                {
+                    "destinationTable": "Files",
+                    "name": name,
+                    "subdir": "big",
+                    "size": file_size,
+                    "hashtype": hashtype,
+                    "hashsum": hashsum,
+                }
+            )
+        text = json.dumps(meta).encode()
+        yield _header("metadata.txt", len(text))
+        yield text + b"\0" * (-len(text) % 512)
+        yield b"\0" * 1024
+
+    return body(), files * file_size
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")

@@ -118,6 +118,8 @@ def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
     subdir = item.get("subdir") or ""
     if not isinstance(subdir, str):
         raise _fail(f"{where}: 'subdir' must be a string")
+    if subdir.startswith("/") or "\\" in subdir:
+        raise _fail(f"{where}: 'subdir' {subdir!r} is absolute; give it relative to data/")
     try:
         path = data_path(subdir, name)
     except InvalidRequest as exc:
