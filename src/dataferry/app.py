@@ -24,6 +24,10 @@ from dataferry.jobs.service import JobService, NoExecutor
 from dataferry.jobs.store import JobStore
 
 if TYPE_CHECKING:
+    from dataferry.datasets.consumer import ConsumerService
+    from dataferry.datasets.peerfiles import PeerFiles
+    from dataferry.datasets.provider import ProviderService
+    from dataferry.datasets.sites import SiteService
     from dataferry.ingest.service import IngestService
     from dataferry.transfers.service import TransferService
 
@@ -31,10 +35,11 @@ log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.datasets import capability as datasets
     from dataferry.ingest import capability as ingest
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, ingest.install]
+    return [transfers.install, datasets.install, ingest.install]
 
 
 class Core:
@@ -42,6 +47,10 @@ class Core:
 
     transfers: TransferService
     ingest: IngestService
+    sites: SiteService
+    peer_files: PeerFiles
+    provider: ProviderService
+    consumer: ConsumerService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -163,3 +163,60 @@ class Client:
     def transaction(self, transaction_id: int) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", f"/api/v1/transactions/{transaction_id}")
         return result
+
+    # -- sites -----------------------------------------------------------------------
+    def sites(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/sites")["sites"]
+        return result
+
+    def add_site(
+        self, name: str, url: str, token: str, role: str = "consumer", inbound: str = ""
+    ) -> dict[str, Any]:
+        body = {"name": name, "url": url, "token": token, "role": role, "inbound": inbound}
+        result: dict[str, Any] = self.request("POST", "/api/v1/sites", json=body)
+        return result
+
+    def remove_site(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/sites/{name}")
+
+    # -- datasets (provider) ---------------------------------------------------------
+    def publish(self, uid: str, source: str, meta: dict[str, str] | None = None) -> dict[str, Any]:
+        body = {"uid": uid, "source": source, "meta": meta or {}}
+        result: dict[str, Any] = self.request("POST", "/api/v1/datasets", json=body)
+        return result
+
+    def datasets(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/datasets")["datasets"]
+        return result
+
+    def dataset(self, uid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/datasets/{uid}")
+        return result
+
+    def broadcast(self, uid: str, site: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/datasets/{uid}/broadcast", json={"site": site}
+        )
+        return result
+
+    # -- synced datasets (consumer) --------------------------------------------------
+    def synced_datasets(self, state: str | None = None) -> list[dict[str, Any]]:
+        params = {"state": state} if state else {}
+        result: list[dict[str, Any]] = self.request(
+            "GET", "/api/v1/synced-datasets", params=params
+        )["datasets"]
+        return result
+
+    def synced_dataset(self, uid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/synced-datasets/{uid}")
+        return result
+
+    def dataset_history(self, uid: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request(
+            "GET", f"/api/v1/synced-datasets/{uid}/history"
+        )["history"]
+        return result
+
+    def restart_dataset(self, uid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/synced-datasets/{uid}/restart")
+        return result

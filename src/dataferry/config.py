@@ -90,6 +90,28 @@ class IngestSettings(_Section):
     chunk_size: int = Field(1024 * 1024, ge=4096, description="bytes per read/write")
 
 
+class DatasetSettings(_Section):
+    site_name: str = Field(
+        "",
+        description="this instance's site name: what peers register it as, and the prefix of "
+        "the dataset UIDs it publishes",
+    )
+    allow_insecure_peers: bool = Field(
+        False, description="allow plain HTTP to and from peers that are not on loopback"
+    )
+    peer_ca_file: str = Field("", description="CA bundle to verify peers' HTTPS certificates")
+    webhook_url: str = Field(
+        "", description="POSTed a JSON event when a synced dataset completes or fails for good"
+    )
+    max_retries: int = Field(10, ge=0, description="consumer retries before failed_permanent")
+    backoff_base: float = Field(2.0, gt=0, description="seconds before a consumer's first retry")
+    backoff_cap: float = Field(300.0, gt=0, description="longest wait between consumer retries")
+    poll_seconds: float = Field(
+        5.0, gt=0, description="how often a consumer asks a provider about a transfer"
+    )
+    peer_timeout: float = Field(60.0, gt=0, description="seconds before a peer request gives up")
+
+
 class Settings(BaseSettings):
     """Every dataferry setting; see ``docs/configuration.md``."""
 
@@ -113,6 +135,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    datasets: DatasetSettings = Field(default_factory=DatasetSettings)
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse
 import dataferry
 from dataferry.api.auth import require_token
 from dataferry.api.compat import pacifica
-from dataferry.api.rest import endpoints, health, jobs, transactions, transfers
+from dataferry.api.rest import (
+    datasets,
+    endpoints,
+    health,
+    jobs,
+    peer,
+    sites,
+    transactions,
+    transfers,
+)
 from dataferry.errors import DataferryError
 
 if TYPE_CHECKING:
@@ -58,7 +67,11 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, transactions):
+    for module in (jobs, endpoints, transfers, sites, transactions):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
+    app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
+    # Peer routes check the calling site (and its token) themselves.
+    app.include_router(datasets.peer, prefix="/api/v1")
+    app.include_router(peer.router, prefix="/api/v1")
     app.include_router(pacifica.router)
     return app

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import endpoints, ingest, jobs, serve
+from dataferry.cli import datasets, endpoints, ingest, jobs, serve, sites
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -68,6 +68,8 @@ app.command("cancel")(jobs.cancel)
 app.command("ingest")(ingest.ingest)
 app.add_typer(ingest.bundle_app, name="bundle")
 app.add_typer(ingest.transactions_app, name="transactions")
+app.add_typer(sites.app, name="site")
+app.add_typer(datasets.app, name="dataset")
 
 
 def main() -> None:

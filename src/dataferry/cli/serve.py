@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from pathlib import Path
 
 import typer
 
@@ -25,6 +26,12 @@ def serve(
     host: str = typer.Option(None, help="Address to listen on (default from config: 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to listen on (default from config: 8080)."),
     log_level: str = typer.Option("info", help="Log level: debug, info, warning, error."),
+    certfile: Path = typer.Option(
+        None, "--certfile", help="TLS certificate (PEM): serve HTTPS.", exists=True, dir_okay=False
+    ),
+    keyfile: Path = typer.Option(
+        None, "--keyfile", help="TLS private key (PEM) for --certfile.", exists=True, dir_okay=False
+    ),
 ) -> None:
     """Run the API, the job executor and the scheduler; creates or upgrades the database."""
     import uvicorn
@@ -49,13 +56,23 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if (certfile is None) != (keyfile is None):
+        fail("--certfile and --keyfile go together")
     core = build(s)
+    scheme = "https" if certfile else "http"
     console.print(
-        f"dataferry {core.node}: serving on http://{s.host}:{s.port} "
+        f"dataferry {core.node}: serving on {scheme}://{s.host}:{s.port} "
         f"(data in {s.home}, database {core.db.engine.url.render_as_string()})",
         highlight=False,
     )
-    uvicorn.run(create_app(core), host=s.host, port=s.port, log_level=log_level.lower())
+    uvicorn.run(
+        create_app(core),
+        host=s.host,
+        port=s.port,
+        log_level=log_level.lower(),
+        ssl_certfile=str(certfile) if certfile else None,
+        ssl_keyfile=str(keyfile) if keyfile else None,
+    )
 
 
 def init_db() -> None:

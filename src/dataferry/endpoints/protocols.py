@@ -24,6 +24,7 @@ class Protocol:
 
 _PROTOCOLS = {
     "file": Protocol("dataferry.endpoints.backends.local"),
+    "dataferry": Protocol("dataferry.datasets.peerfs"),
 }
 PROTOCOLS = MappingProxyType(_PROTOCOLS)
 

@@ -1,11 +1,20 @@
 """Every table, one module per capability; importing this registers them all."""
 
+from dataferry.db.models.datasets import (
+    DatasetRow,
+    DeliveryRow,
+    SiteRow,
+    SyncedDatasetEventRow,
+    SyncedDatasetRow,
+)
 from dataferry.db.models.endpoints import EndpointRow
 from dataferry.db.models.ingest import IngestFileRow, IngestKeyValueRow, IngestTransactionRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
 
 __all__ = [
+    "DatasetRow",
+    "DeliveryRow",
     "EndpointRow",
     "IngestFileRow",
     "IngestKeyValueRow",
@@ -14,4 +23,7 @@ __all__ = [
     "JobFileRow",
     "JobRow",
     "MetaRow",
+    "SiteRow",
+    "SyncedDatasetEventRow",
+    "SyncedDatasetRow",
 ]

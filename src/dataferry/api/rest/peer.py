@@ -1,0 +1,172 @@
+"""The peer file protocol over REST: ``/api/v1/peer/endpoints/{endpoint}/...``.
+
+Every request names the calling site (``X-Dataferry-Site``) and carries that site's
+token; the endpoint's ``peer_read`` / ``peer_write`` options say what it may do.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from dataferry.api.deps import core as get_core
+from dataferry.api.site_auth import require_site
+from dataferry.app import Core
+from dataferry.datasets.sites import Site
+from dataferry.errors import InvalidRequest
+
+router = APIRouter(prefix="/peer/endpoints/{endpoint}", tags=["peer files"])
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+# Upload bytes are written in blocks this large (fewer system calls).
+_WRITE_BLOCK = 4 * 1024 * 1024
+
+
+@router.get("/stat")
+def stat(
+    endpoint: str,
+    path: str = "",
+    site: Site = Depends(require_site),
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    return core.peer_files.stat(site.name, endpoint, path).document()
+
+
+@router.get("/list")
+def list_folder(
+    endpoint: str,
+    path: str = "",
+    recursive: bool = False,
+    site: Site = Depends(require_site),
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    entries = core.peer_files.list(site.name, endpoint, path, recursive)
+    return {"entries": [e.document() for e in entries]}
+
+
+@router.get("/files")
+def read_file(
+    endpoint: str,
+    request: Request,
+    path: str,
+    site: Site = Depends(require_site),
+    core: Core = Depends(get_core),
+) -> Response:
+    start, end = 0, None
+    header = request.headers.get("range")
+    if header:
+        m = _RANGE.match(header.strip())
+        if not m:
+            raise InvalidRequest(f"Range {header!r} is not of the form bytes=START-[END]")
+        start, end = int(m.group(1)), int(m.group(2)) if m.group(2) else None
+    size, blocks = core.peer_files.read(site.name, endpoint, path, start, end)
+    if header and start >= size and size > 0:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    last = size - 1 if end is None else min(end, size - 1)
+    length = max(0, last - start + 1)
+    headers = {"Content-Length": str(length), "Accept-Ranges": "bytes"}
+    if header:
+        headers["Content-Range"] = f"bytes {start}-{last}/{size}"
+    return StreamingResponse(
+        blocks,
+        status_code=206 if header else 200,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
+
+
+@router.put("/uploads")
+async def upload(
+    endpoint: str,
+    request: Request,
+    path: str,
+    offset: int = 0,
+    site: Site = Depends(require_site),
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    f = await run_in_threadpool(core.peer_files.open_upload, site.name, endpoint, path, offset)
+    size = offset
+    try:
+        pending: list[bytes] = []
+        held = 0
+        async for chunk in request.stream():
+            pending.append(chunk)
+            held += len(chunk)
+            if held >= _WRITE_BLOCK:
+                await run_in_threadpool(_write, f, b"".join(pending))
+                size += held
+                pending, held = [], 0
+        if pending:
+            await run_in_threadpool(_write, f, b"".join(pending))
+            size += held
+    finally:
+        f.close()
+    return {"path": path, "size": size}
+
+
+def _write(f: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = f.write(view)
+        view = view[n:]
+
+
+@router.get("/uploads")
+def upload_size(
+    endpoint: str, path: str, site: Site = Depends(require_site), core: Core = Depends(get_core)
+) -> dict[str, Any]:
+    return {"path": path, "size": core.peer_files.upload_size(site.name, endpoint, path)}
+
+
+class SyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uploads: list[str]
+
+
+@router.post("/uploads/sync")
+def sync_uploads(
+    endpoint: str, body: SyncIn, site: Site = Depends(require_site), core: Core = Depends(get_core)
+) -> dict[str, Any]:
+    core.peer_files.sync(site.name, endpoint, body.uploads)
+    return {"synced": len(body.uploads)}
+
+
+class CommitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    upload: str
+    path: str
+    size: int | None = None
+    durable: bool = True
+
+
+@router.post("/commit")
+def commit(
+    endpoint: str,
+    body: CommitIn,
+    site: Site = Depends(require_site),
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    entry = core.peer_files.commit(
+        site.name, endpoint, body.upload, body.path, body.size, body.durable
+    )
+    return entry.document()
+
+
+@router.delete("/files", status_code=204)
+def delete(
+    endpoint: str, path: str, site: Site = Depends(require_site), core: Core = Depends(get_core)
+) -> None:
+    core.peer_files.delete(site.name, endpoint, path)
+
+
+@router.post("/folders", status_code=201)
+def mkdir(
+    endpoint: str, path: str, site: Site = Depends(require_site), core: Core = Depends(get_core)
+) -> dict[str, Any]:
+    core.peer_files.mkdir(site.name, endpoint, path)
+    return {"path": path, "type": "directory"}

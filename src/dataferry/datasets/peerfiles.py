@@ -1,0 +1,235 @@
+"""The peer file protocol, server side: an endpoint's files as authorised peers see them.
+
+Each endpoint says which peers may use it, in its options: ``peer_read`` and
+``peer_write`` hold site names separated by commas (``*``: every registered site).
+Uploads only ever write to temporary names (ending ``.dftmp``); ``commit`` makes
+the upload durable, checks its size and renames it into place in one step.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from dataferry.endpoints.backends.local import LocalEndpointFS
+from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.paths import clean_relative, name, parent
+from dataferry.endpoints.service import EndpointService
+from dataferry.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from dataferry.transfers.plan import TMP_SUFFIX
+
+READ, WRITE = "peer_read", "peer_write"
+# Endpoint lookups are cached this long: a peer transfer makes thousands of requests.
+_CACHE_SECONDS = 2.0
+
+
+def allowed(options: dict[str, Any], permission: str, site: str) -> bool:
+    names = {n.strip() for n in str(options.get(permission, "")).split(",") if n.strip()}
+    return "*" in names or site in names
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str  # relative to the endpoint's root
+    type: str  # "file" | "directory"
+    size: int
+
+    def document(self) -> dict[str, Any]:
+        return {"path": self.path, "type": self.type, "size": self.size}
+
+
+class PeerFiles:
+    def __init__(self, endpoints: EndpointService) -> None:
+        self.endpoints = endpoints
+        self._cache: dict[str, tuple[float, EndpointFS]] = {}
+        self._lock = threading.Lock()
+
+    def _open(self, endpoint: str) -> EndpointFS:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(endpoint)
+            if hit is not None and now - hit[0] < _CACHE_SECONDS:
+                return hit[1]
+        fs = self.endpoints.open(endpoint)
+        with self._lock:
+            self._cache[endpoint] = (now, fs)
+        return fs
+
+    def endpoint(self, site: str, endpoint: str, permission: str) -> EndpointFS:
+        """The endpoint if ``site`` may use it so; the same 403 whether it exists or not."""
+        try:
+            fs = self._open(endpoint)
+        except NotFound:
+            fs = None
+        if fs is None or not allowed(fs.options, permission, site):
+            what = "read" if permission == READ else "write"
+            raise Forbidden(f"site {site!r} may not {what} endpoint {endpoint!r}")
+        return fs
+
+    @staticmethod
+    def _path(fs: EndpointFS, path: str) -> tuple[str, str]:
+        rel = clean_relative(path)
+        fs.check_inside(rel)
+        return rel, fs.full(rel)
+
+    def stat(self, site: str, endpoint: str, path: str) -> Entry:
+        fs = self.endpoint(site, endpoint, READ)
+        rel, full = self._path(fs, path)
+        try:
+            info = fs.fs.info(full)
+        except FileNotFoundError:
+            raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
+        kind = "directory" if info["type"] == "directory" else "file"
+        return Entry(rel, kind, int(info.get("size") or 0) if kind == "file" else 0)
+
+    def list(self, site: str, endpoint: str, path: str, recursive: bool = False) -> list[Entry]:
+        fs = self.endpoint(site, endpoint, READ)
+        rel, full = self._path(fs, path)
+        try:
+            if not fs.fs.isdir(full):
+                if fs.fs.exists(full):
+                    raise InvalidRequest(f"{rel!r} on endpoint {endpoint!r} is not a folder")
+                raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}")
+            if recursive:
+                found = fs.fs.find(full, withdirs=True, detail=True)
+                items = [(p, d) for p, d in found.items() if p.rstrip("/") != full.rstrip("/")]
+            else:
+                items = [(d["name"], d) for d in fs.fs.ls(full, detail=True)]
+        except FileNotFoundError:
+            raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
+        out = []
+        for p, d in sorted(items):
+            kind = "directory" if d["type"] == "directory" else "file"
+            out.append(Entry(fs.rel(p.rstrip("/")), kind, int(d.get("size") or 0)))
+        return out
+
+    def read(
+        self, site: str, endpoint: str, path: str, start: int = 0, end: int | None = None
+    ) -> tuple[int, Iterator[bytes]]:
+        """The file's size and its bytes ``[start, end]`` (inclusive) in large blocks."""
+        fs = self.endpoint(site, endpoint, READ)
+        rel, full = self._path(fs, path)
+        try:
+            size = fs.size(full)
+            if fs.fs.isdir(full):
+                raise InvalidRequest(f"{rel!r} on endpoint {endpoint!r} is a folder")
+            f = fs.open_read(full)
+        except FileNotFoundError:
+            raise NotFound(f"{rel!r} does not exist on endpoint {endpoint!r}") from None
+        last = size - 1 if end is None else min(end, size - 1)
+        if start:
+            f.seek(start)
+
+        def blocks() -> Iterator[bytes]:
+            left = last - start + 1
+            try:
+                while left > 0:
+                    block = f.read(min(left, 4 * 1024 * 1024))
+                    if not block:
+                        break
+                    left -= len(block)
+                    yield block
+            finally:
+                f.close()
+
+        return size, blocks()
+
+    def _upload_target(self, site: str, endpoint: str, path: str) -> tuple[EndpointFS, str, str]:
+        fs = self.endpoint(site, endpoint, WRITE)
+        rel, full = self._path(fs, path)
+        if not name(rel).endswith(TMP_SUFFIX):
+            raise InvalidRequest(
+                f"uploads go to a temporary name ending {TMP_SUFFIX!r}, then commit: {rel!r}"
+            )
+        fs.check_writable(rel)
+        return fs, rel, full
+
+    def open_upload(self, site: str, endpoint: str, path: str, offset: int) -> BinaryIO:
+        """A file to write an upload's bytes from ``offset`` on: 0 starts it again,
+        otherwise ``offset`` must be the size already stored (resume)."""
+        fs, rel, full = self._upload_target(site, endpoint, path)
+        if offset < 0:
+            raise InvalidRequest("offset must not be negative")
+        folder = parent(full)
+        if offset == 0:
+            if folder:
+                fs.makedirs(folder)
+            f: BinaryIO = fs.open_write(full)
+            return f
+        have = fs.size(full) if fs.exists(full) else 0
+        if have != offset:
+            raise Conflict(f"{rel!r} holds {have} bytes, not {offset}: resume from {have}")
+        if isinstance(fs, LocalEndpointFS):
+            return open(full, "ab", buffering=0)
+        appended: BinaryIO = fs.fs.open(full, "ab")
+        return appended
+
+    def upload_size(self, site: str, endpoint: str, path: str) -> int:
+        fs, _, full = self._upload_target(site, endpoint, path)
+        return fs.size(full) if fs.exists(full) else 0
+
+    def sync(self, site: str, endpoint: str, uploads: builtins.list[str]) -> None:
+        """Make several uploads durable at once (one filesystem sync where it can)."""
+        fs = self.endpoint(site, endpoint, WRITE)
+        fulls = [self._upload_target(site, endpoint, u)[2] for u in uploads]
+        fs.make_durable_many([f for f in fulls if fs.exists(f)])
+
+    def commit(
+        self,
+        site: str,
+        endpoint: str,
+        upload: str,
+        path: str,
+        size: int | None,
+        durable: bool = True,
+    ) -> Entry:
+        """Check the upload's size, make it durable (unless ``sync`` already did) and
+        rename it to ``path`` in one step."""
+        fs, up_rel, up_full = self._upload_target(site, endpoint, upload)
+        rel, full = self._path(fs, path)
+        if not rel:
+            raise InvalidRequest("cannot commit onto the endpoint's root")
+        fs.check_writable(rel)
+        if not fs.exists(up_full):
+            raise NotFound(f"upload {up_rel!r} does not exist on endpoint {endpoint!r}")
+        stored = fs.size(up_full)
+        if size is not None and stored != size:
+            raise Conflict(f"upload {up_rel!r} holds {stored} bytes, expected {size}")
+        if fs.exists(full) and fs.fs.isdir(full):
+            raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a folder")
+        if durable and isinstance(fs, LocalEndpointFS):
+            with open(up_full, "rb", buffering=0) as f:
+                os.fsync(f.fileno())
+        if parent(full):
+            fs.makedirs(parent(full))
+        fs.rename(up_full, full)
+        return Entry(rel, "file", stored)
+
+    def delete(self, site: str, endpoint: str, path: str) -> None:
+        fs = self.endpoint(site, endpoint, WRITE)
+        rel, full = self._path(fs, path)
+        if not rel:
+            raise InvalidRequest("cannot delete the endpoint's root")
+        fs.check_writable(rel)
+        try:
+            if fs.fs.isdir(full):
+                if fs.fs.ls(full):
+                    raise Conflict(f"folder {rel!r} on endpoint {endpoint!r} is not empty")
+                fs.fs.rmdir(full)
+            else:
+                fs.remove(full)
+        except FileNotFoundError:
+            raise NotFound(f"{rel!r} does not exist on endpoint {endpoint!r}") from None
+
+    def mkdir(self, site: str, endpoint: str, path: str) -> None:
+        fs = self.endpoint(site, endpoint, WRITE)
+        rel, full = self._path(fs, path)
+        fs.check_writable(rel)
+        if fs.exists(full) and not fs.fs.isdir(full):
+            raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a file")
+        fs.makedirs(full)

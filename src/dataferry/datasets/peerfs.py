@@ -1,0 +1,388 @@
+"""``dataferry://SITE/ENDPOINT/PATH``: another instance's endpoint over the peer file
+protocol, as an fsspec filesystem and an endpoint backend.
+
+Reads are streamed (``GET`` with ``Range`` from any offset); writes go to a temporary
+name in large ``PUT`` blocks at explicit offsets (a resumed upload continues from
+the size the peer holds) and are put in place by ``commit``. The site is looked
+up in this instance's sites registry (see :func:`configure`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import SplitResult, unquote
+
+from fsspec.spec import AbstractFileSystem
+
+from dataferry.datasets.peer import PeerClient
+from dataferry.datasets.sites import NAME_RE, SiteAccess
+from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.paths import clean_relative
+from dataferry.errors import InvalidRequest, NotFound, PermanentError
+
+API = "/api/v1/peer/endpoints"
+BLOCK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """How this process reaches sites: set once by the datasets capability."""
+
+    resolve: Callable[[str], SiteAccess]
+    my_site: str
+    verify: str | bool = True
+    timeout: float = 60.0
+
+
+_config: PeerConfig | None = None
+
+
+def configure(config: PeerConfig) -> None:
+    global _config
+    _config = config
+
+
+def _split(url: SplitResult) -> tuple[str, str, str]:
+    site = url.netloc
+    parts = [p for p in unquote(url.path).split("/") if p]
+    if not site or not NAME_RE.match(site) or not parts:
+        raise InvalidRequest(f"peer URL {url.geturl()!r} must be dataferry://SITE/ENDPOINT[/PATH]")
+    return site, parts[0], clean_relative("/".join(parts[1:]))
+
+
+def _rel(path: str) -> str:
+    return path.strip("/")
+
+
+class _Reader:
+    """A file read as one streamed ``GET``; ``seek`` starts a new ranged one."""
+
+    def __init__(self, fs: PeerFileSystem, path: str) -> None:
+        self.fs = fs
+        self.path = path
+        self.pos = 0
+        self._response: Any = None
+        self._chunks: Iterator[bytes] | None = None
+        self._buf = b""
+        self.closed = False
+
+    def _start(self) -> None:
+        headers = {"Range": f"bytes={self.pos}-"} if self.pos else {}
+        self._response = self.fs.client.stream(
+            "GET", f"{self.fs.base}/files", params={"path": _rel(self.path)}, headers=headers
+        )
+        self._chunks = self._response.iter_raw(BLOCK)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._chunks is None:
+            self._start()
+        assert self._chunks is not None
+        out = [self._buf]
+        have = len(self._buf)
+        while n < 0 or have < n:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                break
+            except Exception as exc:
+                from dataferry.errors import TransientError
+
+                raise TransientError(f"reading {self.path} from {self.fs.site}: {exc!r}") from exc
+            out.append(chunk)
+            have += len(chunk)
+        data = b"".join(out)
+        if n >= 0 and len(data) > n:
+            data, self._buf = data[:n], data[n:]
+        else:
+            self._buf = b""
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise ValueError("only absolute seeks")
+        if offset != self.pos:
+            self._close_stream()
+            self.pos = offset
+            self._buf = b""
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def _close_stream(self) -> None:
+        if self._response is not None:
+            self._response.close()
+        self._response = None
+        self._chunks = None
+
+    def close(self) -> None:
+        self._close_stream()
+        self.closed = True
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Writer:
+    """Buffers writes into large blocks, each one ``PUT`` at its offset."""
+
+    def __init__(self, fs: PeerFileSystem, path: str, offset: int = 0) -> None:
+        self.fs = fs
+        self.path = path
+        self.offset = offset
+        self.sent_any = offset > 0
+        self._parts: list[bytes] = []
+        self._pending = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        block = bytes(data)
+        self._parts.append(block)
+        self._pending += len(block)
+        if self._pending >= BLOCK:
+            self.flush()
+        return len(block)
+
+    def flush(self) -> None:
+        if not self._parts and self.sent_any:
+            return
+        body = b"".join(self._parts)
+        self._parts, self._pending = [], 0
+        answer = self.fs.client.json(
+            "PUT",
+            f"{self.fs.base}/uploads",
+            params={"path": _rel(self.path), "offset": self.offset},
+            content=body,
+        )
+        self.sent_any = True
+        self.offset = int(answer["size"])
+        self.fs.note_size(self.path, self.offset)
+
+    def tell(self) -> int:
+        return self.offset + self._pending
+
+    def close(self) -> None:
+        if not self.closed:
+            self.flush()
+            self.closed = True
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.closed = True
+
+
+class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
+    """fsspec view of one endpoint of a peer; paths are ``/PATH`` within that endpoint."""
+
+    protocol = "dataferry"
+    cachable = False
+
+    def __init__(self, site: str, endpoint: str, client: PeerClient, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.site = site
+        self.endpoint = endpoint
+        self.client = client
+        self.base = f"{API}/{endpoint}"
+        self._sizes: dict[str, int] = {}
+        self._sizes_lock = threading.Lock()
+
+    def note_size(self, path: str, size: int) -> None:
+        with self._sizes_lock:
+            self._sizes[path] = size
+
+    def take_size(self, path: str) -> int | None:
+        with self._sizes_lock:
+            return self._sizes.pop(path, None)
+
+    @staticmethod
+    def _entry(doc: dict[str, Any]) -> dict[str, Any]:
+        return {"name": "/" + doc["path"], "size": doc["size"], "type": doc["type"]}
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            doc = self.client.json("GET", f"{self.base}/stat", params={"path": _rel(path)})
+        except NotFound:
+            raise FileNotFoundError(path) from None
+        return self._entry(doc)
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        try:
+            docs = self.client.json("GET", f"{self.base}/list", params={"path": _rel(path)})
+        except NotFound:
+            raise FileNotFoundError(path) from None
+        entries = [self._entry(d) for d in docs["entries"]]
+        return entries if detail else [e["name"] for e in entries]
+
+    def find(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            docs = self.client.json(
+                "GET", f"{self.base}/list", params={"path": _rel(path), "recursive": "true"}
+            )
+        except NotFound:
+            return {} if detail else []
+        found = {
+            e["name"]: e
+            for e in map(self._entry, docs["entries"])
+            if withdirs or e["type"] != "directory"
+        }
+        return found if detail else sorted(found)
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if mode == "rb":
+            return _Reader(self, path)
+        if mode == "wb":
+            return _Writer(self, path)
+        if mode == "ab":
+            return _Writer(self, path, self.upload_size(path))
+        raise ValueError(f"mode {mode!r} is not supported")
+
+    def upload_size(self, path: str) -> int:
+        return int(
+            self.client.json("GET", f"{self.base}/uploads", params={"path": _rel(path)})["size"]
+        )
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        self.client.request("POST", f"{self.base}/folders", params={"path": _rel(path)})
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        self.mkdir(path)
+
+    def rm_file(self, path: str) -> None:
+        try:
+            self.client.request("DELETE", f"{self.base}/files", params={"path": _rel(path)})
+        except NotFound:
+            raise FileNotFoundError(path) from None
+
+    def _rm(self, path: str) -> None:
+        self.rm_file(path)
+
+    def rmdir(self, path: str) -> None:
+        self.rm_file(path)
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        for p in [path] if isinstance(path, str) else path:
+            self.rm_file(p)
+
+    def commit(self, upload: str, path: str, size: int | None, durable: bool) -> None:
+        self.client.request(
+            "POST",
+            f"{self.base}/commit",
+            json={"upload": _rel(upload), "path": _rel(path), "size": size, "durable": durable},
+        )
+
+    def sync(self, uploads: list[str]) -> None:
+        self.client.request(
+            "POST", f"{self.base}/uploads/sync", json={"uploads": [_rel(u) for u in uploads]}
+        )
+
+    def mv(self, path1: str, path2: str, **kwargs: Any) -> None:
+        self.commit(path1, path2, None, True)
+
+
+class PeerEndpointFS(EndpointFS):
+    """An endpoint on another instance; transfers read and write it like any other."""
+
+    resumable = True
+    group_sync = True
+
+    def __init__(self, name: str, fs: PeerFileSystem, root: str, options: dict[str, Any]) -> None:
+        super().__init__(name, fs, root, options)
+        self.peer: PeerFileSystem = fs
+        self._synced: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def storage_id(self) -> str:
+        return f"dataferry://{self.peer.site}/{self.peer.endpoint}"
+
+    def open_read(self, full: str, offset: int = 0) -> Any:
+        reader = _Reader(self.peer, full)
+        if offset:
+            reader.seek(offset)
+        return reader
+
+    def open_write(self, full: str) -> Any:
+        return _Writer(self.peer, full)
+
+    def open_append(self, full: str) -> Any:
+        """Continue an interrupted upload from the size the peer holds."""
+        return _Writer(self.peer, full, self.peer.upload_size(full))
+
+    def make_durable(self, fobj: Any) -> None:
+        fobj.flush()  # the bytes are sent; commit makes them durable before the rename
+
+    def make_durable_many(self, fulls: list[str]) -> None:
+        self.peer.sync(fulls)
+        with self._lock:
+            self._synced.update(fulls)
+
+    def size(self, full: str) -> int:
+        known = self.peer.take_size(full)
+        return known if known is not None else int(self.peer.size(full))
+
+    def exists(self, full: str) -> bool:
+        return bool(self.peer.exists(full))
+
+    def rename(self, src: str, dst: str) -> None:
+        with self._lock:
+            synced = src in self._synced
+            self._synced.discard(src)
+        self.peer.commit(src, dst, None, durable=not synced)
+
+    def remove(self, full: str) -> None:
+        self.peer.rm_file(full)
+
+    def makedirs(self, full: str) -> None:
+        self.peer.mkdir(full)
+
+    def close(self) -> None:
+        self.peer.client.close()
+
+
+def client_for(site: str) -> PeerClient:
+    if _config is None:
+        raise PermanentError("dataferry:// endpoints need the datasets capability (not loaded)")
+    access = _config.resolve(site)
+    return PeerClient(access, _config.my_site, verify=_config.verify, timeout=_config.timeout)
+
+
+def check(url: SplitResult, options: dict[str, Any]) -> None:
+    _split(url)
+
+
+def open_peer(
+    name: str, site: str, endpoint: str, root: str, options: dict[str, Any]
+) -> EndpointFS:
+    fs = PeerFileSystem(site, endpoint, client_for(site))
+    return PeerEndpointFS(name, fs, "/" + root, options)
+
+
+def open_fs(
+    name: str, url: SplitResult, options: dict[str, Any], secrets: dict[str, str]
+) -> EndpointFS:
+    site, endpoint, root = _split(url)
+    return open_peer(name, site, endpoint, root, options)
