@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # PostgreSQL server used for the second test run (a scratch database is created per run).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres lint bench system-deps clean
+.PHONY: install run test test-sqlite test-postgres test-celery lint bench system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ system-deps:
 	  else echo "not root or no apt-get: missing$$missing (tests that need them skip)"; fi; \
 	fi
 
-test: install system-deps test-sqlite test-postgres
+test: install system-deps test-sqlite test-postgres test-celery
 
 test-sqlite: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -42,6 +42,12 @@ test-sqlite: install
 # Under CI=true this run must happen; elsewhere it skips with a reason if no server answers.
 test-postgres: install
 	DATAFERRY_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The job tests again with executor=celery: PostgreSQL, real `dataferry worker` processes,
+# Redis (DATAFERRY_TEST_BROKER_URL, default redis://127.0.0.1:6379/7) and a RabbitMQ smoke run.
+test-celery: install
+	DATAFERRY_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) DATAFERRY_TEST_EXECUTOR=celery \
+	  $(BIN)/python -m pytest -m "executors or celery_only" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench

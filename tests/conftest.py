@@ -1,17 +1,55 @@
-"""Fixtures for every layer. ``DATAFERRY_TEST_POSTGRES_URL`` runs the suite on PostgreSQL."""
+"""Fixtures for every layer. ``DATAFERRY_TEST_POSTGRES_URL`` runs the suite on PostgreSQL;
+``DATAFERRY_TEST_EXECUTOR=celery`` runs the job tests (marker ``executors``) on Celery
+workers with a real broker (``make test-celery``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dataferry.config import Settings
+from tests.support.celery import (
+    WorkerGroup,
+    broker_url,
+    celery_env,
+    embedded_workers,
+    new_prefix,
+    purge_prefix,
+    registered_queues,
+    require_broker,
+    selected_executor,
+)
 from tests.support.databases import PostgresDatabases, postgres_server_url, sqlite_url
 from tests.support.server import Server
 from tests.support.services import unavailable
+
+EXECUTOR = selected_executor()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``celery_only`` belong to the Celery pass; leave them out of the others."""
+    if EXECUTOR == "celery":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("celery_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+def celery_broker() -> Iterator[tuple[str, str]]:
+    """(broker URL, queue prefix) for this test; its Redis queues are deleted afterwards."""
+    url = broker_url()
+    require_broker(url)
+    prefix = new_prefix()
+    yield url, prefix
+    purge_prefix(url, prefix)
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +77,30 @@ def database_url(tmp_path: Path, postgres: PostgresDatabases | None) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def executor_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """``DATAFERRY_*`` variables selecting this run's executor (empty: inline)."""
+    if EXECUTOR != "celery":
+        return {}
+    url, prefix = request.getfixturevalue("celery_broker")
+    return celery_env(url, prefix)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, executor_env: dict[str, str]) -> Settings:
+    extra: dict[str, Any] = {}
+    if executor_env:
+        extra = {
+            "executor": "celery",
+            "broker_url": executor_env["DATAFERRY_BROKER_URL"],
+            "celery": {
+                "queue_prefix": executor_env["DATAFERRY_CELERY__QUEUE_PREFIX"],
+                "redispatch_seconds": 1,
+            },
+        }
     return Settings(
         home=tmp_path / "home",
         database_url=database_url,
+        **extra,
         jobs={
             "tick_seconds": 0.2,
             "lease_seconds": 2,
@@ -55,33 +113,72 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def core(settings: Settings) -> Iterator[Any]:
-    """The service core, not started (no executor threads): call ``core.start()`` to run jobs."""
+    """The service core, not started (no executor threads): call ``core.start()`` to run jobs.
+
+    In the Celery pass, ``core.start()`` also starts a real Celery worker in this
+    process (its job kinds are registered here) and the scheduler tick."""
     from dataferry.app import build
 
     c = build(settings)
-    yield c
-    c.stop()
+    with ExitStack() as stack:
+        if settings.executor == "celery":
+            plain_start = c.start
+
+            def start() -> None:
+                plain_start()
+                queues = sorted({*c.registry.queues(), "default"})
+                stack.enter_context(embedded_workers(c, queues))
+
+            c.start = start
+        try:
+            yield c
+        finally:
+            stack.close()
+            c.stop()
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path, database_url: str) -> Iterator[Any]:
-    """Start real servers; all share this test's database unless told otherwise."""
+def server_factory(
+    tmp_path: Path, database_url: str, executor_env: dict[str, str]
+) -> Iterator[Any]:
+    """Start real servers; all share this test's database unless told otherwise.
+
+    In the Celery pass the first server also brings two real ``dataferry worker``
+    processes (one running the beat schedule) on that database, unless
+    ``workers=False`` (tests that start their own)."""
     from cryptography.fernet import Fernet
 
     started: list[Server] = []
+    groups: list[WorkerGroup] = []
     # Servers on one database must share the key that seals endpoint secrets.
     key = Fernet.generate_key().decode()
 
-    def make(name: str = "a", env: dict[str, str] | None = None, db: str | None = None) -> Server:
+    def make(
+        name: str = "a",
+        env: dict[str, str] | None = None,
+        db: str | None = None,
+        workers: bool = True,
+    ) -> Server:
         srv = Server(
             tmp_path / f"home-{name}",
             db or database_url,
-            {"DATAFERRY_SECRET_KEY": key, **(env or {})},
+            {"DATAFERRY_SECRET_KEY": key, **executor_env, **(env or {})},
         )
         started.append(srv)
-        return srv.start()
+        srv.start()
+        if executor_env and workers and not groups:
+            group = WorkerGroup(tmp_path / "home-workers", srv.env)
+            groups.append(group)
+            queues = ",".join(registered_queues(tmp_path / "home-queues"))
+            group.workers(
+                ["--queues", queues, "--concurrency", "4", "--beat"],
+                ["--queues", queues, "--concurrency", "4"],
+            )
+        return srv
 
     yield make
+    for group in groups:
+        group.stop()
     for srv in started:
         srv.kill()
 

@@ -24,11 +24,14 @@ from dataferry.jobs.service import JobService, NoExecutor
 from dataferry.jobs.store import JobStore
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from dataferry.datasets.consumer import ConsumerService
     from dataferry.datasets.peerfiles import PeerFiles
     from dataferry.datasets.provider import ProviderService
     from dataferry.datasets.sites import SiteService
     from dataferry.ingest.service import IngestService
+    from dataferry.records.service import RecordService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
@@ -37,9 +40,10 @@ log = logging.getLogger(__name__)
 def _capabilities() -> list[Any]:
     from dataferry.datasets import capability as datasets
     from dataferry.ingest import capability as ingest
+    from dataferry.records import capability as records
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, datasets.install, ingest.install]
+    return [transfers.install, datasets.install, records.install, ingest.install]
 
 
 class Core:
@@ -47,6 +51,7 @@ class Core:
 
     transfers: TransferService
     ingest: IngestService
+    records: RecordService
     sites: SiteService
     peer_files: PeerFiles
     provider: ProviderService
@@ -63,7 +68,13 @@ class Core:
         self.box = SecretBox.from_settings(settings.secret_key, settings.key_file)
         self.endpoints = EndpointService(self.db, self.box)
         self.executor: Executor = NoExecutor()
-        self.scheduler = Scheduler(self.job_store, self.executor, settings.jobs.tick_seconds)
+        self.scheduler = Scheduler(
+            self.job_store,
+            self.executor,
+            settings.jobs.tick_seconds,
+            settings.celery.redispatch_seconds if settings.executor == "celery" else None,
+        )
+        self._celery: Celery | None = None
         for install in _capabilities():
             install(self)
 
@@ -78,22 +89,39 @@ class Core:
         self.jobs.executor = executor
         self.scheduler.executor = executor
 
-    def start(self) -> None:
-        """Start running jobs (executor threads) and the scheduler tick."""
-        if self.settings.executor == "inline":
-            from dataferry.jobs.executors.inline import InlineExecutor
+    @property
+    def celery(self) -> Celery:
+        """This process's Celery application (``executor = "celery"`` only)."""
+        if self._celery is None:
+            from dataferry.jobs.executors.celery import make_celery
 
-            self.use_executor(
-                InlineExecutor(
-                    self.job_store,
-                    self.runner,
-                    self.node,
-                    self.settings.jobs.workers,
-                    self.settings.jobs.lease_seconds,
-                )
+            self._celery = make_celery(self.settings)
+        return self._celery
+
+    def use_celery(self) -> None:
+        """Dispatch jobs to Celery workers (``serve``, a worker's tick, beat)."""
+        from dataferry.jobs.executors.celery import CeleryExecutor
+
+        self.use_executor(CeleryExecutor(self.celery, self.settings, self.instance_id))
+
+    def start(self) -> None:
+        """Start running jobs: executor threads and the scheduler tick (inline), or
+        dispatch to Celery workers, whose beat schedule runs the tick (celery)."""
+        if self.settings.executor == "celery":
+            self.use_celery()
+            self.executor.start()
+            return
+        from dataferry.jobs.executors.inline import InlineExecutor
+
+        self.use_executor(
+            InlineExecutor(
+                self.job_store,
+                self.runner,
+                self.node,
+                self.settings.jobs.workers,
+                self.settings.jobs.lease_seconds,
             )
-        else:
-            raise NotImplementedError(f"executor {self.settings.executor!r} is not available yet")
+        )
         self.executor.start()
         self.scheduler.start()
 

@@ -50,6 +50,20 @@ class Client:
             return None
         return response.json()
 
+    def raw(self, method: str, path: str, **kwargs: Any) -> bytes:
+        """Like ``request`` but returns the body's bytes (exports)."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach dataferry at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ClientError(f"{detail} (HTTP {response.status_code})", response.status_code)
+        return response.content
+
     # -- health ----------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "/healthz")

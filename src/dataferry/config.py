@@ -90,6 +90,70 @@ class IngestSettings(_Section):
     chunk_size: int = Field(1024 * 1024, ge=4096, description="bytes per read/write")
 
 
+class CelerySettings(_Section):
+    """Scale-out: ``executor = "celery"`` dispatches jobs to Celery workers."""
+
+    queue_prefix: str = Field(
+        "dataferry",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="broker queues are named <prefix>.<job queue>, and <prefix>.tick",
+    )
+    concurrency: dict[str, int] = Field(
+        default_factory=lambda: {"transfers": 4},
+        description="jobs run at once per job queue by one `dataferry worker`",
+    )
+    default_concurrency: int = Field(
+        2, ge=1, le=256, description="concurrency of a queue not named in `concurrency`"
+    )
+    redispatch_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a job still queued this long is sent to the broker again by the tick",
+    )
+    visibility_timeout: float = Field(
+        3600.0, gt=0, description="Redis: seconds before an unacknowledged message is redelivered"
+    )
+    publish_timeout: float = Field(
+        2.0, gt=0, description="seconds a dispatch may wait for the broker before giving up"
+    )
+
+    @model_validator(mode="after")
+    def _check_concurrency(self) -> CelerySettings:
+        for queue, n in self.concurrency.items():
+            if not 1 <= n <= 256:
+                raise ValueError(f"celery.concurrency.{queue} must be between 1 and 256, not {n}")
+        return self
+
+    def concurrency_of(self, queue: str) -> int:
+        return self.concurrency.get(queue, self.default_concurrency)
+
+    def broker_queue(self, queue: str) -> str:
+        return f"{self.queue_prefix}.{queue}"
+
+    @property
+    def tick_queue(self) -> str:
+        return f"{self.queue_prefix}.tick"
+
+
+class RecordSettings(_Section):
+    max_drift_seconds: float = Field(
+        300.0, gt=0, description="reject peer changes stamped further than this in the future"
+    )
+    conflict_log_max: int = Field(
+        10000, ge=1, description="conflict log entries kept per collection"
+    )
+    batch_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="replication batch size bound, in bytes"
+    )
+    batch_records: int = Field(5000, ge=1, le=100000, description="records per replication batch")
+    sync_interval: float = Field(
+        300.0, ge=0, description="default seconds between scheduled syncs with a peer (0: never)"
+    )
+    discovery: bool = Field(False, description="announce and browse over mDNS/DNS-SD")
+    owner: str = Field("", description="who runs this instance (shown to peers)")
+    contact: str = Field("", description="how to reach the owner (shown to peers)")
+
+
 class DatasetSettings(_Section):
     site_name: str = Field(
         "",
@@ -131,10 +195,15 @@ class Settings(BaseSettings):
     tokens: list[str] = Field(default_factory=list, description="bearer tokens for /api/v1")
     token: str = Field("", description="the token the CLI sends")
     executor: Literal["inline", "celery"] = "inline"
+    broker_url: str = Field(
+        "", description="Celery broker, e.g. redis://host:6379/0 or amqp://user:pw@host:5672//"
+    )
     node_name: str = Field("", description="this process's name in leases; default host:pid")
     jobs: JobSettings = Field(default_factory=JobSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    celery: CelerySettings = Field(default_factory=CelerySettings)
+    records: RecordSettings = Field(default_factory=RecordSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
 
     @model_validator(mode="after")
@@ -146,6 +215,11 @@ class Settings(BaseSettings):
         if not self.url:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
             object.__setattr__(self, "url", f"http://{host}:{self.port}")
+        if self.executor == "celery" and not self.broker_url:
+            raise ValueError(
+                'executor = "celery" needs broker_url (e.g. redis://127.0.0.1:6379/0 '
+                "or amqp://guest:guest@127.0.0.1:5672//)"
+            )
         return self
 
     @property

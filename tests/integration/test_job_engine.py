@@ -15,6 +15,9 @@ from dataferry.jobs.context import JobContext
 from dataferry.jobs.registry import JobKind
 from dataferry.jobs.states import JobState
 
+# Runs again with Celery workers and a real broker (make test-celery).
+pytestmark = pytest.mark.executors
+
 
 def wait_state(core: Any, job_id: int, states: set[str], timeout: float = 20) -> Any:
     deadline = time.monotonic() + timeout

@@ -11,6 +11,9 @@ from tests.support.trees import hash_tree, make_tree, temporaries
 
 TREE_FILES = 1200
 
+# Runs again with Celery workers and a real broker (make test-celery).
+pytestmark = pytest.mark.executors
+
 
 @pytest.fixture
 def endpoints(server: Server, tmp_path: Path) -> tuple[Path, Path]:
@@ -128,10 +131,12 @@ def test_status_jobs_and_cli_text_output(server: Server, endpoints: tuple[Path, 
         "files_done",
         "files_total",
         "attempts",
+        "worker",
         "created",
         "updated",
         "error",
     }
+    assert jobs[0]["worker"]  # which worker ran it
     assert server.cli_json("status", str(job_id))["job_id"] == job_id
     assert "succeeded" in server.cli("status", str(job_id)).stdout
     assert "succeeded" in server.cli("jobs", "--state", "succeeded").stdout

@@ -19,6 +19,7 @@ from dataferry.api.rest import (
     health,
     jobs,
     peer,
+    records,
     sites,
     transactions,
     transfers,
@@ -67,7 +68,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, transactions):
+    for module in (jobs, endpoints, transfers, sites, records, transactions):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.

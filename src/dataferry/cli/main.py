@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import datasets, endpoints, ingest, jobs, serve, sites
+from dataferry.cli import datasets, endpoints, ingest, jobs, records, serve, sites, worker
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -59,6 +59,8 @@ def main_options(
 
 app.command("serve")(serve.serve)
 app.command("init-db")(serve.init_db)
+app.command("worker")(worker.worker)
+app.command("beat")(worker.beat)
 app.add_typer(endpoints.app, name="endpoint")
 app.command("transfer")(jobs.transfer)
 app.command("jobs")(jobs.jobs)
@@ -68,6 +70,7 @@ app.command("cancel")(jobs.cancel)
 app.command("ingest")(ingest.ingest)
 app.add_typer(ingest.bundle_app, name="bundle")
 app.add_typer(ingest.transactions_app, name="transactions")
+app.add_typer(records.app, name="records")
 app.add_typer(sites.app, name="site")
 app.add_typer(datasets.app, name="dataset")
 

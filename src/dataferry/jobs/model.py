@@ -73,6 +73,7 @@ class Job:
             "files_done": self.files_done,
             "files_total": self.files_total,
             "attempts": self.attempts,
+            "worker": self.worker,
             "created": self.created.isoformat(),
             "updated": self.updated.isoformat(),
             "error": self.error,

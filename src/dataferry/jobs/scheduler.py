@@ -28,10 +28,21 @@ class Periodic:
 
 
 class Scheduler:
-    def __init__(self, store: JobStore, executor: Executor, tick_seconds: float) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        executor: Executor,
+        tick_seconds: float,
+        redispatch_seconds: float | None = None,
+    ) -> None:
         self.store = store
         self.executor = executor
         self.tick_seconds = tick_seconds
+        # None: hints are cheap (in-process), repeat them every tick for jobs queued
+        # over 5 ticks. A number: a job still queued that long is sent again at
+        # most that often (a broker message each time; duplicates are harmless).
+        self.redispatch_seconds = redispatch_seconds
+        self._sent: dict[int, float] = {}
         self._periodic: list[Periodic] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,10 +69,19 @@ class Scheduler:
                 log.warning("job %s: its worker stopped answering; re-queued", job_id)
                 self.executor.dispatch(job_id, self.store.get(job_id).queue)
         # A hint may have been lost (a broker down, a process killed): repeat it.
-        for job_id in self.store.queued_ids(now - timedelta(seconds=self.tick_seconds * 5)):
+        mono = time.monotonic()
+        every = self.redispatch_seconds
+        age = every if every is not None else self.tick_seconds * 5
+        queued = self.store.queued_ids(now - timedelta(seconds=age))
+        still = set(queued)
+        self._sent = {i: t for i, t in self._sent.items() if i in still}
+        for job_id in queued:
+            if every is not None:
+                if mono - self._sent.get(job_id, -every) < every:
+                    continue
+                self._sent[job_id] = mono
             counts["redispatched"] += 1
             self.executor.dispatch(job_id, self.store.get(job_id).queue)
-        mono = time.monotonic()
         for p in self._periodic:
             if mono - p.last >= p.every:
                 p.last = mono

@@ -72,6 +72,16 @@ class JobStore:
             rows = s.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all()
             return {state: n for state, n in rows}
 
+    def running(self) -> list[tuple[int, str, str]]:
+        """(job id, kind, worker) of every running job: who runs what, for /metrics."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(JobRow.id, JobRow.kind, JobRow.worker)
+                .where(JobRow.state == JobState.RUNNING.value)
+                .order_by(JobRow.id)
+            ).all()
+            return [(i, k, w) for i, k, w in rows]
+
     def bytes_done_total(self) -> int:
         with self.db.read() as s:
             return int(s.scalar(select(func.coalesce(func.sum(JobRow.bytes_done), 0))) or 0)

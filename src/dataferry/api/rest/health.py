@@ -39,6 +39,25 @@ class _JobCollector:
         )
         moved.add_metric([], self.core.job_store.bytes_done_total())
         yield moved
+        # Who runs what: one sample per running job, and a count per worker.
+        running = self.core.job_store.running()
+        per_job = GaugeMetricFamily(
+            "dataferry_job_running",
+            "1 for each running job, labelled with the worker (node/claim) that runs it",
+            labels=["job_id", "kind", "worker"],
+        )
+        per_worker: dict[str, int] = {}
+        for job_id, kind, worker in running:
+            per_job.add_metric([str(job_id), kind, worker], 1)
+            node = worker.split("/")[0]
+            per_worker[node] = per_worker.get(node, 0) + 1
+        yield per_job
+        by_worker = GaugeMetricFamily(
+            "dataferry_worker_running_jobs", "Running jobs per worker node", labels=["worker"]
+        )
+        for node, n in sorted(per_worker.items()):
+            by_worker.add_metric([node], n)
+        yield by_worker
 
 
 @router.get("/metrics", tags=["health"])

@@ -11,8 +11,22 @@ from dataferry.db.models.endpoints import EndpointRow
 from dataferry.db.models.ingest import IngestFileRow, IngestKeyValueRow, IngestTransactionRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
+from dataferry.db.models.records import (
+    AckRow,
+    CheckpointRow,
+    ClockRow,
+    CollectionRow,
+    ConflictRow,
+    PeerRow,
+    RecordRow,
+)
 
 __all__ = [
+    "AckRow",
+    "CheckpointRow",
+    "ClockRow",
+    "CollectionRow",
+    "ConflictRow",
     "DatasetRow",
     "DeliveryRow",
     "EndpointRow",
@@ -23,6 +37,8 @@ __all__ = [
     "JobFileRow",
     "JobRow",
     "MetaRow",
+    "PeerRow",
+    "RecordRow",
     "SiteRow",
     "SyncedDatasetEventRow",
     "SyncedDatasetRow",

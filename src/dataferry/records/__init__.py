@@ -1,0 +1,1 @@
+"""Records: collections of JSON records, their change feed, and replication between instances."""

@@ -1,0 +1,141 @@
+"""Value objects of the records capability, and the JSON helpers they share."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from dataferry.errors import InvalidRequest
+from dataferry.records import hlc
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def dumps(obj: Any) -> str:
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # e.g. integers beyond 64 bits: the standard library copes
+        return json.dumps(obj, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def check_collection(name: str) -> str:
+    if not COLLECTION_NAME.match(name or ""):
+        raise InvalidRequest(
+            f"collection name {name!r} must be 1-128 characters: letters, digits, '_', '.', '-' "
+            "(starting with a letter or digit)"
+        )
+    return name
+
+
+def check_uuid(value: str) -> str:
+    """The canonical (lower-case, hyphenated) form of a UUID, or a clear error."""
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        raise InvalidRequest(f"{value!r} is not a UUID") from None
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record as readers see it. ``hlc`` is the stamp of its last change;
+    ``seq`` its position in this instance's change feed."""
+
+    collection: str
+    uuid: str
+    origin: str
+    hlc: int
+    deleted: bool
+    data: dict[str, Any]
+    seq: int
+    updated: datetime
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "uuid": self.uuid,
+            "origin": self.origin,
+            "hlc": self.hlc,
+            "changed": hlc.to_datetime(self.hlc).isoformat(),
+            "deleted": self.deleted,
+            "data": self.data,
+            "seq": self.seq,
+            "updated": self.updated.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """A page of the change feed: pass ``cursor`` as ``since`` to read on."""
+
+    collection: str
+    changes: list[Record]
+    cursor: int
+    more: bool
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "changes": [r.document() for r in self.changes],
+            "cursor": self.cursor,
+            "more": self.more,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    name: str
+    schema: dict[str, Any] | None
+    created: datetime
+    records: int = 0
+    deleted: int = 0
+    head: int = 0
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "schema": self.schema,
+            "created": self.created.isoformat(),
+            "records": self.records,
+            "deleted": self.deleted,
+            "head": self.head,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What applying one replication batch did."""
+
+    received: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    cursor: int = 0
+    duplicate: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "conflicts": self.conflicts,
+            "cursor": self.cursor,
+            "duplicate": self.duplicate,
+        }

@@ -1,0 +1,569 @@
+"""The records service: the one API every front door (REST, CLI, RPC, sinks,
+replication) uses for collections, records, the change feed and applying
+replicated changes. See ``docs/replication.md`` ("Python service API")."""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import jsonschema
+import jsonschema.exceptions
+
+from dataferry.config import RecordSettings
+from dataferry.db.base import utcnow
+from dataferry.db.engine import Database
+from dataferry.errors import Conflict, InvalidRequest, NotFound
+from dataferry.records import hlc, merge
+from dataferry.records.model import (
+    ApplyResult,
+    ChangePage,
+    Collection,
+    Record,
+    check_collection,
+    check_uuid,
+    dumps,
+    loads,
+    new_uuid,
+)
+from dataferry.records.store import RecordStore, StoredRow
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 10000
+PROTOCOL = 1
+
+Listener = Callable[[str, int], None]
+_Values = list[dict[str, Any]]
+
+
+def state_of(row: StoredRow) -> merge.State:
+    return merge.decode(loads(row.meta), loads(row.data))
+
+
+def record_of(row: StoredRow) -> Record:
+    return Record(
+        collection=row.collection,
+        uuid=row.uuid,
+        origin=row.origin,
+        hlc=row.hlc,
+        deleted=row.deleted,
+        data=loads(row.data),
+        seq=row.seq,
+        updated=row.updated,
+    )
+
+
+def _row_values(
+    collection: str, uuid: str, origin: str, state: merge.State, seq: int, via: str
+) -> dict[str, Any]:
+    return {
+        "collection": collection,
+        "uuid": uuid,
+        "origin": origin,
+        "hlc": state.last()[0],
+        "deleted": state.deleted,
+        "data": dumps(state.data()),
+        "meta": dumps(merge.encode_meta(state)),
+        "seq": seq,
+        "via": via,
+        "updated": utcnow(),
+    }
+
+
+def _conflict_values(collection: str, uuid: str, c: merge.Conflict, source: str) -> dict[str, Any]:
+    return {
+        "collection": collection,
+        "uuid": uuid,
+        "kind": c.kind,
+        "field": c.field,
+        "lost": dumps(c.lost),
+        "lost_hlc": c.lost_stamp[0],
+        "lost_origin": c.lost_stamp[1],
+        "won": dumps(c.won),
+        "won_hlc": c.won_stamp[0],
+        "won_origin": c.won_stamp[1],
+        "source": source,
+        "at": utcnow(),
+    }
+
+
+class RecordService:
+    """Collections of JSON records with a change feed; see the module docstring."""
+
+    def __init__(self, db: Database, settings: RecordSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.store = RecordStore(db)
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._instance = ""
+        self._validators: dict[str, tuple[str, Any]] = {}
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def instance_id(self) -> str:
+        """This instance's stable id (created by ``init-db``)."""
+        if not self._instance:
+            self._instance = self.store.meta_value("instance_id", create=True)
+        return self._instance
+
+    @property
+    def epoch(self) -> str:
+        """Changes whenever this database is created anew."""
+        return self.store.meta_value("records_epoch", create=True)
+
+    # -- change notification ----------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(collection, seq)`` after each committed change to a
+        collection (in the writer's thread; keep it quick). Returns an unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self, collection: str, seq: int) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(collection, seq)
+            except Exception:
+                log.exception("records listener %r failed", fn)
+
+    # -- collections --------------------------------------------------------------------
+    def create_collection(self, name: str, schema: Mapping[str, Any] | None = None) -> Collection:
+        """Create a collection (idempotent); with ``schema``, set its JSON Schema."""
+        check_collection(name)
+        if schema is not None:
+            self._check_schema(schema)
+        with self.db.session() as s:
+            row = self.store.ensure_collection(s, name)
+            if schema is not None:
+                row.schema = dumps(schema)
+        return self.collection(name)
+
+    def set_schema(self, name: str, schema: Mapping[str, Any] | None) -> Collection:
+        """Set (or with None, drop) a collection's JSON Schema; existing records stay."""
+        self._check_schema(schema) if schema is not None else None
+        with self.db.session() as s:
+            row = self._collection_row(s, name)
+            row.schema = dumps(schema) if schema is not None else ""
+        return self.collection(name)
+
+    def collection(self, name: str) -> Collection:
+        with self.db.read() as s:
+            row = self._collection_row(s, name)
+            alive, dead, head = self.store.counts(s, name)
+            return Collection(
+                row.name, loads(row.schema) if row.schema else None, row.created, alive, dead, head
+            )
+
+    def collections(self) -> list[Collection]:
+        with self.db.read() as s:
+            out = []
+            for row in self.store.collections(s):
+                alive, dead, head = self.store.counts(s, row.name)
+                out.append(
+                    Collection(
+                        row.name,
+                        loads(row.schema) if row.schema else None,
+                        row.created,
+                        alive,
+                        dead,
+                        head,
+                    )
+                )
+            return out
+
+    def _collection_row(self, s: Any, name: str) -> Any:
+        check_collection(name)
+        row = self.store.collection(s, name)
+        if row is None:
+            raise NotFound(f"collection {name!r} does not exist")
+        return row
+
+    @staticmethod
+    def _check_schema(schema: Mapping[str, Any]) -> None:
+        if not isinstance(schema, Mapping):
+            raise InvalidRequest("a JSON Schema must be a JSON object")
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(dict(schema))
+        except jsonschema.exceptions.SchemaError as exc:
+            raise InvalidRequest(f"invalid JSON Schema: {exc.message}") from None
+
+    def _validator(self, schema_text: str) -> Any:
+        if not schema_text:
+            return None
+        cached = self._validators.get(schema_text)
+        if cached is None:
+            schema = loads(schema_text)
+            cached = (schema_text, jsonschema.validators.validator_for(schema)(schema))
+            if len(self._validators) > 100:
+                self._validators.clear()
+            self._validators[schema_text] = cached
+        return cached[1]
+
+    @staticmethod
+    def _validate(validator: Any, data: Any, what: str) -> None:
+        if not isinstance(data, dict):
+            raise InvalidRequest(f"{what}: a record must be a JSON object")
+        if validator is None:
+            return
+        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            raise InvalidRequest(
+                f"{what} does not match the collection's schema at {where}: {error.message}"
+            )
+
+    # -- records ------------------------------------------------------------------------
+    def put(self, collection: str, data: Mapping[str, Any], uuid: str | None = None) -> Record:
+        """Create or replace a record's document (a UUID is generated when none is given).
+        Only changed fields get a new stamp. Creates the collection if it is new."""
+        return self.put_many(collection, [(uuid, data)])[0]
+
+    def put_many(
+        self, collection: str, items: list[tuple[str | None, Mapping[str, Any]]]
+    ) -> list[Record]:
+        """``put`` for many records in one transaction (all or nothing)."""
+        check_collection(collection)
+        prepared = [(check_uuid(u) if u else new_uuid(), d) for u, d in items]
+        if len({u for u, _ in prepared}) != len(prepared):
+            raise InvalidRequest("the same UUID appears twice in one write")
+        me = self.instance_id
+        with self.db.session() as s:
+            row = self.store.ensure_collection(s, collection)
+            validator = self._validator(row.schema)
+            for uuid, data in prepared:
+                self._validate(validator, data, f"record {uuid}")
+            clock = self.store.lock_clock(s)
+            existing = self.store.get_many(s, collection, [u for u, _ in prepared])
+            inserts: _Values = []
+            updates: _Values = []
+            out_rows: list[StoredRow] = []
+            for uuid, data in prepared:
+                old = existing.get(uuid)
+                current = state_of(old) if old else None
+                if current is None and not data:
+                    raise InvalidRequest(f"record {uuid}: a new record needs at least one field")
+                new = merge.put(current, dict(data), (clock.stamp(), me))
+                if new is None:
+                    assert old is not None
+                    out_rows.append(old)
+                    continue
+                values = _row_values(
+                    collection, uuid, old.origin if old else me, new, clock.next_seq(), ""
+                )
+                (updates if old else inserts).append(values)
+                out_rows.append(StoredRow(**values))
+            self.store.write(s, inserts, updates)
+            self.store.save_clock(s, clock)
+            seq = clock.seq
+        if inserts or updates:
+            self._notify(collection, seq)
+        return [record_of(r) for r in out_rows]
+
+    def delete(self, collection: str, uuid: str) -> Record:
+        """Delete a record, keeping a tombstone (hidden from normal reads)."""
+        check_collection(collection)
+        uuid = check_uuid(uuid)
+        with self.db.session() as s:
+            self._collection_row(s, collection)
+            old = self.store.get(s, collection, uuid)
+            if old is None:
+                raise NotFound(f"record {uuid} does not exist in {collection!r}")
+            clock = self.store.lock_clock(s)
+            new = merge.delete(state_of(old), (clock.stamp(), self.instance_id))
+            if new is None:
+                return record_of(old)
+            values = _row_values(collection, uuid, old.origin, new, clock.next_seq(), "")
+            self.store.write(s, [], [values])
+            self.store.save_clock(s, clock)
+        self._notify(collection, values["seq"])
+        return record_of(StoredRow(**values))
+
+    def get(self, collection: str, uuid: str, include_deleted: bool = False) -> Record:
+        uuid = check_uuid(uuid)
+        with self.db.read() as s:
+            self._collection_row(s, collection)
+            row = self.store.get(s, collection, uuid)
+        if row is None or (row.deleted and not include_deleted):
+            raise NotFound(f"record {uuid} does not exist in {collection!r}")
+        return record_of(row)
+
+    def list(
+        self, collection: str, include_deleted: bool = False, limit: int = 100, offset: int = 0
+    ) -> tuple[builtins.list[Record], int]:
+        """A page of records ordered by UUID, and the total."""
+        _check_page(limit, offset)
+        with self.db.read() as s:
+            self._collection_row(s, collection)
+            rows, total = self.store.page(s, collection, include_deleted, limit, offset)
+        return [record_of(r) for r in rows], total
+
+    def changes(self, collection: str, since: int = 0, limit: int = 100) -> ChangePage:
+        """Changes after ``since`` in commit order, tombstones included. Each record
+        appears once, at its latest change; pass the returned cursor as ``since``."""
+        _check_page(limit, 0)
+        if since < 0:
+            raise InvalidRequest("since must not be negative")
+        with self.db.read() as s:
+            self._collection_row(s, collection)
+            rows = self.store.feed(s, collection, since, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = rows[-1].seq if rows else since
+        return ChangePage(collection, [record_of(r) for r in rows], cursor, more)
+
+    def conflicts(
+        self, collection: str, uuid: str | None = None, limit: int = 100, offset: int = 0
+    ) -> _Values:
+        """The conflict log, newest first: values that lost to concurrent ones."""
+        _check_page(limit, offset)
+        with self.db.read() as s:
+            self._collection_row(s, collection)
+            rows = self.store.conflicts(
+                s, collection, check_uuid(uuid) if uuid else None, limit, offset
+            )
+            return [
+                {
+                    "id": r.id,
+                    "collection": r.collection,
+                    "uuid": r.uuid,
+                    "kind": r.kind,
+                    "field": r.field,
+                    "lost": loads(r.lost),
+                    "lost_hlc": r.lost_hlc,
+                    "lost_origin": r.lost_origin,
+                    "won": loads(r.won),
+                    "won_hlc": r.won_hlc,
+                    "won_origin": r.won_origin,
+                    "source": r.source,
+                    "at": r.at.isoformat(),
+                }
+                for r in rows
+            ]
+
+    def iter_rows(
+        self, collection: str, since: int | None = None, until: int | None = None
+    ) -> Iterator[Record]:
+        """Every record (tombstones too) whose last change stamp is in [since, until)."""
+        with self.db.read() as s:
+            self._collection_row(s, collection)
+        after = 0
+        while True:
+            with self.db.read() as s:
+                rows = self.store.between(s, collection, since, until, after, 1000)
+            if not rows:
+                return
+            for r in rows:
+                yield record_of(r)
+            after = rows[-1].seq
+
+    # -- replication: the receiving side --------------------------------------------------
+    def checkpoint(self, collection: str, source: str) -> dict[str, Any]:
+        """What this instance has received of ``source``'s feed for ``collection``."""
+        check_collection(collection)
+        with self.db.read() as s:
+            row = self.store.checkpoint(s, collection, source)
+            return {
+                "collection": collection,
+                "source": source,
+                "epoch": row.epoch if row else "",
+                "cursor": row.cursor if row else 0,
+            }
+
+    def checkpoints(self, collection: str | None = None) -> _Values:
+        """The version vector: per collection and source instance, the highest
+        contiguous sequence number received."""
+        with self.db.read() as s:
+            return [
+                {
+                    "collection": r.collection,
+                    "source": r.source,
+                    "epoch": r.epoch,
+                    "cursor": r.cursor,
+                    "updated": r.updated.isoformat(),
+                }
+                for r in self.store.checkpoints(s, collection)
+            ]
+
+    def apply(
+        self,
+        collection: str,
+        changes: builtins.list[Mapping[str, Any]],
+        *,
+        source: str,
+        epoch: str = "",
+        cursor_from: int | None = None,
+        cursor_to: int | None = None,
+    ) -> ApplyResult:
+        """Merge a batch of a peer's record states, all or nothing.
+
+        With cursors, the batch covers ``source``'s feed from ``cursor_from``
+        (exclusive) to ``cursor_to`` (inclusive): the checkpoint moves to
+        ``cursor_to`` in the same transaction, a batch already covered is
+        skipped, and a batch that would leave a gap is refused (409).
+        """
+        check_collection(collection)
+        if not source or len(source) > 64:
+            raise InvalidRequest("source must be a non-empty instance id")
+        incoming = parse_changes(changes)
+        if incoming:
+            top = max(st.last()[0] for _, _, st in incoming.values())
+            hlc.check_drift(top, hlc.wall_ms(), int(self.settings.max_drift_seconds * 1000))
+        tracked = cursor_from is not None and cursor_to is not None
+        if tracked and (cursor_to < cursor_from or cursor_from < 0):  # type: ignore[operator]
+            raise InvalidRequest("cursor_to must not be below cursor_from")
+        n_changed = n_conflicts = 0
+        with self.db.session() as s:
+            self.store.ensure_collection(s, collection)
+            if tracked:
+                cp = self.store.checkpoint(s, collection, source)
+                have = cp.cursor if cp else 0
+                if cursor_to <= have and cursor_to > 0:  # type: ignore[operator]
+                    return ApplyResult(len(incoming), 0, len(incoming), 0, have, duplicate=True)
+                if cursor_from > have:  # type: ignore[operator]
+                    raise Conflict(
+                        f"batch starts after {cursor_from} but this instance has received "
+                        f"{source}'s changes only up to {have}: a batch is missing; "
+                        "send again from the checkpoint"
+                    )
+            clock = self.store.lock_clock(s)
+            if incoming:
+                clock.seen(max(st.last()[0] for _, _, st in incoming.values()))
+            existing = self.store.get_many(s, collection, list(incoming))
+            inserts: _Values = []
+            updates: _Values = []
+            conflict_rows: _Values = []
+            for uuid, (origin, _, theirs) in incoming.items():
+                old = existing.get(uuid)
+                mine = state_of(old) if old else None
+                merged, lost = merge.merge(mine, theirs)
+                if mine is not None and merged == mine:
+                    continue
+                via = source if merged == theirs else ""
+                values = _row_values(
+                    collection, uuid, old.origin if old else origin, merged, clock.next_seq(), via
+                )
+                (updates if old else inserts).append(values)
+                conflict_rows.extend(_conflict_values(collection, uuid, c, source) for c in lost)
+            self.store.write(s, inserts, updates)
+            self.store.add_conflicts(s, conflict_rows, self.settings.conflict_log_max)
+            n_changed, n_conflicts = len(inserts) + len(updates), len(conflict_rows)
+            if tracked:
+                self.store.set_checkpoint(s, collection, source, epoch, cursor_to)  # type: ignore[arg-type]
+            self.store.save_clock(s, clock)
+            seq = clock.seq
+        if n_changed:
+            self._notify(collection, seq)
+        return ApplyResult(
+            len(incoming),
+            n_changed,
+            len(incoming) - n_changed,
+            n_conflicts,
+            cursor_to if tracked else 0,  # type: ignore[arg-type]
+        )
+
+    # -- replication: the sending side -----------------------------------------------------
+    def feed_batch(
+        self,
+        collection: str,
+        since: int,
+        *,
+        requester: str = "",
+        limit: int | None = None,
+        max_bytes: int | None = None,
+    ) -> tuple[dict[str, Any], builtins.list[str]]:
+        """The next batch of this instance's feed for a peer: a header and the
+        changes as raw JSON texts (no re-encoding of stored documents).
+
+        States received from ``requester`` unchanged are not echoed back to it,
+        unless it went back in its reading of our feed (restored from backup)."""
+        check_collection(collection)
+        if since < 0:
+            raise InvalidRequest("since must not be negative")
+        limit = min(limit or self.settings.batch_records, MAX_PAGE)
+        max_bytes = max_bytes or self.settings.batch_bytes
+        with self.db.read() as s:
+            self._collection_row(s, collection)
+        rewind = self.store.note_ack(collection, requester, since) if requester else 0
+        with self.db.read() as s:
+            rows = self.store.feed(s, collection, since, limit)
+            head = self.store.head(s, collection)
+        out: list[str] = []
+        size = 0
+        cursor = since
+        for r in rows:
+            cursor = r.seq
+            if requester and r.via == requester and r.seq > rewind:
+                continue
+            out.append(
+                f'{{"uuid":"{r.uuid}","origin":{dumps(r.origin)},"data":{r.data},"meta":{r.meta}}}'
+            )
+            size += len(r.data) + len(r.meta) + 80
+            if size >= max_bytes:
+                break
+        header = {
+            "protocol": PROTOCOL,
+            "collection": collection,
+            "source": self.instance_id,
+            "epoch": self.epoch,
+            "since": since,
+            "cursor": cursor,
+            "head": head,
+            "more": cursor < head,
+        }
+        return header, out
+
+
+def render_batch(header: Mapping[str, Any], changes: list[str]) -> bytes:
+    """A feed batch as one JSON document: the header's keys plus ``changes``."""
+    head = dumps(dict(header))
+    return (head[:-1] + ',"changes":[' + ",".join(changes) + "]}").encode()
+
+
+def parse_changes(
+    changes: list[Mapping[str, Any]],
+) -> dict[str, tuple[str, int, merge.State]]:
+    """Validate a batch's changes; the first bad one rejects the batch (nothing applied).
+    Returns uuid -> (origin, index, state), merging repeats of one uuid."""
+    if not isinstance(changes, list):
+        raise InvalidRequest("changes must be a list")
+    out: dict[str, tuple[str, int, merge.State]] = {}
+    for i, c in enumerate(changes):
+        if not isinstance(c, Mapping):
+            raise InvalidRequest(f"change {i}: must be an object")
+        try:
+            uuid = check_uuid(c.get("uuid", ""))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"change {i}: {exc.message}") from None
+        origin, data, meta = c.get("origin"), c.get("data"), c.get("meta")
+        if not isinstance(origin, str) or not origin or len(origin) > 64:
+            raise InvalidRequest(f"change {i} ({uuid}): origin must be a non-empty string")
+        if not isinstance(data, dict) or not isinstance(meta, dict):
+            raise InvalidRequest(f"change {i} ({uuid}): data and meta must be objects")
+        try:
+            state = merge.decode(meta, data)
+        except ValueError as exc:
+            raise InvalidRequest(f"change {i} ({uuid}): {exc}") from None
+        if uuid in out:
+            state = merge.merge(out[uuid][2], state)[0]
+        out[uuid] = (origin, i, state)
+    return out
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise InvalidRequest("offset must not be negative")
