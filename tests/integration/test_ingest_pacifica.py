@@ -136,3 +136,61 @@ def test_pacifica_uploader_sees_failure(server: Server, tmp_path: Path) -> None:
     status = _wait_like_pacifica_cli(up, job_id)
     assert (status["state"], status["task"]) == ("FAILED", "open tar")
     assert status["exception"]
+
+
+UPLOADER_JSON = [
+    {"destinationTable": "Transactions.project", "metaID": "ProjectID", "value": "1234a"},
+    {"destinationTable": "Transactions.instrument", "metaID": "InstrumentId", "value": "54"},
+    {"destinationTable": "Transactions.submitter", "metaID": "logon", "value": "10"},
+    {
+        "destinationTable": "TransactionKeyValue",
+        "key": "Tag",
+        "metaID": "tag",
+        "value": "pacifica",
+    },
+]
+
+
+def test_pacifica_cli_upload(server: Server, tree: dict[str, Path], tmp_path: Path) -> None:
+    """``pacifica-cli upload DIR`` (the Pacifica CLI, unchanged): it sizes the tar, streams
+    it with a Content-Length, then polls until ``ingest metadata`` reaches 100."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).parent / "pacifica-cli"
+    if not cli.exists():
+        pytest.skip("pacifica-cli is a dev dependency")
+    # Every metadata value is given, so the CLI needs no Pacifica policy server.
+    config = tmp_path / "uploader.json"
+    config.write_text(json.dumps([{**e, "query_results": []} for e in UPLOADER_JSON]))
+    work = tmp_path / "work"
+    shutil.copytree(tmp_path / "src", work / "run")
+    (tmp_path / "home").mkdir()
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "UPLOAD_URL": f"{server.url}/upload",
+        "UPLOAD_STATUS_URL": f"{server.url}/get_state",
+        "UPLOADER_CONFIG": str(config),
+    }
+    result = subprocess.run(
+        [str(cli), "upload", "run"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = json.loads(result.stdout[result.stdout.index("{") :])
+    assert (status["state"], status["task"], status["task_percent"]) == (
+        "OK",
+        "ingest metadata",
+        "100.0",
+    ), status
+    tx = httpx.get(f"{server.url}/api/v1/transactions/{status['job_id']}", timeout=10).json()
+    assert (tx["project"], tx["instrument"], tx["submitter"]) == ("1234a", "54", "10")
+    assert {f["path"] for f in tx["files"]} == {f"run/{rel}" for rel in tree}

@@ -18,6 +18,7 @@ GiB = 1024 * MiB
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_2gib_upload_keeps_server_memory_flat(server: Server) -> None:
     assert server.proc is not None
     pid = server.proc.pid
@@ -46,6 +47,7 @@ def test_2gib_upload_keeps_server_memory_flat(server: Server) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_kill_9_during_ingest_files(server_factory: Any) -> None:
     env = {"DATAFERRY_INGEST__CHUNK_SIZE": "65536"}
     server: Server = server_factory("a", env=env)
