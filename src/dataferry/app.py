@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from dataferry.datasets.provider import ProviderService
     from dataferry.datasets.sites import SiteService
     from dataferry.ingest.service import IngestService
+    from dataferry.records.capability import SyncService
+    from dataferry.records.discovery import Discovery
+    from dataferry.records.peers import PeerService
+    from dataferry.records.protocol import ProtocolService
+    from dataferry.records.replication import Replicator
     from dataferry.records.service import RecordService
     from dataferry.transfers.service import TransferService
 
@@ -52,6 +57,11 @@ class Core:
     transfers: TransferService
     ingest: IngestService
     records: RecordService
+    peers: PeerService
+    replication: Replicator
+    replication_protocol: ProtocolService
+    sync: SyncService
+    discovery: Discovery | None
     sites: SiteService
     peer_files: PeerFiles
     provider: ProviderService

@@ -20,6 +20,7 @@ from dataferry.api.rest import (
     jobs,
     peer,
     records,
+    replication,
     sites,
     transactions,
     transfers,
@@ -68,7 +69,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, records, transactions):
+    for module in (jobs, endpoints, transfers, sites, records, replication, transactions):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.

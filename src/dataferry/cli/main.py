@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import datasets, endpoints, ingest, jobs, records, serve, sites, worker
+from dataferry.cli import datasets, endpoints, ingest, jobs, peers, records, serve, sites, worker
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -71,6 +71,8 @@ app.command("ingest")(ingest.ingest)
 app.add_typer(ingest.bundle_app, name="bundle")
 app.add_typer(ingest.transactions_app, name="transactions")
 app.add_typer(records.app, name="records")
+app.add_typer(peers.app, name="peer")
+app.command("sync")(peers.sync)
 app.add_typer(sites.app, name="site")
 app.add_typer(datasets.app, name="dataset")
 

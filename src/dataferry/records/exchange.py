@@ -174,8 +174,8 @@ def parse(fmt: str, body: bytes) -> list[dict[str, Any]]:
         if fmt == "csv":
             text = body.decode("utf-8-sig")
             reader = csv.DictReader(io.StringIO(text, newline=""))
-            if not reader.fieldnames or "data" not in reader.fieldnames:
-                raise InvalidRequest("a CSV import needs a header row with a 'data' column")
+            if not reader.fieldnames:
+                raise InvalidRequest("a CSV import needs a header row")
             return [dict(r) for r in reader]
         root = DET.fromstring(body, forbid_dtd=True)
         if root.tag != "records":
@@ -206,6 +206,8 @@ def _to_row(number: int, raw: dict[str, Any]) -> Row:
         raise ValueError("a row must be an object")
     uuid = raw.get("uuid") or ""
     uuid = check_uuid(uuid) if uuid else new_uuid()
+    if "data" not in raw:  # a plain document (JSON) or plain columns (CSV): a local write
+        return Row(number, uuid, {k: v for k, v in raw.items() if k != "uuid"}, False, None, "")
     data = raw.get("data")
     if isinstance(data, str):
         try:

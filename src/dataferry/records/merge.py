@@ -248,9 +248,51 @@ def decode(meta: Mapping[str, Any], data: Mapping[str, Any]) -> State:
         raise ValueError(f"malformed record state: {exc}") from exc
 
 
+def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bool]:
+    """Check a stored or received state as strictly as :func:`decode`, without
+    building it: returns (stamp of the last change, deleted). The fast path for
+    records new to this instance."""
+    if not isinstance(meta, Mapping) or not isinstance(data, Mapping):
+        raise ValueError("meta and data must be objects")
+    if set(meta) - {"f", "d"}:
+        raise ValueError(f"unknown keys in meta: {sorted(set(meta) - {'f', 'd'})}")
+    raw_fields = meta.get("f", {})
+    if not isinstance(raw_fields, Mapping):
+        raise ValueError("'f' must be an object")
+    top: Stamp | None = None
+    present = 0
+    for key, e in raw_fields.items():
+        if type(e) is not list or len(e) not in (3, 5):
+            raise ValueError(f"field {key!r}: stamp entry must be a list of 3 or 5")
+        stamp = _stamp(e[0], e[1])
+        if len(e) == 5:
+            _stamp(e[3], e[4])
+        if e[2]:
+            present += 1
+            if key not in data:
+                raise ValueError(f"field {key!r} is present but has no value")
+        if top is None or stamp > top:
+            top = stamp
+    if present != len(data):
+        extra = set(data) - {k for k, e in raw_fields.items() if e[2]}
+        raise ValueError(f"fields without stamps: {sorted(extra)}")
+    d = meta.get("d")
+    if d is not None:
+        if type(d) is not list or len(d) not in (2, 4):
+            raise ValueError("'d' must be a list of 2 or 4")
+        dstamp = _stamp(d[0], d[1])
+        if len(d) == 4:
+            _stamp(d[2], d[3])
+        deleted = top is None or dstamp > top
+        return (dstamp if deleted else top), deleted  # type: ignore[return-value]
+    if top is None:
+        raise ValueError("a record needs at least one field or a delete stamp")
+    return top, False
+
+
 def _stamp(hlc: Any, origin: Any) -> Stamp:
-    if not isinstance(hlc, int) or isinstance(hlc, bool) or hlc < 0:
+    if type(hlc) is not int or hlc < 0:
         raise ValueError(f"stamp clock {hlc!r} must be a non-negative integer")
-    if not isinstance(origin, str) or not origin or len(origin) > 64:
+    if type(origin) is not str or not origin or len(origin) > 64:
         raise ValueError(f"stamp origin {origin!r} must be a non-empty string")
     return (hlc, origin)

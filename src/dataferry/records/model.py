@@ -128,7 +128,7 @@ class ApplyResult:
     conflicts: int = 0
     cursor: int = 0
     duplicate: bool = False
-    notes: list[str] = field(default_factory=list)
+    need: list[str] = field(default_factory=list)  # echo stubs we lack: send these in full
 
     def document(self) -> dict[str, Any]:
         return {
@@ -138,4 +138,5 @@ class ApplyResult:
             "conflicts": self.conflicts,
             "cursor": self.cursor,
             "duplicate": self.duplicate,
+            "need": self.need,
         }

@@ -5,9 +5,12 @@ replicated changes. See ``docs/replication.md`` ("Python service API")."""
 from __future__ import annotations
 
 import builtins
+import hashlib
 import logging
 import threading
+import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -250,20 +253,38 @@ class RecordService:
             inserts: _Values = []
             updates: _Values = []
             out_rows: list[StoredRow] = []
+            now = utcnow()
             for uuid, data in prepared:
                 old = existing.get(uuid)
-                current = state_of(old) if old else None
-                if current is None and not data:
-                    raise InvalidRequest(f"record {uuid}: a new record needs at least one field")
+                if old is None:  # new: every field gets the same stamp
+                    if not data:
+                        raise InvalidRequest(
+                            f"record {uuid}: a new record needs at least one field"
+                        )
+                    stamp = clock.stamp()
+                    values: dict[str, Any] = {
+                        "collection": collection,
+                        "uuid": uuid,
+                        "origin": me,
+                        "hlc": stamp,
+                        "deleted": False,
+                        "data": dumps(data),
+                        "meta": dumps({"f": {k: [stamp, me, 1] for k in data}}),
+                        "seq": clock.next_seq(),
+                        "via": "",
+                        "updated": now,
+                    }
+                    inserts.append(values)
+                    out_rows.append(StoredRow(**values))
+                    continue
+                current = state_of(old)
                 new = merge.put(current, dict(data), (clock.stamp(), me))
                 if new is None:
                     assert old is not None
                     out_rows.append(old)
                     continue
-                values = _row_values(
-                    collection, uuid, old.origin if old else me, new, clock.next_seq(), ""
-                )
-                (updates if old else inserts).append(values)
+                values = _row_values(collection, uuid, old.origin, new, clock.next_seq(), "")
+                updates.append(values)
                 out_rows.append(StoredRow(**values))
             self.store.write(s, inserts, updates)
             self.store.save_clock(s, clock)
@@ -417,9 +438,10 @@ class RecordService:
         check_collection(collection)
         if not source or len(source) > 64:
             raise InvalidRequest("source must be a non-empty instance id")
-        incoming = parse_changes(changes)
+        echoes: dict[str, str] = {}
+        incoming = parse_changes(changes, echoes)
+        top = max((inc.last[0] for inc in incoming.values()), default=0)
         if incoming:
-            top = max(st.last()[0] for _, _, st in incoming.values())
             hlc.check_drift(top, hlc.wall_ms(), int(self.settings.max_drift_seconds * 1000))
         tracked = cursor_from is not None and cursor_to is not None
         if tracked and (cursor_to < cursor_from or cursor_from < 0):  # type: ignore[operator]
@@ -427,6 +449,7 @@ class RecordService:
         n_changed = n_conflicts = 0
         with self.db.session() as s:
             self.store.ensure_collection(s, collection)
+            have = 0
             if tracked:
                 cp = self.store.checkpoint(s, collection, source)
                 have = cp.cursor if cp else 0
@@ -438,24 +461,42 @@ class RecordService:
                         f"{source}'s changes only up to {have}: a batch is missing; "
                         "send again from the checkpoint"
                     )
+            need = self._unmatched(s, collection, echoes, incoming)
+            if need:  # we lost states we once sent: nothing applied, ask for them
+                return ApplyResult(len(incoming), 0, 0, 0, have if tracked else 0, need=need)
             clock = self.store.lock_clock(s)
-            if incoming:
-                clock.seen(max(st.last()[0] for _, _, st in incoming.values()))
+            clock.seen(top)
             existing = self.store.get_many(s, collection, list(incoming))
             inserts: _Values = []
             updates: _Values = []
             conflict_rows: _Values = []
-            for uuid, (origin, _, theirs) in incoming.items():
+            now = utcnow()
+            for uuid, inc in incoming.items():
                 old = existing.get(uuid)
-                mine = state_of(old) if old else None
+                if old is None:  # new here: store the state as received (already checked)
+                    inserts.append(
+                        {
+                            "collection": collection,
+                            "uuid": uuid,
+                            "origin": inc.origin,
+                            "hlc": inc.last[0],
+                            "deleted": inc.deleted,
+                            "data": dumps(inc.data),
+                            "meta": dumps(inc.meta),
+                            "seq": clock.next_seq(),
+                            "via": source,
+                            "updated": now,
+                        }
+                    )
+                    continue
+                mine = state_of(old)
+                theirs = inc.decoded()
                 merged, lost = merge.merge(mine, theirs)
-                if mine is not None and merged == mine:
+                if merged == mine:
                     continue
                 via = source if merged == theirs else ""
-                values = _row_values(
-                    collection, uuid, old.origin if old else origin, merged, clock.next_seq(), via
-                )
-                (updates if old else inserts).append(values)
+                values = _row_values(collection, uuid, old.origin, merged, clock.next_seq(), via)
+                updates.append(values)
                 conflict_rows.extend(_conflict_values(collection, uuid, c, source) for c in lost)
             self.store.write(s, inserts, updates)
             self.store.add_conflicts(s, conflict_rows, self.settings.conflict_log_max)
@@ -474,6 +515,39 @@ class RecordService:
             cursor_to if tracked else 0,  # type: ignore[arg-type]
         )
 
+    def _unmatched(
+        self, s: Any, collection: str, echoes: Mapping[str, str], incoming: Mapping[str, Any]
+    ) -> builtins.list[str]:
+        todo = [u for u in echoes if u not in incoming]
+        if not todo:
+            return []
+        rows = self.store.get_many(s, collection, todo)
+        return [u for u in todo if u not in rows or digest(rows[u].meta) != echoes[u]]
+
+    def unmatched_echoes(self, collection: str, changes: builtins.list[Any]) -> builtins.list[str]:
+        """UUIDs of echo stubs in ``changes`` whose state this instance does not hold."""
+        echoes: dict[str, str] = {}
+        incoming = parse_changes(changes, echoes)
+        if not echoes:
+            return []
+        with self.db.read() as s:
+            if self.store.collection(s, collection) is None:
+                return [u for u in echoes if u not in incoming]
+            return self._unmatched(s, collection, echoes, incoming)
+
+    def states(self, collection: str, uuids: builtins.list[str]) -> builtins.list[str]:
+        """Full states of these records (raw JSON texts, for a peer that lost them)."""
+        if len(uuids) > MAX_PAGE:
+            raise InvalidRequest(f"at most {MAX_PAGE} uuids per fetch")
+        wanted = [check_uuid(u) for u in uuids]
+        with self.db.read() as s:
+            self._collection_row(s, collection)
+            rows = self.store.get_many(s, collection, wanted)
+        return [
+            f'{{"uuid":"{r.uuid}","origin":{dumps(r.origin)},"data":{r.data},"meta":{r.meta}}}'
+            for r in rows.values()
+        ]
+
     # -- replication: the sending side -----------------------------------------------------
     def feed_batch(
         self,
@@ -487,8 +561,9 @@ class RecordService:
         """The next batch of this instance's feed for a peer: a header and the
         changes as raw JSON texts (no re-encoding of stored documents).
 
-        States received from ``requester`` unchanged are not echoed back to it,
-        unless it went back in its reading of our feed (restored from backup)."""
+        States received from ``requester`` unchanged are not echoed back to it:
+        they travel as stubs ``{"uuid", "echo": digest}``; the requester fetches
+        the full state only if it no longer has exactly that state."""
         check_collection(collection)
         if since < 0:
             raise InvalidRequest("since must not be negative")
@@ -496,21 +571,26 @@ class RecordService:
         max_bytes = max_bytes or self.settings.batch_bytes
         with self.db.read() as s:
             self._collection_row(s, collection)
-        rewind = self.store.note_ack(collection, requester, since) if requester else 0
         with self.db.read() as s:
             rows = self.store.feed(s, collection, since, limit)
             head = self.store.head(s, collection)
-        out: list[str] = []
-        size = 0
+        out: builtins.list[str] = []
+        size = echoes = 0
         cursor = since
         for r in rows:
             cursor = r.seq
-            if requester and r.via == requester and r.seq > rewind:
-                continue
-            out.append(
-                f'{{"uuid":"{r.uuid}","origin":{dumps(r.origin)},"data":{r.data},"meta":{r.meta}}}'
-            )
-            size += len(r.data) + len(r.meta) + 80
+            if requester and r.via == requester:
+                # Not echoed back: a stub lets the requester check it still has this
+                # state (and fetch it if it lost it, e.g. restored from a backup).
+                out.append(f'{{"uuid":"{r.uuid}","echo":"{digest(r.meta)}"}}')
+                echoes += 1
+                size += 80
+            else:
+                out.append(
+                    f'{{"uuid":"{r.uuid}","origin":{dumps(r.origin)},'
+                    f'"data":{r.data},"meta":{r.meta}}}'
+                )
+                size += len(r.data) + len(r.meta) + 80
             if size >= max_bytes:
                 break
         header = {
@@ -522,6 +602,8 @@ class RecordService:
             "cursor": cursor,
             "head": head,
             "more": cursor < head,
+            "states": len(out) - echoes,
+            "echoes": echoes,
         }
         return header, out
 
@@ -532,34 +614,85 @@ def render_batch(header: Mapping[str, Any], changes: list[str]) -> bytes:
     return (head[:-1] + ',"changes":[' + ",".join(changes) + "]}").encode()
 
 
+@dataclass(slots=True)
+class Incoming:
+    """One received record state, checked; decoded into a State only when needed."""
+
+    origin: str
+    data: dict[str, Any]
+    meta: dict[str, Any]
+    last: merge.Stamp
+    deleted: bool
+    state: merge.State | None = None
+
+    def decoded(self) -> merge.State:
+        if self.state is None:
+            self.state = merge.decode(self.meta, self.data)
+        return self.state
+
+
+def digest(meta_text: str) -> str:
+    """Identifies a stored state (its stamps) in echo stubs."""
+    return hashlib.blake2b(meta_text.encode(), digest_size=12).hexdigest()
+
+
 def parse_changes(
-    changes: list[Mapping[str, Any]],
-) -> dict[str, tuple[str, int, merge.State]]:
+    changes: list[Mapping[str, Any]], echoes: dict[str, str] | None = None
+) -> dict[str, Incoming]:
     """Validate a batch's changes; the first bad one rejects the batch (nothing applied).
-    Returns uuid -> (origin, index, state), merging repeats of one uuid."""
+    Repeats of one uuid are merged. Echo stubs go into ``echoes`` (uuid -> digest)."""
     if not isinstance(changes, list):
         raise InvalidRequest("changes must be a list")
-    out: dict[str, tuple[str, int, merge.State]] = {}
+    out: dict[str, Incoming] = {}
     for i, c in enumerate(changes):
         if not isinstance(c, Mapping):
             raise InvalidRequest(f"change {i}: must be an object")
+        raw_uuid = c.get("uuid", "")
         try:
-            uuid = check_uuid(c.get("uuid", ""))
+            uuid = raw_uuid if _is_canonical_uuid(raw_uuid) else check_uuid(raw_uuid)
         except InvalidRequest as exc:
             raise InvalidRequest(f"change {i}: {exc.message}") from None
+        if "echo" in c:
+            if not isinstance(c["echo"], str) or len(c) != 2:
+                raise InvalidRequest(f"change {i} ({uuid}): an echo stub is uuid and echo only")
+            if echoes is not None:
+                echoes[uuid] = c["echo"]
+            continue
         origin, data, meta = c.get("origin"), c.get("data"), c.get("meta")
         if not isinstance(origin, str) or not origin or len(origin) > 64:
             raise InvalidRequest(f"change {i} ({uuid}): origin must be a non-empty string")
         if not isinstance(data, dict) or not isinstance(meta, dict):
             raise InvalidRequest(f"change {i} ({uuid}): data and meta must be objects")
         try:
-            state = merge.decode(meta, data)
-        except ValueError as exc:
+            last, deleted = merge.inspect(meta, data)
+        except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"change {i} ({uuid}): {exc}") from None
+        item = Incoming(origin, data, meta, last, deleted)
         if uuid in out:
-            state = merge.merge(out[uuid][2], state)[0]
-        out[uuid] = (origin, i, state)
+            state = merge.merge(out[uuid].decoded(), item.decoded())[0]
+            item = Incoming(
+                origin, state.data(), merge.encode_meta(state), state.last(), state.deleted, state
+            )
+        out[uuid] = item
     return out
+
+
+def _is_canonical_uuid(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 36
+        and value.count("-") == 4
+        and value == value.lower()
+        and value[14] in "12345678"
+        and _uuid_ok(value)
+    )
+
+
+def _uuid_ok(value: str) -> bool:
+    try:
+        return str(uuidlib.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def _check_page(limit: int, offset: int) -> None:

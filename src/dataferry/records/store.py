@@ -169,7 +169,7 @@ class RecordStore:
     ) -> None:
         """Executemany: one statement per kind for the whole batch."""
         if inserts:
-            s.execute(insert(RecordRow), inserts)
+            s.execute(insert(RecordRow.__table__), inserts)  # type: ignore[arg-type]
         if updates:
             s.execute(update(RecordRow), updates)
 

@@ -1,0 +1,136 @@
+"""Zero-configuration discovery over mDNS/DNS-SD (python-zeroconf).
+
+With ``records.discovery = true``, ``serve`` announces ``_dataferry._tcp.local.``
+with its instance id, protocol version, owner and contact in the TXT record,
+and browses for other instances. What it finds is only a hint: nothing is
+synced with a discovered instance until an operator adds it as a peer with a
+token (``dataferry peer add``)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+from dataferry.db.base import utcnow
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_dataferry._tcp.local."
+
+
+def _text(props: dict[bytes, bytes | None], key: str) -> str:
+    value = props.get(key.encode())
+    return value.decode("utf-8", "replace") if value else ""
+
+
+def announce_addresses(host: str) -> list[str]:
+    """Addresses to announce: the listening address, or the machine's IPv4
+    addresses when listening on all of them."""
+    if host not in ("", "0.0.0.0", "::"):
+        return [socket.gethostbyname(host)] if host != "localhost" else ["127.0.0.1"]
+    from zeroconf._utils.net import get_all_addresses
+
+    return [a for a in get_all_addresses() if not a.startswith("127.")] or ["127.0.0.1"]
+
+
+class Discovery:
+    def __init__(
+        self, instance_id: str, host: str, port: int, owner: str = "", contact: str = ""
+    ) -> None:
+        self.instance_id = instance_id
+        self.host = host
+        self.port = port
+        self.owner = owner
+        self.contact = contact
+        self._found: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._zc: Any = None
+        self._browser: Any = None
+        self._info: Any = None
+        self.error = ""
+
+    @property
+    def name(self) -> str:
+        return f"dataferry-{self.instance_id}.{SERVICE_TYPE}"
+
+    def start(self) -> None:
+        """Announce and browse; failures (no multicast) are logged, never fatal."""
+        if self._zc is not None:
+            return
+        try:
+            from zeroconf import ServiceBrowser, ServiceInfo, Zeroconf
+
+            addresses = announce_addresses(self.host)
+            self._info = ServiceInfo(
+                SERVICE_TYPE,
+                self.name,
+                addresses=[socket.inet_aton(a) for a in addresses],
+                port=self.port,
+                properties={
+                    "id": self.instance_id,
+                    "protocol": "1",
+                    "owner": self.owner,
+                    "contact": self.contact,
+                },
+                server=f"dataferry-{self.instance_id[:8]}.local.",
+            )
+            self._zc = Zeroconf()
+            self._zc.register_service(self._info, allow_name_change=True)
+            self._browser = ServiceBrowser(self._zc, SERVICE_TYPE, handlers=[self._on_change])
+            log.info("discovery: announcing %s on %s:%s", self.name, addresses, self.port)
+        except Exception as exc:  # no multicast route, no interface, ...
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.warning("discovery could not start: %s", self.error)
+            self.stop()
+
+    def stop(self) -> None:
+        zc, self._zc = self._zc, None
+        if zc is None:
+            return
+        try:
+            if self._browser is not None:
+                self._browser.cancel()
+            if self._info is not None:
+                zc.unregister_service(self._info)
+        except Exception:
+            log.debug("discovery: unregister failed", exc_info=True)
+        finally:
+            zc.close()
+
+    def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
+        from zeroconf import ServiceStateChange
+
+        if state_change is ServiceStateChange.Removed:
+            with self._lock:
+                for key, doc in list(self._found.items()):
+                    if doc["name"] == name:
+                        del self._found[key]
+            return
+        info = zeroconf.get_service_info(service_type, name, timeout=3000)
+        if info is None:
+            return
+        props = info.properties or {}
+        instance = _text(props, "id")
+        if not instance or instance == self.instance_id:
+            return
+        addresses = info.parsed_addresses()
+        host = addresses[0] if addresses else ""
+        doc = {
+            "instance_id": instance,
+            "name": name,
+            "url": f"http://{host}:{info.port}" if host else "",
+            "addresses": addresses,
+            "port": info.port,
+            "protocol": _text(props, "protocol"),
+            "owner": _text(props, "owner"),
+            "contact": _text(props, "contact"),
+            "seen": utcnow().isoformat(),
+        }
+        with self._lock:
+            self._found[instance] = doc
+
+    def found(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return sorted(self._found.values(), key=lambda d: d["instance_id"])

@@ -1,0 +1,107 @@
+"""The serving side of the replication protocol (version 1), shared by REST and
+JSON-RPC. See ``docs/replication.md`` for the wire format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dataferry
+from dataferry.config import RecordSettings
+from dataferry.errors import InvalidRequest
+from dataferry.records.model import loads
+from dataferry.records.service import MAX_PAGE, PROTOCOL, RecordService, render_batch
+
+
+def _int(body: Mapping[str, Any], key: str, default: int | None = None, low: int = 0) -> int:
+    value = body.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise InvalidRequest(f"{key} must be an integer >= {low}")
+    return value
+
+
+def _str(body: Mapping[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value or len(value) > 128:
+        raise InvalidRequest(f"{key} must be a non-empty string")
+    return value
+
+
+def _check_protocol(body: Mapping[str, Any]) -> None:
+    if body.get("protocol") != PROTOCOL:
+        raise InvalidRequest(
+            f"replication protocol {body.get('protocol')!r} is not supported; this instance "
+            f"speaks {PROTOCOL}"
+        )
+
+
+class ProtocolService:
+    def __init__(self, records: RecordService, settings: RecordSettings) -> None:
+        self.records = records
+        self.settings = settings
+
+    def hello(self) -> dict[str, Any]:
+        """Who this instance is and which collections it holds."""
+        return {
+            "protocol": PROTOCOL,
+            "version": dataferry.__version__,
+            "instance_id": self.records.instance_id,
+            "epoch": self.records.epoch,
+            "owner": self.settings.owner,
+            "contact": self.settings.contact,
+            "collections": [c.name for c in self.records.collections()],
+        }
+
+    def pull(self, body: Mapping[str, Any]) -> bytes:
+        """The next batch of our feed for the requester (JSON bytes)."""
+        if not isinstance(body, Mapping):
+            raise InvalidRequest("a pull request must be a JSON object")
+        _check_protocol(body)
+        header, changes = self.records.feed_batch(
+            _str(body, "collection"),
+            _int(body, "since"),
+            requester=_str(body, "requester"),
+            limit=min(_int(body, "limit", self.settings.batch_records, 1), MAX_PAGE),
+            max_bytes=_int(body, "max_bytes", self.settings.batch_bytes, 1),
+        )
+        return render_batch(header, changes)
+
+    def fetch(self, body: Mapping[str, Any]) -> bytes:
+        """Full states of the given records (for a peer that lost what it once sent)."""
+        if not isinstance(body, Mapping):
+            raise InvalidRequest("a fetch request must be a JSON object")
+        _check_protocol(body)
+        uuids = body.get("uuids")
+        if not isinstance(uuids, list) or not all(isinstance(u, str) for u in uuids):
+            raise InvalidRequest("uuids must be a list of strings")
+        states = self.records.states(_str(body, "collection"), uuids)
+        return ('{"changes":[' + ",".join(states) + "]}").encode()
+
+    def checkpoint(self, collection: str, source: str) -> dict[str, Any]:
+        return self.records.checkpoint(collection, source)
+
+    def push(self, body: bytes | Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a batch of the sender's feed (and move our checkpoint of it)."""
+        if isinstance(body, bytes | bytearray):
+            try:
+                body = loads(body)
+            except ValueError as exc:
+                raise InvalidRequest(f"a push batch must be JSON: {exc}") from None
+        if not isinstance(body, Mapping):
+            raise InvalidRequest("a push batch must be a JSON object")
+        _check_protocol(body)
+        source = _str(body, "source")
+        if source == self.records.instance_id:
+            raise InvalidRequest("a batch from this instance itself is refused")
+        changes = body.get("changes")
+        if not isinstance(changes, list):
+            raise InvalidRequest("changes must be a list")
+        result = self.records.apply(
+            _str(body, "collection"),
+            changes,
+            source=source,
+            epoch=str(body.get("epoch", ""))[:64],
+            cursor_from=_int(body, "since"),
+            cursor_to=_int(body, "cursor"),
+        )
+        return result.document()
