@@ -22,6 +22,7 @@ from dataferry.api.rest import (
     peer,
     records,
     replication,
+    sinks,
     sites,
     transactions,
     transfers,
@@ -72,7 +73,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, records, replication, transactions):
+    for module in (jobs, endpoints, transfers, sites, records, replication, sinks, transactions):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.

@@ -20,6 +20,7 @@ from dataferry.db.models.records import (
     PeerRow,
     RecordRow,
 )
+from dataferry.db.models.sinks import SinkOutboxRow, SinkRow
 
 __all__ = [
     "AckRow",
@@ -39,6 +40,8 @@ __all__ = [
     "MetaRow",
     "PeerRow",
     "RecordRow",
+    "SinkOutboxRow",
+    "SinkRow",
     "SiteRow",
     "SyncedDatasetEventRow",
     "SyncedDatasetRow",
