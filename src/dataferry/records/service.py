@@ -442,7 +442,7 @@ class RecordService:
         incoming = parse_changes(changes, echoes)
         top = max((inc.last[0] for inc in incoming.values()), default=0)
         if incoming:
-            hlc.check_drift(top, hlc.wall_ms(), int(self.settings.max_drift_seconds * 1000))
+            hlc.check_drift(top, self.store.wall(), int(self.settings.max_drift_seconds * 1000))
         tracked = cursor_from is not None and cursor_to is not None
         if tracked and (cursor_to < cursor_from or cursor_from < 0):  # type: ignore[operator]
             raise InvalidRequest("cursor_to must not be below cursor_from")
