@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # PostgreSQL server used for the second test run (a scratch database is created per run).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres test-celery lint bench system-deps clean
+.PHONY: install run test test-sqlite test-postgres test-celery lint bench system-deps screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ run: install
 system-deps:
 	@missing=""; \
 	command -v rclone >/dev/null 2>&1 || missing="$$missing rclone"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \
@@ -56,6 +57,11 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python bench/transfer_local.py
+	$(BIN)/python bench/dashboard_jobs.py
+
+# Browser tests again, saving the dashboard's pages to docs/screenshots/ (shown in the README).
+screenshots: install system-deps
+	DATAFERRY_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -37,7 +37,9 @@ class _Section(BaseModel):
 
 
 class JobSettings(_Section):
-    workers: int = Field(4, ge=1, le=256, description="inline executor threads")
+    workers: int = Field(
+        4, ge=0, le=256, description="inline executor threads; 0: this process runs no jobs"
+    )
     max_attempts: int = Field(5, ge=1, description="attempts before a transient error fails a job")
     backoff_base: float = Field(2.0, gt=0, description="seconds before the first retry")
     backoff_cap: float = Field(300.0, gt=0, description="longest wait between retries")
@@ -144,6 +146,20 @@ class DatasetSettings(_Section):
     peer_timeout: float = Field(60.0, gt=0, description="seconds before a peer request gives up")
 
 
+class WebSettings(_Section):
+    session_hours: float = Field(
+        12.0, gt=0, description="how long a dashboard login lasts before asking again"
+    )
+    secure_cookie: bool = Field(
+        True,
+        description="mark the session cookie Secure (browsers send it over HTTPS and to "
+        "loopback only); turn off only for plain HTTP on a trusted network",
+    )
+    poll_seconds: float = Field(
+        2.0, ge=1.0, description="how often an open dashboard page asks for updates"
+    )
+
+
 class Settings(BaseSettings):
     """Every dataferry setting; see ``docs/configuration.md``."""
 
@@ -172,6 +188,7 @@ class Settings(BaseSettings):
     celery: CelerySettings = Field(default_factory=CelerySettings)
     records: RecordSettings = Field(default_factory=RecordSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

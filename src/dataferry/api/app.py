@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 import dataferry
+from dataferry.api import web
 from dataferry.api.auth import require_token
 from dataferry.api.rest import (
     datasets,
@@ -52,7 +53,9 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.state.core = core
 
     @app.exception_handler(DataferryError)
-    async def _dataferry_error(request: Request, exc: DataferryError) -> JSONResponse:
+    async def _dataferry_error(request: Request, exc: DataferryError) -> Response:
+        if web.wants_html(request):
+            return web.error_page(request, exc.status_code, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
             {"error": exc.code, "detail": exc.message}, status_code=exc.status_code, headers=headers
@@ -73,4 +76,5 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     # Peer routes check the calling site (and its token) themselves.
     app.include_router(datasets.peer, prefix="/api/v1")
     app.include_router(peer.router, prefix="/api/v1")
+    web.install(app, core)  # the dashboard at /
     return app

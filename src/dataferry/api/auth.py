@@ -30,6 +30,10 @@ def require_token(request: Request) -> None:
         return
     presented = bearer(request)
     if not presented:
+        from dataferry.api.web.guard import rest_cookie_ok
+
+        if rest_cookie_ok(request):  # the dashboard's own script, logged in
+            return
         raise Unauthorized("missing bearer token (Authorization: Bearer ...)")
     if not token_ok(tokens, presented):
         raise Unauthorized("invalid token")

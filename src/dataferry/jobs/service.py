@@ -48,8 +48,15 @@ class JobService:
         return self.store.get(job_id)
 
     def page(
-        self, state: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        state: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        before: int | None = None,
+        after: int | None = None,
     ) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and how many match the filters."""
         if state is not None and state not in {s.value for s in JobState}:
             allowed = ", ".join(s.value for s in JobState)
             raise InvalidRequest(f"unknown state {state!r}; one of: {allowed}")
@@ -57,7 +64,16 @@ class JobService:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
         if offset < 0:
             raise InvalidRequest("offset must not be negative")
-        return self.store.page(state=state, kind=kind, limit=limit, offset=offset)
+        if before is not None and after is not None:
+            raise InvalidRequest("give before or after, not both")
+        return self.store.page(
+            state=state, kind=kind, limit=limit, offset=offset, before=before, after=after
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each state (every state present, zeros included)."""
+        found = self.store.counts_by_state()
+        return {s.value: found.get(s.value, 0) for s in JobState}
 
     def cancel(self, job_id: int) -> Job:
         return self.store.transition(

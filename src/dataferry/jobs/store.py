@@ -53,7 +53,11 @@ class JobStore:
         kind: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        before: int | None = None,
+        after: int | None = None,
     ) -> tuple[list[Job], int]:
+        """Newest first. ``before``/``after`` are keyset cursors (job ids): a page next to
+        a known id costs the same at job 100,000 as at job 100, unlike a deep ``offset``."""
         query = select(JobRow)
         count = select(func.count()).select_from(JobRow)
         if state:
@@ -62,9 +66,18 @@ class JobStore:
         if kind:
             query = query.where(JobRow.kind == kind)
             count = count.where(JobRow.kind == kind)
+        if before is not None:
+            query = query.where(JobRow.id < before)
+        order = JobRow.id.desc()
+        if after is not None:
+            # the page just newer than ``after``: read upwards, then show newest first
+            query = query.where(JobRow.id > after)
+            order = JobRow.id.asc()
         with self.db.read() as s:
-            rows = s.scalars(query.order_by(JobRow.id.desc()).limit(limit).offset(offset)).all()
+            rows = list(s.scalars(query.order_by(order).limit(limit).offset(offset)).all())
             total = s.scalar(count) or 0
+            if after is not None:
+                rows.reverse()
             return [Job.from_row(r) for r in rows], total
 
     def counts_by_state(self) -> dict[str, int]:

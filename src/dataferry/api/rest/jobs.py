@@ -18,9 +18,13 @@ def list_jobs(
     kind: str | None = None,
     limit: int = Query(50),
     offset: int = Query(0),
+    before: int | None = Query(None, description="only jobs with a smaller id (next page)"),
+    after: int | None = Query(None, description="only jobs with a larger id (previous page)"),
     core: Core = Depends(get_core),
 ) -> dict[str, Any]:
-    jobs, total = core.jobs.page(state=state, kind=kind, limit=limit, offset=offset)
+    jobs, total = core.jobs.page(
+        state=state, kind=kind, limit=limit, offset=offset, before=before, after=after
+    )
     return {"jobs": [j.document() for j in jobs], "total": total, "limit": limit, "offset": offset}
 
 

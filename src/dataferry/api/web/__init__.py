@@ -1,0 +1,52 @@
+"""The web dashboard: server-rendered pages (Jinja2) plus a small script of our own
+for live updates. Pages call the same service layer as the REST API; the script
+reads the REST API with the session cookie."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from dataferry.api.web import endpoints, jobs, login, transfers
+from dataferry.api.web.guard import (
+    HERE,
+    NAV,
+    SECURITY_HEADERS,
+    LoginRequired,
+    error_page,
+    login_redirect,
+    make_codec,
+    wants_html,
+)
+
+if TYPE_CHECKING:
+    from dataferry.app import Core
+
+NAV.extend([("/", "Jobs"), ("/transfers/new", "New transfer"), ("/endpoints", "Endpoints")])
+
+
+class _Static(StaticFiles):
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def install(app: FastAPI, core: Core) -> None:
+    app.state.web_codec = make_codec(core)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        return login_redirect(request, exc)
+
+    for module in (login, jobs, transfers, endpoints):
+        app.include_router(module.router)
+    app.mount("/static", _Static(directory=HERE / "static"), name="static")
+
+
+__all__ = ["NAV", "error_page", "install", "wants_html"]

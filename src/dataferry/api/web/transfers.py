@@ -1,0 +1,71 @@
+"""The new-transfer form: endpoint pickers from the registry, mode and checksum."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from dataferry.api.web.guard import acting, core_of, redirect, render, viewer
+from dataferry.errors import DataferryError
+from dataferry.transfers.request import Checksum, Mode, Overwrite, TransferRequest
+
+router = APIRouter(include_in_schema=False)
+
+
+def _form(request: Request, status_code: int = 200, error: str = "", **values: str) -> Response:
+    core = core_of(request)
+    return render(
+        request,
+        "transfer_new.html",
+        status_code=status_code,
+        endpoints=[e.name for e in core.endpoints.list()],
+        modes=[m.value for m in Mode],
+        checksums=[c.value for c in Checksum],
+        overwrites=[o.value for o in Overwrite],
+        error=error,
+        v=values,
+    )
+
+
+@router.get("/transfers/new")
+def new_transfer(request: Request) -> Response:
+    viewer(request)
+    return _form(request, mode="copy", checksum="sha256", overwrite="")
+
+
+@router.post("/transfers/new")
+def submit_transfer(
+    request: Request,
+    csrf: str = Form(""),
+    source_endpoint: str = Form(""),
+    source_path: str = Form(""),
+    destination_endpoint: str = Form(""),
+    destination_path: str = Form(""),
+    mode: str = Form("copy"),
+    checksum: str = Form("sha256"),
+    overwrite: str = Form(""),
+) -> Response:
+    acting(request, csrf)
+    values = {
+        "source_endpoint": source_endpoint,
+        "source_path": source_path,
+        "destination_endpoint": destination_endpoint,
+        "destination_path": destination_path,
+        "mode": mode,
+        "checksum": checksum,
+        "overwrite": overwrite,
+    }
+    if not source_endpoint or not destination_endpoint:
+        return _form(request, 422, "choose a source and a destination endpoint", **values)
+    try:
+        req = TransferRequest.build(
+            f"{source_endpoint}:{source_path.strip()}",
+            f"{destination_endpoint}:{destination_path.strip()}",
+            mode,
+            checksum,
+            overwrite or None,
+        )
+        job = core_of(request).transfers.submit(req)
+    except DataferryError as exc:
+        return _form(request, exc.status_code, exc.message, **values)
+    return redirect(request, f"/jobs/{job.id}")
