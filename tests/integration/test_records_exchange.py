@@ -17,7 +17,8 @@ BOMB = b"""<?xml version="1.0"?>
  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
 ]>
-<records><record uuid="8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"><data>{"x": "&lol3;"}</data></record></records>
+<records><record uuid="8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11">
+<data>{"x": "&lol3;"}</data></record></records>
 """
 
 
