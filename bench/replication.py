@@ -60,6 +60,8 @@ def env(name: str) -> dict[str, str]:
         "DATAFERRY_TOKENS": json.dumps([TOKENS[name]]),
         "DATAFERRY_TOKEN": TOKENS[name],
         "DATAFERRY_RECORDS__SYNC_INTERVAL": "0",
+        # production lease (the test servers' 3 s is too short for a loaded machine)
+        "DATAFERRY_JOBS__LEASE_SECONDS": "30",
     }
 
 
