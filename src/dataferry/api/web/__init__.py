@@ -11,10 +11,9 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from dataferry.api.web import endpoints, jobs, login, transfers
+from dataferry.api.web import datasets, endpoints, jobs, login, replication, transfers
 from dataferry.api.web.guard import (
     HERE,
-    NAV,
     SECURITY_HEADERS,
     LoginRequired,
     error_page,
@@ -26,7 +25,7 @@ from dataferry.api.web.guard import (
 if TYPE_CHECKING:
     from dataferry.app import Core
 
-NAV.extend([("/", "Jobs"), ("/transfers/new", "New transfer"), ("/endpoints", "Endpoints")])
+CORE_PAGES = [("/", "Jobs"), ("/transfers/new", "New transfer"), ("/endpoints", "Endpoints")]
 
 
 class _Static(StaticFiles):
@@ -44,9 +43,18 @@ def install(app: FastAPI, core: Core) -> None:
     async def _login(request: Request, exc: LoginRequired) -> Response:
         return login_redirect(request, exc)
 
+    nav = list(CORE_PAGES)
     for module in (login, jobs, transfers, endpoints):
         app.include_router(module.router)
+    # each capability's page, when that capability is installed in this core
+    if hasattr(core, "peers") and hasattr(core, "records"):
+        app.include_router(replication.router)
+        nav.append(("/replication", "Replication"))
+    if hasattr(core, "consumer") and hasattr(core, "provider"):
+        app.include_router(datasets.router)
+        nav.append(("/datasets", "Datasets"))
+    app.state.web_nav = nav
     app.mount("/static", _Static(directory=HERE / "static"), name="static")
 
 
-__all__ = ["NAV", "error_page", "install", "wants_html"]
+__all__ = ["error_page", "install", "wants_html"]

@@ -41,9 +41,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-# (path, label) of the navigation bar; each capability's pages add theirs at install.
-NAV: list[tuple[str, str]] = []
-
 
 class LoginRequired(Exception):
     def __init__(self, next_url: str) -> None:
@@ -167,7 +164,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         csrf=codec_of(request).csrf(session) if session else "",
         logged_in=bool(session and session.authenticated),
         tokens_required=bool(core.settings.tokens),
-        nav=NAV,
+        nav=getattr(request.app.state, "web_nav", []),
         path=request.url.path,
         poll_ms=int(core.settings.web.poll_seconds * 1000),
         now=datetime.now(UTC),

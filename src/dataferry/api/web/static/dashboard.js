@@ -170,6 +170,17 @@
     });
   }
 
+  function liveDataset(box) {
+    const uid = box.dataset.liveDataset;
+    const shown = box.dataset.state;
+    if (shown === "complete" || shown === "failed_permanent") return;
+    every(async () => {
+      const doc = await getJSON(`/api/v1/synced-datasets/${encodeURIComponent(uid)}`);
+      if (doc.state !== shown) { window.location.reload(); return false; }
+      return true;
+    });
+  }
+
   function confirmForms() {
     for (const form of document.querySelectorAll("form[data-confirm]")) {
       form.addEventListener("submit", (e) => { if (!window.confirm(form.dataset.confirm)) e.preventDefault(); });
@@ -181,6 +192,8 @@
     if (table) liveJobs(table);
     const job = document.querySelector("[data-live-job]");
     if (job) liveJob(job);
+    const dataset = document.querySelector("[data-live-dataset]");
+    if (dataset) liveDataset(dataset);
     confirmForms();
     window.dataferry = { humanBytes, humanDuration, getJSON, el, every, CSRF, POLL_MS };
   });
