@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from dataferry.records.protocol import ProtocolService
     from dataferry.records.replication import Replicator
     from dataferry.records.service import RecordService
+    from dataferry.sinks.service import SinkService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,10 @@ log = logging.getLogger(__name__)
 def _capabilities() -> list[Any]:
     from dataferry.datasets import capability as datasets
     from dataferry.records import capability as records
+    from dataferry.sinks import capability as sinks
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, datasets.install, records.install]
+    return [transfers.install, datasets.install, records.install, sinks.install]
 
 
 class Core:
@@ -63,6 +65,7 @@ class Core:
     peer_files: PeerFiles
     provider: ProviderService
     consumer: ConsumerService
+    sinks: SinkService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -82,6 +85,10 @@ class Core:
             settings.celery.redispatch_seconds if settings.executor == "celery" else None,
         )
         self._celery: Celery | None = None
+        # Long-running parts capabilities add (start()/stop()), run beside the executor.
+        self.background: list[Any] = []
+        # Extra Prometheus collectors capabilities add to /metrics.
+        self.collectors: list[Any] = []
         for install in _capabilities():
             install(self)
 
@@ -117,6 +124,8 @@ class Core:
         if self.settings.executor == "celery":
             self.use_celery()
             self.executor.start()
+            for part in self.background:
+                part.start()
             return
         from dataferry.jobs.executors.inline import InlineExecutor
 
@@ -131,8 +140,12 @@ class Core:
         )
         self.executor.start()
         self.scheduler.start()
+        for part in self.background:
+            part.start()
 
     def stop(self) -> None:
+        for part in reversed(self.background):
+            part.stop()
         self.scheduler.stop()
         self.executor.stop()
         self.db.dispose()

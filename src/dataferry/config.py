@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dataferry.sinks.spec import SinkSettings, SinkSpec
+
 CONFIG_ENV = "DATAFERRY_CONFIG"
 
 
@@ -189,6 +191,10 @@ class Settings(BaseSettings):
     records: RecordSettings = Field(default_factory=RecordSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    sinks: list[SinkSpec] = Field(
+        default_factory=list, description="sinks defined in the config file ([[sinks]])"
+    )
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

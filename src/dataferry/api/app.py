@@ -21,6 +21,7 @@ from dataferry.api.rest import (
     peer,
     records,
     replication,
+    sinks,
     sites,
     transfers,
 )
@@ -70,7 +71,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, records, replication):
+    for module in (jobs, endpoints, transfers, sites, records, replication, sinks):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.
