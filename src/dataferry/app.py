@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from dataferry.api.rpc.registry import RpcRegistry
 from dataferry.config import Settings
 from dataferry.db import migrate
 from dataferry.db.engine import Database
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from dataferry.datasets.peerfiles import PeerFiles
     from dataferry.datasets.provider import ProviderService
     from dataferry.datasets.sites import SiteService
+    from dataferry.mover.service import MoverService
     from dataferry.records.capability import SyncService
     from dataferry.records.discovery import Discovery
     from dataferry.records.peers import PeerService
@@ -43,12 +45,21 @@ log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.api.rpc import core_methods
     from dataferry.datasets import capability as datasets
+    from dataferry.mover import capability as mover
     from dataferry.records import capability as records
     from dataferry.sinks import capability as sinks
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, datasets.install, records.install, sinks.install]
+    return [
+        transfers.install,
+        core_methods.install,
+        datasets.install,
+        records.install,
+        sinks.install,
+        mover.install,
+    ]
 
 
 class Core:
@@ -65,6 +76,7 @@ class Core:
     peer_files: PeerFiles
     provider: ProviderService
     consumer: ConsumerService
+    mover: MoverService
     sinks: SinkService
 
     def __init__(self, settings: Settings) -> None:
@@ -85,6 +97,7 @@ class Core:
             settings.celery.redispatch_seconds if settings.executor == "celery" else None,
         )
         self._celery: Celery | None = None
+        self.rpc = RpcRegistry()  # capabilities register their RPC methods here
         # Long-running parts capabilities add (start()/stop()), run beside the executor.
         self.background: list[Any] = []
         # Extra Prometheus collectors capabilities add to /metrics.

@@ -99,6 +99,7 @@ class Client:
         mode: str = "copy",
         checksum: str = "sha256",
         overwrite: str | None = None,
+        expected_checksum: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "source": source,
@@ -108,6 +109,8 @@ class Client:
         }
         if overwrite is not None:
             body["overwrite"] = overwrite
+        if expected_checksum:
+            body["expected_checksum"] = expected_checksum
         result: dict[str, Any] = self.request("POST", "/api/v1/transfers", json=body)
         return result
 

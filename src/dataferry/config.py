@@ -60,6 +60,12 @@ class TransferSettings(_Section):
     verify_readback: bool = Field(
         False, description="re-read each written file and compare its checksum again"
     )
+    resume_min_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="files at least this large resume from their last verified byte "
+        "after an interruption (where both protocols allow it)",
+    )
 
 
 class CelerySettings(_Section):
@@ -148,6 +154,18 @@ class DatasetSettings(_Section):
     peer_timeout: float = Field(60.0, gt=0, description="seconds before a peer request gives up")
 
 
+class AlaSettings(_Section):
+    biocache_url: str = Field(
+        "https://biocache.ala.org.au/", description="the ALA biocache root (ws/... below it)"
+    )
+    bie_url: str = Field(
+        "https://bie.ala.org.au/ws/", description="the ALA species service (species/LSID.json)"
+    )
+    destination: str = Field("", description="ENDPOINT:PATH where pulled occurrences are written")
+    page_size: int = Field(1_000_000, ge=1, description="most occurrence records per pull")
+    timeout: float = Field(120.0, gt=0, description="seconds before an ALA request gives up")
+
+
 class WebSettings(_Section):
     session_hours: float = Field(
         12.0, gt=0, description="how long a dashboard login lasts before asking again"
@@ -189,6 +207,7 @@ class Settings(BaseSettings):
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
     records: RecordSettings = Field(default_factory=RecordSettings)
+    ala: AlaSettings = Field(default_factory=AlaSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)

@@ -25,6 +25,7 @@ from dataferry.api.rest import (
     sites,
     transfers,
 )
+from dataferry.api.rpc import jsonrpc, xmlrpc
 from dataferry.errors import DataferryError
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
         return JSONResponse({"error": "invalid", "detail": problems}, status_code=422)
 
     app.include_router(health.router)
+    # RPC doors check tokens themselves (they answer in their own error shapes).
+    app.include_router(xmlrpc.router)
+    app.include_router(jsonrpc.router)
     protected = [Depends(require_token)]
     for module in (jobs, endpoints, transfers, sites, records, replication, sinks):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
