@@ -52,9 +52,11 @@ def test_upload_a_bundle_and_watch_its_tasks(server: Server, open_page: Any, sho
     page.evaluate(
         """(bytes) => {
             const dt = new DataTransfer();
-            dt.items.add(new File([new Uint8Array(bytes)], "junk.tar", {type: "application/x-tar"}));
+            const file = new File([new Uint8Array(bytes)], "junk.tar");
+            dt.items.add(file);
             const zone = document.querySelector("[data-drop]");
-            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            const init = {dataTransfer: dt, bubbles: true, cancelable: true};
+            zone.dispatchEvent(new DragEvent("drop", init));
         }""",
         data,
     )

@@ -1,5 +1,6 @@
-"""Ingest (present when the ingest capability is installed): upload a bundle by drag and drop (or the file input) with an upload
-progress bar, then follow the ingest job's tasks; recent ingest jobs below."""
+"""Ingest (when the ingest capability is installed): upload a bundle by drag and drop
+(or the file input) with an upload progress bar, then follow the ingest job's tasks;
+recent ingest jobs below."""
 
 from __future__ import annotations
 
