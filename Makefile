@@ -57,6 +57,7 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python bench/transfer_local.py
+	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/dashboard_jobs.py
 
 # Browser tests again, saving the dashboard's pages to docs/screenshots/ (shown in the README).

@@ -165,15 +165,19 @@ def server_factory(
             {"DATAFERRY_SECRET_KEY": key, **executor_env, **(env or {})},
         )
         started.append(srv)
-        srv.start()
+        pending = []
         if executor_env and workers and not groups:
+            # Workers start while the server does (both take seconds to import).
             group = WorkerGroup(tmp_path / "home-workers", srv.env)
             groups.append(group)
             queues = ",".join(registered_queues(tmp_path / "home-queues"))
-            group.workers(
+            pending = group.launch(
                 ["--queues", queues, "--concurrency", "4", "--beat"],
                 ["--queues", queues, "--concurrency", "4"],
             )
+        srv.start()
+        for w in pending:
+            w.wait_ready()
         return srv
 
     yield make

@@ -7,13 +7,20 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.celery import RABBITMQ_URL, WorkerGroup, celery_env, require_broker
+from tests.support.celery import (
+    RABBITMQ_URL,
+    PrivateRedis,
+    WorkerGroup,
+    celery_env,
+    require_broker,
+)
 from tests.support.server import Server
 from tests.support.trees import hash_tree, temporaries
 
@@ -108,6 +115,97 @@ def test_worker_killed_mid_transfer_another_worker_finishes(
     assert temporaries(dst) == []
 
 
+def ran_once_each(database_url: str, job_ids: list[int]) -> dict[int, int]:
+    """Runs per job, counted in the attempts ledger (each run starts with one claim)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT job_id, count(*) FROM job_attempts GROUP BY job_id")
+            ).all()
+    finally:
+        engine.dispose()
+    counts = {int(j): int(n) for j, n in rows}
+    return {j: counts.get(j, 0) for j in job_ids}
+
+
+def test_broker_stopped_and_started_again_queued_jobs_finish_once(
+    server_factory: Any, workers: Any, tmp_path: Path, database_url: str
+) -> None:
+    broker = PrivateRedis(tmp_path / "redis").start()
+    try:
+        src, dst = tmp_path / "src", tmp_path / "dst"
+        src.mkdir()
+        dst.mkdir()
+        for i in range(30):
+            (src / f"f{i}").write_bytes(os.urandom(200_000))
+        server: Server = server_factory("api", env=celery_env(broker.url), workers=False)
+        group: WorkerGroup = workers(server)
+        group.beat()
+        group.worker("--queues", "transfers", "--concurrency", "2")
+        server.cli("endpoint", "add", "src", str(src))
+        server.cli("endpoint", "add", "dst", str(dst))
+        with server.client() as c:
+            ids = [c.transfer(f"src:f{i}", f"dst:out/f{i}")["job_id"] for i in range(20)]
+            wait_for(lambda: c.jobs(state="succeeded", limit=1)["total"] >= 3)
+            broker.stop()  # messages queued in the broker are lost
+            # Submitting still works while the broker is down: the rows are queued.
+            ids += [c.transfer(f"src:f{i}", f"dst:out/f{i}")["job_id"] for i in range(20, 30)]
+            assert {c.job(i)["state"] for i in ids[20:]} == {"queued"}
+            time.sleep(1)
+            broker.start()
+            docs = [server.wait_job(i, timeout=180) for i in ids]
+        assert {d["state"] for d in docs} == {"succeeded"}, docs
+        assert {d["attempts"] for d in docs} == {1}
+        assert set(ran_once_each(database_url, ids).values()) == {1}
+        assert hash_tree(dst / "out") == hash_tree(src)
+        assert temporaries(dst) == []
+    finally:
+        broker.stop()
+
+
+def test_500_jobs_over_rest_on_two_workers_each_run_once(
+    server_factory: Any, workers: Any, tmp_path: Path, database_url: str
+) -> None:
+    n = 500
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(n):
+        (src / f"f{i}").write_bytes(f"job {i}\n".encode())
+    server: Server = server_factory("api", workers=False)
+    group: WorkerGroup = workers(server)
+    two = group.workers(
+        ["--queues", "transfers", "-c", "4", "--beat"], ["-Q", "transfers", "-c", "4"]
+    )
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+
+    def submit(i: int) -> int:
+        with server.client() as c:
+            job_id: int = c.transfer(f"src:f{i}", f"dst:out/f{i}")["job_id"]
+            return job_id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(submit, range(n)))
+    assert len(set(ids)) == n
+    with server.client() as c:
+        wait_for(lambda: c.jobs(state="succeeded", limit=1)["total"] == n, timeout=600, every=0.5)
+        assert c.jobs(limit=1)["total"] == n
+        nodes = {str(c.job(i)["worker"]).split("/")[0] for i in ids[::10]}
+    # Side effects: every file arrived once with its content; the ledger shows one run each.
+    out = dst / "out"
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"f{i}" for i in range(n))
+    assert all((out / f"f{i}").read_bytes() == f"job {i}\n".encode() for i in range(n))
+    assert set(ran_once_each(database_url, ids).values()) == {1}
+    pids = {f":{w.pid}" for w in two}  # node names are host:pid
+    assert all(any(node.endswith(p) for p in pids) for node in nodes), (nodes, pids)
+    assert len(nodes) == 2, nodes  # both workers took part
+    assert temporaries(dst) == []
+
+
 def test_transfer_on_rabbitmq(server_factory: Any, workers: Any, tmp_path: Path) -> None:
     require_broker(RABBITMQ_URL)
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -137,3 +235,35 @@ def _purge_rabbitmq(prefix: str) -> None:
                 channel.queue_delete(f"{prefix}.{name}")
             except Exception:
                 channel = conn.channel()
+
+
+def test_a_flood_of_one_queue_does_not_starve_another(core: Any) -> None:
+    """One Celery worker per queue (what `dataferry worker` runs): while the bulk
+    queue's only thread is busy and more bulk jobs wait, an interactive job runs."""
+    import threading
+
+    from dataferry.jobs.registry import JobKind
+    from tests.support.celery import embedded_workers
+
+    release = threading.Event()
+    core.registry.register(JobKind("slow", lambda ctx: release.wait(60) and None, queue="bulk"))
+    core.registry.register(JobKind("quick", lambda ctx: {"ok": True}, queue="interactive"))
+    core.use_celery()
+    try:
+        with (
+            embedded_workers(core, ["bulk"], concurrency=1),
+            embedded_workers(core, ["interactive"], concurrency=1, tick=False),
+        ):
+            flood = [core.jobs.submit("slow", {}).id for _ in range(6)]
+            wait_for(lambda: core.jobs.get(flood[0]).state.value == "running")
+            quick = core.jobs.submit("quick", {})
+            wait_for(lambda: core.jobs.get(quick.id).state.value == "succeeded", timeout=30)
+            states = [core.jobs.get(i).state.value for i in flood]
+            assert states.count("queued") == 5, states  # the flood still waits
+            release.set()
+            wait_for(
+                lambda: all(core.jobs.get(i).state.value == "succeeded" for i in flood),
+                timeout=60,
+            )
+    finally:
+        release.set()

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,10 +152,14 @@ class WorkerGroup:
 
     def workers(self, *argvs: list[str], name: str = "worker") -> list[Worker]:
         """Start workers side by side (each ``argv`` after ``worker``); wait until all are ready."""
+        return [w.wait_ready() for w in self.launch(*argvs, name=name)]
+
+    def launch(self, *argvs: list[str], name: str = "worker") -> list[Worker]:
+        """Start workers without waiting (call ``wait_ready`` on each)."""
         started = [Worker(self.home, self.env, ["worker", *a], name=name) for a in argvs]
         for w in started:
             self.started.append(w.launch())
-        return [w.wait_ready() for w in started]
+        return started
 
     def beat(self) -> Worker:
         w = Worker(self.home, self.env, ["beat"], name="beat").start(ready="dataferry beat ")
@@ -163,12 +167,24 @@ class WorkerGroup:
         return w
 
     def stop(self) -> None:
-        for w in reversed(self.started):
-            w.kill(signal.SIGTERM, timeout=20)
+        """SIGTERM all at once (a warm shutdown), then SIGKILL whatever still runs."""
+        live = [w for w in self.started if w.proc is not None and w.proc.poll() is None]
+        for w in live:
+            assert w.proc is not None
+            w.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for w in live:
+            assert w.proc is not None
+            with suppress(subprocess.TimeoutExpired):
+                w.proc.wait(max(0.1, deadline - time.monotonic()))
+        for w in self.started:
+            w.kill(signal.SIGKILL)
 
 
 @contextmanager
-def embedded_workers(core: Any, queues: list[str], concurrency: int = 4) -> Iterator[None]:
+def embedded_workers(
+    core: Any, queues: list[str], concurrency: int = 4, tick: bool = True
+) -> Iterator[None]:
     """A real Celery worker inside this process (thread pool, real broker), for
     tests that register job kinds in-process; plus the scheduler tick thread."""
     from celery.contrib.testing.worker import start_worker
@@ -187,7 +203,8 @@ def embedded_workers(core: Any, queues: list[str], concurrency: int = 4) -> Iter
         loglevel="WARNING",
         shutdown_timeout=30,
     ):
-        core.scheduler.start()
+        if tick:
+            core.scheduler.start()
         yield
 
 
@@ -209,3 +226,40 @@ def registered_queues(home: Path) -> list[str]:
         return core.registry.queues()
     finally:
         core.stop()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port (nothing kept on disk), so a
+    test can stop and start its broker without touching the shared one."""
+
+    def __init__(self, folder: Path) -> None:
+        from tests.support.services import free_port
+
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> PrivateRedis:
+        import shutil
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            unavailable("redis-server is not installed (apt-get install redis-server)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        argv = [str(exe), "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
+        with open(self.folder / "redis.log", "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not port_open("127.0.0.1", self.port, timeout=0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # as abrupt as a crash: every queued message is gone
+            self.proc.wait(10)
+        self.proc = None

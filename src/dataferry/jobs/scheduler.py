@@ -75,13 +75,23 @@ class Scheduler:
         queued = self.store.queued_ids(now - timedelta(seconds=age))
         still = set(queued)
         self._sent = {i: t for i, t in self._sent.items() if i in still}
+        # A broker queue that still holds messages will deliver them: a job waiting
+        # behind a backlog has not lost its message, so do not send it again yet.
+        pending = getattr(self.executor, "pending", None)
+        backlog: dict[str, bool] = {}
         for job_id in queued:
+            queue = self.store.get(job_id).queue
+            if pending is not None:
+                if queue not in backlog:
+                    backlog[queue] = bool(pending(queue))
+                if backlog[queue]:
+                    continue
             if every is not None:
                 if mono - self._sent.get(job_id, -every) < every:
                     continue
                 self._sent[job_id] = mono
             counts["redispatched"] += 1
-            self.executor.dispatch(job_id, self.store.get(job_id).queue)
+            self.executor.dispatch(job_id, queue)
         for p in self._periodic:
             if mono - p.last >= p.every:
                 p.last = mono

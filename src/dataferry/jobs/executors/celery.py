@@ -49,6 +49,8 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
         worker_prefetch_multiplier=1,
+        # A running job survives a broker outage: its row, not the message, says it is done.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
@@ -107,9 +109,30 @@ class CeleryExecutor:
         except Exception as exc:
             log.warning("job %s: broker unreachable (%s); the tick will send it again", job_id, exc)
 
+    def pending(self, queue: str) -> int | None:
+        """Messages waiting in a job queue's broker queue; None if the broker can't tell."""
+        from amqp.exceptions import ChannelError
+
+        name = self.settings.celery.broker_queue(queue)
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1)
+                declared = conn.default_channel.queue_declare(name, passive=True)
+                return int(declared.message_count)
+        except ChannelError as exc:
+            if str(getattr(exc, "reply_code", "")) == "404":  # never declared, or (Redis) empty
+                return 0
+            log.info("could not count messages in %s: %s", name, exc)
+            return None
+        except Exception as exc:
+            log.info("could not count messages in %s: %s", name, exc)
+            return None
+
 
 def install_tasks(app: Celery, core: Core) -> None:
-    """Register the worker-side tasks, bound to this process's core."""
+    """Register the worker-side tasks, bound to this process's core (once per app)."""
+    if RUN_TASK in app.tasks:
+        return
     tick_lock = threading.Lock()
     served = core.instance_id
     lease = core.settings.jobs.lease_seconds
