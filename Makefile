@@ -25,6 +25,7 @@ run: install
 system-deps:
 	@missing=""; \
 	command -v rclone >/dev/null 2>&1 || missing="$$missing rclone"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -57,6 +58,8 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python bench/transfer_local.py
+	$(BIN)/python bench/transfer_sftp.py
+	$(BIN)/python bench/sinks.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/dashboard_jobs.py
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from dataferry.api.rpc.registry import RpcRegistry
 from dataferry.config import Settings
 from dataferry.db import migrate
 from dataferry.db.engine import Database
@@ -30,23 +31,35 @@ if TYPE_CHECKING:
     from dataferry.datasets.peerfiles import PeerFiles
     from dataferry.datasets.provider import ProviderService
     from dataferry.datasets.sites import SiteService
+    from dataferry.mover.service import MoverService
     from dataferry.records.capability import SyncService
     from dataferry.records.discovery import Discovery
     from dataferry.records.peers import PeerService
     from dataferry.records.protocol import ProtocolService
     from dataferry.records.replication import Replicator
     from dataferry.records.service import RecordService
+    from dataferry.sinks.service import SinkService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
 
 
 def _capabilities() -> list[Any]:
+    from dataferry.api.rpc import core_methods
     from dataferry.datasets import capability as datasets
+    from dataferry.mover import capability as mover
     from dataferry.records import capability as records
+    from dataferry.sinks import capability as sinks
     from dataferry.transfers import capability as transfers
 
-    return [transfers.install, datasets.install, records.install]
+    return [
+        transfers.install,
+        core_methods.install,
+        datasets.install,
+        records.install,
+        sinks.install,
+        mover.install,
+    ]
 
 
 class Core:
@@ -63,6 +76,8 @@ class Core:
     peer_files: PeerFiles
     provider: ProviderService
     consumer: ConsumerService
+    mover: MoverService
+    sinks: SinkService
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -82,6 +97,11 @@ class Core:
             settings.celery.redispatch_seconds if settings.executor == "celery" else None,
         )
         self._celery: Celery | None = None
+        self.rpc = RpcRegistry()  # capabilities register their RPC methods here
+        # Long-running parts capabilities add (start()/stop()), run beside the executor.
+        self.background: list[Any] = []
+        # Extra Prometheus collectors capabilities add to /metrics.
+        self.collectors: list[Any] = []
         for install in _capabilities():
             install(self)
 
@@ -117,6 +137,8 @@ class Core:
         if self.settings.executor == "celery":
             self.use_celery()
             self.executor.start()
+            for part in self.background:
+                part.start()
             return
         from dataferry.jobs.executors.inline import InlineExecutor
 
@@ -131,8 +153,12 @@ class Core:
         )
         self.executor.start()
         self.scheduler.start()
+        for part in self.background:
+            part.start()
 
     def stop(self) -> None:
+        for part in reversed(self.background):
+            part.stop()
         self.scheduler.stop()
         self.executor.stop()
         self.db.dispose()

@@ -99,6 +99,7 @@ class Client:
         mode: str = "copy",
         checksum: str = "sha256",
         overwrite: str | None = None,
+        expected_checksum: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "source": source,
@@ -108,6 +109,8 @@ class Client:
         }
         if overwrite is not None:
             body["overwrite"] = overwrite
+        if expected_checksum:
+            body["expected_checksum"] = expected_checksum
         result: dict[str, Any] = self.request("POST", "/api/v1/transfers", json=body)
         return result
 
@@ -195,4 +198,47 @@ class Client:
 
     def restart_dataset(self, uid: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"/api/v1/synced-datasets/{uid}/restart")
+        return result
+
+    # -- sinks -----------------------------------------------------------------
+    def sinks(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/sinks")["sinks"]
+        return result
+
+    def add_sink(self, definition: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/v1/sinks", json=definition)
+        return result
+
+    def sink(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/sinks/{name}")
+        return result
+
+    def update_sink(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("PATCH", f"/api/v1/sinks/{name}", json=changes)
+        return result
+
+    def remove_sink(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/sinks/{name}")
+
+    def pause_sink(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{name}/pause")
+        return result
+
+    def resume_sink(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{name}/resume")
+        return result
+
+    def poll_sink(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{name}/poll")
+        return result
+
+    def sink_failures(self, name: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request(
+            "GET", f"/api/v1/sinks/{name}/failures", params={"limit": limit, "offset": offset}
+        )["failures"]
+        return result
+
+    def retry_sink(self, name: str, keys: list[str] | None = None) -> int:
+        body = {"keys": keys} if keys else None
+        result: int = self.request("POST", f"/api/v1/sinks/{name}/retry", json=body)["requeued"]
         return result

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dataferry.sinks.spec import SinkSettings, SinkSpec
+
 CONFIG_ENV = "DATAFERRY_CONFIG"
 
 
@@ -57,6 +59,12 @@ class TransferSettings(_Section):
     chunk_size: int = Field(8 * 1024 * 1024, ge=4096, description="bytes per read/write")
     verify_readback: bool = Field(
         False, description="re-read each written file and compare its checksum again"
+    )
+    resume_min_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="files at least this large resume from their last verified byte "
+        "after an interruption (where both protocols allow it)",
     )
 
 
@@ -146,6 +154,18 @@ class DatasetSettings(_Section):
     peer_timeout: float = Field(60.0, gt=0, description="seconds before a peer request gives up")
 
 
+class AlaSettings(_Section):
+    biocache_url: str = Field(
+        "https://biocache.ala.org.au/", description="the ALA biocache root (ws/... below it)"
+    )
+    bie_url: str = Field(
+        "https://bie.ala.org.au/ws/", description="the ALA species service (species/LSID.json)"
+    )
+    destination: str = Field("", description="ENDPOINT:PATH where pulled occurrences are written")
+    page_size: int = Field(1_000_000, ge=1, description="most occurrence records per pull")
+    timeout: float = Field(120.0, gt=0, description="seconds before an ALA request gives up")
+
+
 class WebSettings(_Section):
     session_hours: float = Field(
         12.0, gt=0, description="how long a dashboard login lasts before asking again"
@@ -187,8 +207,13 @@ class Settings(BaseSettings):
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
     records: RecordSettings = Field(default_factory=RecordSettings)
+    ala: AlaSettings = Field(default_factory=AlaSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    sinks: list[SinkSpec] = Field(
+        default_factory=list, description="sinks defined in the config file ([[sinks]])"
+    )
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

@@ -84,12 +84,13 @@ class Server:
         return Client(self.url, token or self.env.get("DATAFERRY_TOKEN", ""))
 
     def cli(
-        self, *args: str, check: bool = True, timeout: float = 120
+        self, *args: str, check: bool = True, timeout: float = 120, env_columns: int = 0
     ) -> subprocess.CompletedProcess[str]:
         """Run the real ``dataferry`` CLI against this server."""
+        env = {**self.env, "COLUMNS": str(env_columns)} if env_columns else self.env
         result = subprocess.run(
             [sys.executable, "-m", "dataferry", *args],
-            env=self.env,
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -21,9 +21,11 @@ from dataferry.api.rest import (
     peer,
     records,
     replication,
+    sinks,
     sites,
     transfers,
 )
+from dataferry.api.rpc import jsonrpc, xmlrpc
 from dataferry.errors import DataferryError
 
 if TYPE_CHECKING:
@@ -69,8 +71,11 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
         return JSONResponse({"error": "invalid", "detail": problems}, status_code=422)
 
     app.include_router(health.router)
+    # RPC doors check tokens themselves (they answer in their own error shapes).
+    app.include_router(xmlrpc.router)
+    app.include_router(jsonrpc.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, records, replication):
+    for module in (jobs, endpoints, transfers, sites, records, replication, sinks):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.

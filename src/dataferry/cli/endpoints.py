@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -15,18 +17,34 @@ app = typer.Typer(
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="A short name, e.g. 'lab'."),
-    url: str = typer.Argument(..., help="Where it is: file:///data/lab (or /data/lab)."),
+    url: str = typer.Argument(
+        ..., help="Where it is: file:///data/lab (or /data/lab), sftp://, s3://, https://."
+    ),
     option: list[str] = typer.Option(
         None, "--option", "-o", help="k=v protocol option, repeatable."
     ),
     secret: list[str] = typer.Option(None, "--secret", "-s", help="k=v secret, stored encrypted."),
+    secret_file: list[str] = typer.Option(
+        None,
+        "--secret-file",
+        help="k=PATH: a secret read from a file (e.g. private_key=~/.ssh/id_ed25519); "
+        "only its encrypted copy is stored.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Register an endpoint."""
+    """Register an endpoint.
+
+    Examples: sftp://user@host:22/data -s password=... (or --secret-file
+    private_key=KEYFILE, -o known_hosts=FILE); s3://bucket/prefix -o endpoint_url=...
+    -o region=... -s access_key_id=... -s secret_access_key=...; https://host/files."""
+    secrets = parse_pairs(secret, "secret")
+    for key, path in parse_pairs(secret_file, "secret-file").items():
+        try:
+            secrets[key] = Path(str(path)).expanduser().read_text()
+        except OSError as exc:
+            raise typer.BadParameter(f"--secret-file {key}: {exc.strerror}: {path}") from None
     with client() as c:
-        doc = c.add_endpoint(
-            name, url, parse_pairs(option, "option"), parse_pairs(secret, "secret")
-        )
+        doc = c.add_endpoint(name, url, parse_pairs(option, "option"), secrets)
     if as_json:
         print_json(doc)
     else:

@@ -30,12 +30,18 @@ def transfer(
         None,
         help="always, never or if-different (default: if-different for sync, always otherwise).",
     ),
+    expected_checksum: str = typer.Option(
+        None,
+        "--expected-checksum",
+        help="ALGO:HEX the single source file must have (e.g. sha256:...); "
+        "a mismatch fails the job and leaves nothing in place.",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Submit a transfer; prints its job id (and follows it with --wait)."""
     with client() as c:
-        doc = c.transfer(source, destination, mode, checksum, overwrite)
+        doc = c.transfer(source, destination, mode, checksum, overwrite, expected_checksum)
         if wait:
             doc = follow(c, doc["job_id"], show_bar=not as_json)
     if as_json:

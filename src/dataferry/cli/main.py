@@ -9,7 +9,17 @@ from pathlib import Path
 import typer
 
 import dataferry
-from dataferry.cli import datasets, endpoints, jobs, peers, records, serve, sites, worker
+from dataferry.cli import (
+    datasets,
+    endpoints,
+    jobs,
+    peers,
+    records,
+    serve,
+    sinks,
+    sites,
+    worker,
+)
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -72,6 +82,7 @@ app.add_typer(peers.app, name="peer")
 app.command("sync")(peers.sync)
 app.add_typer(sites.app, name="site")
 app.add_typer(datasets.app, name="dataset")
+app.add_typer(sinks.app, name="sink")
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataferry.endpoints.paths import join
-from dataferry.errors import Forbidden
+from dataferry.errors import DataferryError, Forbidden
 
 
 class EndpointFS:
@@ -13,7 +13,8 @@ class EndpointFS:
 
     Backends subclass it where the protocol needs more checks (local symlinks)."""
 
-    #: whether an interrupted file can be continued from an offset (append / range)
+    #: whether an interrupted file can be continued from an offset: as a source
+    #: (read from an offset) and as a destination (append to a partial file)
     resumable = False
 
     def __init__(self, name: str, fs: Any, root: str, options: dict[str, Any]) -> None:
@@ -53,6 +54,30 @@ class EndpointFS:
     def open_write(self, full: str) -> Any:
         return self.fs.open(full, "wb")
 
+    def open_read_at(self, full: str, offset: int) -> Any:
+        """Open for reading from byte ``offset`` (byte-level resume)."""
+        f = self.open_read(full)
+        if offset:
+            f.seek(offset)
+        return f
+
+    def read_range(self, full: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (the resume check reads a file's tail)."""
+        out = bytearray()
+        with self.open_read_at(full, offset) as f:
+            while len(out) < length and (block := f.read(length - len(out))):
+                out += block
+        return bytes(out)
+
+    def open_append(self, full: str) -> Any:
+        """Open an existing file to add bytes at its end (byte-level resume)."""
+        return self.fs.open(full, "ab")
+
+    def classify(self, exc: BaseException, what: str) -> DataferryError | None:
+        """A protocol's own reading of a driver error (transient or permanent), or None
+        to leave it to the generic rules. The message names the endpoint, never a secret."""
+        return None
+
     def make_durable(self, fobj: Any) -> None:
         """Called on a file opened by ``open_write`` before it is closed: make the bytes
         durable before the file is renamed into place (where the protocol can)."""
@@ -80,6 +105,10 @@ class EndpointFS:
 
     def makedirs(self, full: str) -> None:
         self.fs.makedirs(full, exist_ok=True)
+
+    def remove_dir(self, full: str) -> None:
+        """Remove an empty folder (after a move); protocols without folders do nothing."""
+        self.fs.rmdir(full)
 
     def close(self) -> None:
         """Release connections (remote protocols)."""

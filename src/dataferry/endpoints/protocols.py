@@ -24,6 +24,10 @@ class Protocol:
 
 _PROTOCOLS = {
     "file": Protocol("dataferry.endpoints.backends.local"),
+    "sftp": Protocol("dataferry.endpoints.backends.sftp", "pip install sshfs"),
+    "s3": Protocol("dataferry.endpoints.backends.s3", "pip install s3fs"),
+    "http": Protocol("dataferry.endpoints.backends.http", "pip install aiohttp"),
+    "https": Protocol("dataferry.endpoints.backends.http", "pip install aiohttp"),
     "dataferry": Protocol("dataferry.datasets.peerfs"),
 }
 PROTOCOLS = MappingProxyType(_PROTOCOLS)

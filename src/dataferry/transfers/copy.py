@@ -1,6 +1,12 @@
 """Copy one file: stream it once through the hash into a temporary name in the
 destination folder, sync, verify size (and, if asked, re-read the checksum),
-then rename into place."""
+then rename into place.
+
+Byte-level resume: a large file's partial temporary survives an interruption
+(a crash, a transient error, a cancel) where both sides allow it; the next
+attempt checks that the partial file's tail still equals the source at the same
+offset, re-hashes the partial file (read from the destination, not the source)
+and continues from there instead of restarting the file."""
 
 from __future__ import annotations
 
@@ -13,13 +19,16 @@ from typing import Any
 
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import name, parent
-from dataferry.errors import PermanentError
+from dataferry.errors import JobLost, PermanentError, TransientError
 from dataferry.transfers.plan import TMP_SUFFIX
 from dataferry.transfers.request import Checksum
 
 # Files at least this large are hashed on one thread while another writes.
 PIPELINE_MIN_BYTES = 32 * 1024 * 1024
 _PIPELINE_DEPTH = 4
+# Before resuming, this many bytes at the end of the partial temporary must equal
+# the source's bytes at the same offset, or the file restarts from zero.
+RESUME_CHECK_BYTES = 64 * 1024
 
 
 def temporary_name(dst_full: str, job_id: int) -> str:
@@ -124,6 +133,7 @@ class Written:
     final: str
     size: int
     checksum: str
+    resumed_from: int = 0  # bytes kept from an earlier attempt's partial temporary
 
 
 def discard(dst: EndpointFS, tmp: str) -> None:
@@ -133,6 +143,39 @@ def discard(dst: EndpointFS, tmp: str) -> None:
             dst.remove(tmp)
     except Exception:
         pass
+
+
+def resume_point(
+    src: EndpointFS, src_full: str, dst: EndpointFS, tmp: str, algo: Checksum, chunk: int, size: int
+) -> tuple[int, Any]:
+    """Where a partial temporary of a ``size``-byte source can be continued:
+    ``(offset, hasher fed with those offset bytes)``, or ``(0, fresh hasher)``."""
+    try:
+        have = dst.size(tmp) if dst.exists(tmp) else 0
+        if not 0 < have < size:
+            return 0, new_hasher(algo)
+        k = min(have, RESUME_CHECK_BYTES)
+        if src.read_range(src_full, have - k, k) != dst.read_range(tmp, have - k, k):
+            return 0, new_hasher(algo)
+        hasher = new_hasher(algo)
+        if hasher is not None:
+            left = have
+            with dst.open_read(tmp) as f:
+                while left and (block := f.read(min(chunk, left))):
+                    hasher.update(block)
+                    left -= len(block)
+            if left:
+                return 0, new_hasher(algo)
+        return have, hasher
+    except Exception:  # a partial file we cannot read back: start the file again
+        return 0, new_hasher(algo)
+
+
+def keep_partial(exc: BaseException) -> bool:
+    """Whether an interrupted temporary is worth keeping for a byte-level resume."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, PermanentError)):
+        return False
+    return isinstance(exc, (OSError, TransientError, JobLost, KeyboardInterrupt))
 
 
 def write_temporary(
@@ -147,23 +190,35 @@ def write_temporary(
     on_bytes: Callable[[int], None],
     size_hint: int = 0,
     durable: bool = True,
+    resume: bool = False,
 ) -> Written:
     """Stream ``src_full`` once through the hash into the temporary name next to
     ``dst_full``; with ``durable`` it is synced before this returns. On failure the
-    temporary file is removed."""
+    temporary file is removed, unless ``resume`` (a large file on protocols that can
+    continue it) and the failure may pass: then the next attempt continues it."""
     tmp = temporary_name(dst_full, job_id)
-    hasher = new_hasher(algo)
-    stream = _stream_pipelined if size_hint >= PIPELINE_MIN_BYTES else _stream
+    resume = resume and src.resumable and dst.resumable
+    offset, hasher = 0, new_hasher(algo)
+    if resume:
+        offset, hasher = resume_point(src, src_full, dst, tmp, algo, chunk, size_hint)
+    stream = _stream_pipelined if size_hint - offset >= PIPELINE_MIN_BYTES else _stream
     try:
-        with src.open_read(src_full) as fin, dst.open_write(tmp) as fout:
+        fin = src.open_read_at(src_full, offset) if offset else src.open_read(src_full)
+        try:
+            fout = dst.open_append(tmp) if offset else dst.open_write(tmp)
+        except BaseException:
+            fin.close()
+            raise
+        with fin, fout:
             written = stream(fin, fout, hasher, chunk, on_bytes)
             if durable:
                 dst.make_durable(fout)
-    except BaseException:
-        discard(dst, tmp)
+    except BaseException as exc:
+        if not (resume and keep_partial(exc)):
+            discard(dst, tmp)
         raise
     checksum = f"{algo.value}:{hasher.hexdigest()}" if hasher is not None else ""
-    return Written(tmp, dst_full, written, checksum)
+    return Written(tmp, dst_full, offset + written, checksum, offset)
 
 
 def publish(dst: EndpointFS, item: Written, *, readback: bool, algo: Checksum, chunk: int) -> None:

@@ -36,6 +36,31 @@ def _enum(cls: type[StrEnum], value: str, field: str) -> Any:
         raise InvalidRequest(f"{field} {value!r} is not one of: {allowed}") from None
 
 
+_DIGEST_LENGTHS = {Checksum.SHA256: 64, Checksum.SHA1: 40, Checksum.MD5: 32}
+
+
+def parse_expected_checksum(value: str) -> str:
+    """``"sha256:<hex>"`` -> the same, lower-cased; "" stays ""."""
+    if not value:
+        return ""
+    algo, sep, digest = value.strip().partition(":")
+    allowed = ", ".join(a.value for a in _DIGEST_LENGTHS)
+    if not sep:
+        raise InvalidRequest(f"expected_checksum {value!r} must be ALGO:HEX, ALGO one of {allowed}")
+    try:
+        kind = Checksum(algo.lower())
+    except ValueError:
+        kind = Checksum.NONE
+    if kind not in _DIGEST_LENGTHS:
+        raise InvalidRequest(f"expected_checksum algorithm {algo!r} is not one of: {allowed}")
+    digest = digest.lower()
+    if len(digest) != _DIGEST_LENGTHS[kind] or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidRequest(
+            f"expected_checksum digest must be {_DIGEST_LENGTHS[kind]} hex digits for {kind.value}"
+        )
+    return f"{kind.value}:{digest}"
+
+
 @dataclass(frozen=True, slots=True)
 class TransferRequest:
     source: str  # "ENDPOINT:PATH"
@@ -43,6 +68,8 @@ class TransferRequest:
     mode: Mode = Mode.COPY
     checksum: Checksum = Checksum.SHA256
     overwrite: Overwrite = Overwrite.ALWAYS
+    #: ``algo:hexdigest`` the caller expects of a single-file source ("" = none given)
+    expected_checksum: str = ""
 
     @classmethod
     def build(
@@ -52,8 +79,12 @@ class TransferRequest:
         mode: str = "copy",
         checksum: str = "sha256",
         overwrite: str | None = None,
+        expected_checksum: str | None = None,
     ) -> TransferRequest:
         m = _enum(Mode, mode, "mode")
+        expected = parse_expected_checksum(expected_checksum or "")
+        if expected:
+            checksum = expected.partition(":")[0]  # hash with the algorithm it names
         if overwrite is None:
             # sync means "only what differs"; copy and move replace what is there.
             overwrite = Overwrite.IF_DIFFERENT.value if m is Mode.SYNC else Overwrite.ALWAYS.value
@@ -63,6 +94,7 @@ class TransferRequest:
             mode=m,
             checksum=_enum(Checksum, checksum, "checksum"),
             overwrite=_enum(Overwrite, overwrite, "overwrite"),
+            expected_checksum=expected,
         )
 
     @classmethod
@@ -73,6 +105,7 @@ class TransferRequest:
             params["mode"],
             params["checksum"],
             params["overwrite"],
+            params.get("expected_checksum", ""),
         )
 
     def params(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from dataferry.config import TransferSettings
+from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import join, split_location
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import DataferryError, JobLost, NotFound, PermanentError, TransientError
@@ -39,10 +40,15 @@ RECORD_SECONDS = 0.5
 RECORD_BATCH = 500
 
 
-def classify(exc: BaseException, what: str) -> DataferryError:
-    """Turn a storage error into ours: transient (retry later) or permanent."""
+def classify(exc: BaseException, what: str, *endpoints: EndpointFS) -> DataferryError:
+    """Turn a storage error into ours: transient (retry later) or permanent. The
+    endpoints' protocols have the first word (``EndpointFS.classify``)."""
     if isinstance(exc, DataferryError):
         return exc
+    for fs in endpoints:
+        mine = fs.classify(exc, what)
+        if mine is not None:
+            return mine
     if isinstance(exc, FileNotFoundError):
         return PermanentError(f"{what}: not found (it vanished during the transfer)")
     if isinstance(exc, PermissionError):
@@ -126,7 +132,7 @@ class TransferRun:
                 try:
                     files = planning.plan(self.src, self.src_rel)
                 except Exception as exc:
-                    raise classify(exc, f"planning {self.req.source}") from exc
+                    raise classify(exc, f"planning {self.req.source}", self.src) from exc
                 self.store.save_plan(self.ctx.job_id, self.ctx.owner, files)
                 files_total, bytes_total = len(files), sum(f.size for f in files)
             else:
@@ -147,8 +153,15 @@ class TransferRun:
             self.src.close()
             self.dst.close()
 
+    def _resumable(self, row: FileRow) -> bool:
+        return (
+            row.size >= self.settings.resume_min_bytes and self.src.resumable and self.dst.resumable
+        )
+
     def _remove_stale_temporaries(self, todo: list[FileRow]) -> None:
         for row in todo:
+            if self._resumable(row):
+                continue  # its partial temporary is where the copy resumes
             tmp = temporary_name(self.paths(row)[1], self.ctx.job_id)
             try:
                 if self.dst.exists(tmp):
@@ -157,7 +170,7 @@ class TransferRun:
                 log.warning("job %s: could not remove %s", self.ctx.job_id, tmp)
 
     def _copy_all(self, todo: list[FileRow], progress: _Progress) -> dict[str, Any]:
-        counts = {"copied": 0, "skipped": 0}
+        counts = {"copied": 0, "skipped": 0, "bytes_read": 0, "bytes_resumed": 0}
         stop = threading.Event()
         group = _Group(self, progress, counts) if self.dst.group_sync else None
 
@@ -171,7 +184,7 @@ class TransferRun:
             if stop.is_set():
                 return
             try:
-                outcome = self._copy_one(row, progress, group)
+                outcome = self._copy_one(row, progress, group, counts)
                 if outcome is not None:
                     finished(row, *outcome)
                 if group is not None:
@@ -204,12 +217,12 @@ class TransferRun:
         return counts
 
     def _failed(self, row: FileRow, exc: BaseException) -> DataferryError:
-        err = classify(exc, f"{row.path or self.req.source}")
+        err = classify(exc, f"{row.path or self.req.source}", self.src, self.dst)
         self._note(FileOutcome(row.id, FileState.FAILED, error=str(err)), force=True)
         return err
 
     def _copy_one(
-        self, row: FileRow, progress: _Progress, group: _Group | None
+        self, row: FileRow, progress: _Progress, group: _Group | None, counts: dict[str, int]
     ) -> tuple[str, str] | None:
         """Copy one file; returns (state, checksum), or None when the file waits in
         ``group`` for a shared sync before it is put in place."""
@@ -248,13 +261,26 @@ class TransferRun:
                 on_bytes=on_bytes,
                 size_hint=row.size,
                 durable=not deferred,
+                resume=self._resumable(row),
             )
         except BaseException:
             progress.add(nbytes=-copied)
+            with self._outcome_lock:
+                counts["bytes_read"] += copied
             raise
+        with self._outcome_lock:
+            counts["bytes_read"] += copied
+            counts["bytes_resumed"] += item.resumed_from
         if copied != row.size:
-            # The file changed since planning; count what was really copied.
+            # Resumed from a partial file, or the file changed since planning:
+            # count what is really there.
             progress.add(nbytes=row.size - copied)
+        expected = self.req.expected_checksum
+        if expected and item.checksum != expected:
+            discard(self.dst, item.tmp)
+            raise PermanentError(
+                f"{self.req.source}: checksum {item.checksum} differs from the expected {expected}"
+            )
         if deferred:
             assert group is not None
             group.add(row, src_full, item)
@@ -317,7 +343,7 @@ class TransferRun:
         for d in sorted(dirs, key=len, reverse=True) + ([root] if self.src_rel else []):
             try:
                 if not self.src.fs.ls(d):
-                    self.src.fs.rmdir(d)
+                    self.src.remove_dir(d)
             except OSError:
                 pass
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import join, name, parent, split_location
 from dataferry.endpoints.service import EndpointService
-from dataferry.errors import InvalidRequest, NotFound
+from dataferry.errors import DataferryError, InvalidRequest, NotFound
 from dataferry.jobs.model import Job
 from dataferry.jobs.service import JobService
 from dataferry.transfers.request import TransferRequest
+from dataferry.transfers.run import classify
 
 KIND = "transfer"
 
@@ -41,6 +42,8 @@ class TransferService:
             src_is_dir = src.fs.isdir(src.full(src_rel))
             if not src_is_dir and src_rel == "":
                 raise InvalidRequest("source endpoint root is not a folder")
+            if src_is_dir and req.expected_checksum:
+                raise InvalidRequest("expected_checksum applies to a single file, not a folder")
             dst.check_inside(dst_rel)
             dst_is_dir = dst.fs.isdir(dst.full(dst_rel))
             target = destination_of(src_is_dir, src_rel, dst_rel, dst_is_dir)
@@ -53,6 +56,10 @@ class TransferService:
             dst.check_writable(target)
             if src.storage_id == dst.storage_id and _overlaps(src.full(src_rel), dst.full(target)):
                 raise InvalidRequest("source and destination overlap; one is inside the other")
+        except DataferryError:
+            raise
+        except Exception as exc:  # a protocol's driver error: say what it means
+            raise classify(exc, f"checking {req.source} -> {req.destination}", src, dst) from exc
         finally:
             src.close()
             dst.close()

@@ -64,4 +64,6 @@ class _JobCollector:
 def metrics(core: Core = Depends(get_core)) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_JobCollector(core))
+    for collector in core.collectors:
+        registry.register(collector)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

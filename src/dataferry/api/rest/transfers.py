@@ -22,11 +22,17 @@ class TransferIn(BaseModel):
     mode: str = "copy"
     checksum: str = "sha256"
     overwrite: str | None = None
+    expected_checksum: str | None = None
 
 
 @router.post("/transfers", status_code=202)
 def submit_transfer(body: TransferIn, core: Core = Depends(get_core)) -> dict[str, Any]:
     req = TransferRequest.build(
-        body.source, body.destination, body.mode, body.checksum, body.overwrite
+        body.source,
+        body.destination,
+        body.mode,
+        body.checksum,
+        body.overwrite,
+        body.expected_checksum,
     )
     return core.transfers.submit(req).document()

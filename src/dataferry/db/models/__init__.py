@@ -19,6 +19,7 @@ from dataferry.db.models.records import (
     PeerRow,
     RecordRow,
 )
+from dataferry.db.models.sinks import SinkOutboxRow, SinkRow
 
 __all__ = [
     "AckRow",
@@ -35,6 +36,8 @@ __all__ = [
     "MetaRow",
     "PeerRow",
     "RecordRow",
+    "SinkOutboxRow",
+    "SinkRow",
     "SiteRow",
     "SyncedDatasetEventRow",
     "SyncedDatasetRow",

@@ -76,6 +76,14 @@ class LocalEndpointFS(EndpointFS):
     def open_write(self, full: str) -> Any:
         return open(full, "wb", buffering=0)
 
+    def open_read_at(self, full: str, offset: int) -> Any:
+        f = open(full, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        f.seek(offset)
+        return f
+
+    def open_append(self, full: str) -> Any:
+        return open(full, "ab", buffering=0)
+
     def make_durable(self, fobj: Any) -> None:
         os.fsync(fobj.fileno())
 

@@ -1,0 +1,141 @@
+"""SFTP transfer benchmark: dataferry (sha256 on) against ``rclone copy``, both ways,
+through a real OpenSSH sshd started on a free loopback port (the one the tests use).
+
+    make bench            # or: .venv/bin/python bench/transfer_sftp.py
+
+Cases: one 1 GiB file and 5,000 files of 16 KiB, local -> SFTP and SFTP -> local.
+Prints wall time, throughput and dataferry's throughput as a ratio of rclone's,
+measured in the same run. Target (issue 3): >= 1x rclone on every case.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import WORK, fresh, report, run, start_server, timed
+from tests.support.sshd import sshd_available, start_sshd
+from transfer_local import LARGE, SMALL_FILES, SMALL_SIZE, make_sources
+
+
+def timed_once(fn: Any, before: Any) -> float:
+    """One run per case: SFTP cases are slow enough that one is a fair sample."""
+    return timed(fn, repeat=1, before=before)
+
+
+def main() -> None:
+    why = sshd_available()
+    if why:
+        raise SystemExit(f"skipped: {why}")
+    base = WORK / "transfer_local"  # the same source files as the local benchmark
+    large, small = make_sources(base / "src")
+    work = WORK / "transfer_sftp"
+    remote, back = fresh(work / "remote"), fresh(work / "back")
+    sshd = start_sshd(Path(tempfile.mkdtemp(prefix="dataferry-bench-sshd-")))
+    known = sshd.folder / "known_hosts"
+    known.write_text(sshd.known_hosts)
+    key = sshd.folder / "user_ed25519"
+    rclone = shutil.which("rclone")
+    if rclone is None:
+        print("rclone not found: its rows are skipped (apt-get install rclone)")
+    rc_flags = [
+        "--sftp-host=127.0.0.1",
+        f"--sftp-port={sshd.port}",
+        f"--sftp-user={sshd.user}",
+        f"--sftp-key-file={key}",
+        f"--sftp-known-hosts-file={known}",
+        # no md5sum/sha1sum shell command per file on the server: the faster rclone
+        "--sftp-disable-hashcheck",
+    ]
+    server = start_server(work / "home")
+    client = server.client()
+    client.add_endpoint("src", str(base / "src"))
+    client.add_endpoint("back", str(back))
+    client.add_endpoint(
+        "remote",
+        sshd.url(remote),
+        {"known_hosts": str(known)},
+        {"private_key": key.read_text()},
+    )
+
+    def dataferry(source: str, destination: str) -> None:
+        job = client.transfer(source, destination, checksum="sha256")
+        while True:
+            doc = client.job(job["job_id"])
+            if doc["state"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.02)
+        if doc["state"] != "succeeded":
+            raise SystemExit(f"dataferry job failed: {doc}")
+
+    rows: list[tuple[str, str, float, float, str]] = []
+
+    def measure(name: str, src: Path, total: int) -> None:
+        mb = total / 1e6
+        # upload: local -> SFTP
+        label = f"{name} up ({mb:,.0f} MB)"
+
+        def clear_remote() -> None:
+            for tool in ("df", "rc"):
+                shutil.rmtree(remote / f"{tool}-{name}", ignore_errors=True)
+
+        t_df = timed_once(
+            lambda: dataferry(f"src:{name}", f"remote:df-{name}"), before=clear_remote
+        )
+        ratio = ""
+        if rclone:
+            t_rc = timed_once(
+                lambda: run([rclone, "copy", str(src), f":sftp:{remote}/rc-{name}", *rc_flags]),
+                before=clear_remote,
+            )
+            rows.append((label, "rclone copy", t_rc, mb, ""))
+            ratio = f"{t_rc / t_df:.2f}x rclone"
+        rows.append((label, "dataferry", t_df, mb, ratio))
+
+        # download: SFTP -> local (from the copy dataferry just made)
+        label = f"{name} down ({mb:,.0f} MB)"
+        if not (remote / f"df-{name}").exists():
+            dataferry(f"src:{name}", f"remote:df-{name}")
+
+        def clear_back() -> None:
+            for tool in ("df", "rc"):
+                shutil.rmtree(back / f"{tool}-{name}", ignore_errors=True)
+
+        t_df = timed_once(
+            lambda: dataferry(f"remote:df-{name}", f"back:df-{name}"), before=clear_back
+        )
+        ratio = ""
+        if rclone:
+            t_rc = timed_once(
+                lambda: run(
+                    [
+                        rclone,
+                        "copy",
+                        f":sftp:{remote}/df-{name}",
+                        str(back / f"rc-{name}"),
+                        *rc_flags,
+                    ]
+                ),
+                before=clear_back,
+            )
+            rows.append((label, "rclone copy", t_rc, mb, ""))
+            ratio = f"{t_rc / t_df:.2f}x rclone"
+        rows.append((label, "dataferry", t_df, mb, ratio))
+
+    try:
+        measure("large", large, LARGE)
+        measure("small", small, SMALL_FILES * SMALL_SIZE)
+    finally:
+        client.close()
+        server.kill()
+        sshd.stop()
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

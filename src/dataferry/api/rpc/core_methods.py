@@ -1,0 +1,76 @@
+"""RPC methods of the core services (jobs, endpoints, transfers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dataferry.errors import InvalidRequest
+from dataferry.transfers.request import TransferRequest
+
+if TYPE_CHECKING:
+    from dataferry.app import Core
+
+
+def job_id_of(value: Any) -> int:
+    """A job id as RPC callers send it: an int, or a string of digits."""
+    if isinstance(value, bool):
+        raise InvalidRequest(f"job id {value!r} is not a number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"job id {value!r} is not a number") from None
+
+
+def install(core: Core) -> None:
+    rpc = core.rpc
+
+    def submit(
+        source: str,
+        destination: str,
+        mode: str = "copy",
+        checksum: str = "sha256",
+        overwrite: str | None = None,
+        expected_checksum: str | None = None,
+    ) -> dict[str, Any]:
+        """Submit a transfer between ENDPOINT:PATH locations; returns the job document."""
+        req = TransferRequest.build(
+            str(source), str(destination), mode, checksum, overwrite or None, expected_checksum
+        )
+        return core.transfers.submit(req).document()
+
+    def get(job_id: Any) -> dict[str, Any]:
+        """The job document of one job."""
+        return core.jobs.get(job_id_of(job_id)).document()
+
+    def list_jobs(
+        state: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        """A page of jobs, newest first: {"jobs": [...], "total", "limit", "offset"}."""
+        jobs, total = core.jobs.page(
+            state=state or None, kind=kind or None, limit=int(limit), offset=int(offset)
+        )
+        return {
+            "jobs": [j.document() for j in jobs],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    def cancel(job_id: Any) -> dict[str, Any]:
+        """Cancel a job; returns its document."""
+        return core.jobs.cancel(job_id_of(job_id)).document()
+
+    def retry(job_id: Any) -> dict[str, Any]:
+        """Restart a failed or cancelled job with a fresh set of attempts."""
+        return core.jobs.retry(job_id_of(job_id)).document()
+
+    def endpoints() -> list[dict[str, Any]]:
+        """Registered endpoints (secret names, never values)."""
+        return [e.document() for e in core.endpoints.list()]
+
+    rpc.register("transfers.submit", submit)
+    rpc.register("jobs.get", get)
+    rpc.register("jobs.list", list_jobs)
+    rpc.register("jobs.cancel", cancel)
+    rpc.register("jobs.retry", retry)
+    rpc.register("endpoints.list", endpoints)

@@ -1,0 +1,89 @@
+"""The RPC method registry: a capability registers named methods that call its
+service functions; the XML-RPC and JSON-RPC doors both serve this one registry.
+
+Kept free of any web framework so capabilities can register at start-up::
+
+    def install(core: Core) -> None:
+        core.rpc.register("records.get", lambda uuid: core.records.get(uuid).document())
+
+A method is a plain callable; its signature decides which positional (XML-RPC,
+JSON-RPC arrays) or named (JSON-RPC objects) parameters it accepts, and its
+docstring (or ``help=``) is what ``system.methodHelp`` shows.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from dataferry.errors import DataferryError, InvalidRequest
+
+
+class MethodNotFound(DataferryError):
+    status_code = 404
+    code = "method_not_found"
+
+
+class InvalidParams(InvalidRequest):
+    code = "invalid_params"
+
+
+@dataclass(frozen=True, slots=True)
+class RpcMethod:
+    name: str
+    func: Callable[..., Any]
+    help: str
+
+    def signature(self) -> str:
+        return f"{self.name}{inspect.signature(self.func)}"
+
+
+class RpcRegistry:
+    def __init__(self) -> None:
+        self._methods: dict[str, RpcMethod] = {}
+
+    def register(self, name: str, func: Callable[..., Any], help: str = "") -> None:
+        if name in self._methods:
+            raise ValueError(f"RPC method {name!r} is registered twice")
+        if name.startswith("system.") or name.startswith("rpc."):
+            raise ValueError(f"RPC method names under {name.split('.')[0]!r} are reserved")
+        text = inspect.cleandoc(help or func.__doc__ or "")
+        self._methods[name] = RpcMethod(name, func, text)
+
+    def method(
+        self, name: str, help: str = ""
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator form of :meth:`register`."""
+
+        def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.register(name, func, help)
+            return func
+
+        return wrap
+
+    @property
+    def methods(self) -> MappingProxyType[str, RpcMethod]:
+        return MappingProxyType(self._methods)
+
+    def names(self) -> list[str]:
+        return sorted(self._methods)
+
+    def get(self, name: str) -> RpcMethod:
+        try:
+            return self._methods[name]
+        except KeyError:
+            raise MethodNotFound(f"method {name!r} does not exist") from None
+
+    def call(self, name: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        """Call ``name`` with positional (list) or named (dict) parameters."""
+        method = self.get(name)
+        args: list[Any] = list(params) if isinstance(params, (list, tuple)) else []
+        kwargs: dict[str, Any] = dict(params) if isinstance(params, dict) else {}
+        try:
+            inspect.signature(method.func).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidParams(f"{method.signature()}: {exc}") from None
+        return method.func(*args, **kwargs)

@@ -1,0 +1,1 @@
+"""The data mover's established calls (move, check_move_status, ALA occurrence pulls)."""

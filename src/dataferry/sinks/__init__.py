@@ -1,0 +1,1 @@
+"""Sinks: push new, modified and deleted records to a partner's web service."""

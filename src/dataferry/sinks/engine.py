@@ -1,0 +1,217 @@
+"""The delivery engine's steps: poll a source into the outbox, claim due changes,
+send them, record the outcomes. The daemon (``sinks.daemon``) runs these steps
+continuously; ``run_once`` runs them to quiescence for tests and the CLI.
+
+Crash safety: the outbox row of a change is leased while it is sent. If the process
+dies between the partner's 200 and the mark, the lease expires and the change is
+sent again with the same ``Idempotency-Key``; nothing is lost. For a table source the
+table is marked first, then the outbox, so a crash in between only causes the
+outbox to catch up on the next poll.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from dataferry.endpoints.secrets import SecretBox
+from dataferry.errors import DataferryError, InvalidRequest
+from dataferry.jobs.backoff import backoff_delay
+from dataferry.jobs.executor import claim_owner
+from dataferry.sinks import delivery, mapping
+from dataferry.sinks.model import Claimed, Outcome, Sink, Stats, idempotency_key
+from dataferry.sinks.sources import Source
+from dataferry.sinks.sources.table import TableSource
+from dataferry.sinks.spec import SinkSettings, SinkSpec
+from dataferry.sinks.store import Failure, SinkStore, StoredSink
+
+log = logging.getLogger(__name__)
+
+# A factory for collection sources (installed by the records capability when present).
+CollectionSourceFactory = Callable[[str], Source]
+
+
+def spec_of(stored: StoredSink, box: SecretBox) -> SinkSpec:
+    """The full spec of a stored sink, secrets opened in memory."""
+    secrets = box.open(stored.secrets)
+    data: dict[str, Any] = dict(stored.spec)
+    data["api_key"] = secrets.get("api_key", "")
+    data["headers"] = json.loads(secrets["headers"]) if secrets.get("headers") else {}
+    source = dict(data["source"])
+    if source.get("table") is not None:
+        source["table"] = {**source["table"], "url": secrets.get("table_url", "")}
+    data["source"] = source
+    return SinkSpec.model_validate(data)
+
+
+class SinkEngine:
+    def __init__(
+        self,
+        store: SinkStore,
+        box: SecretBox,
+        node: str,
+        settings: SinkSettings,
+    ) -> None:
+        self.store = store
+        self.box = box
+        self.node = node
+        self.settings = settings
+        self.collections: CollectionSourceFactory | None = None
+        self._sources: dict[int, tuple[Any, Source]] = {}
+        self._lock = threading.Lock()
+
+    # -- sinks and sources ------------------------------------------------------
+    def sink(self, stored: StoredSink) -> Sink:
+        return Sink(
+            id=stored.id,
+            name=stored.name,
+            spec=spec_of(stored, self.box),
+            paused=stored.paused,
+            origin=stored.origin,
+            updated=stored.updated,
+        )
+
+    def make_source(self, spec: SinkSpec) -> Source:
+        if spec.source.table is not None:
+            return TableSource(spec.source.table, spec.source.table.url)
+        assert spec.source.collection is not None
+        if self.collections is None:
+            raise InvalidRequest(
+                f"collection {spec.source.collection!r} cannot be a source: "
+                "collections are not available in this installation"
+            )
+        return self.collections(spec.source.collection)
+
+    def source(self, sink: Sink) -> Source:
+        """The sink's source, reused while the sink's definition is unchanged."""
+        with self._lock:
+            cached = self._sources.get(sink.id)
+            if cached is not None and cached[0] == sink.updated:
+                return cached[1]
+            if cached is not None:
+                cached[1].close()
+            src = self.make_source(sink.spec)
+            self._sources[sink.id] = (sink.updated, src)
+            return src
+
+    def forget(self, sink_id: int) -> None:
+        with self._lock:
+            cached = self._sources.pop(sink_id, None)
+        if cached is not None:
+            cached[1].close()
+
+    def close(self) -> None:
+        with self._lock:
+            sources, self._sources = list(self._sources.values()), {}
+        for _, src in sources:
+            src.close()
+
+    def lease_seconds(self, sink: Sink) -> float:
+        # Never shorter than a request can take, or a slow answer would be sent twice.
+        return max(self.settings.lease_seconds, sink.spec.timeout * 2 + 1)
+
+    # -- steps ------------------------------------------------------------------
+    def poll(self, sink: Sink, stats: Stats | None = None) -> int:
+        """Bring the source's pending changes into the outbox; returns how many."""
+        owner = f"{self.node}/poll"
+        cursor = self.store.take_poll(sink.id, owner, self.lease_seconds(sink))
+        if cursor is None:
+            return 0  # another process is polling this sink now
+        count = 0
+        error = ""
+        try:
+            src = self.source(sink)
+            for changes, after in src.scan(cursor):
+                drops = self.store.record_changes(sink.id, changes, after)
+                if drops:
+                    src.drop(drops)
+                    if stats is not None:
+                        stats.dropped += len(drops)
+                count += len(changes) - len(drops)
+        except DataferryError as exc:
+            error = f"poll failed: {exc.message}"
+            log.warning("sink %s: %s", sink.name, error)
+        except Exception as exc:
+            error = f"poll failed: {type(exc).__name__}: {exc}"
+            log.exception("sink %s: poll failed", sink.name)
+        finally:
+            self.store.end_poll(sink.id, owner, error)
+        if stats is not None:
+            stats.polled += count
+            if error:
+                stats.errors.append(error)
+        return count
+
+    def claim(self, sink: Sink, owner: str, limit: int) -> list[Claimed]:
+        return self.store.claim(sink.id, owner, limit, self.lease_seconds(sink))
+
+    def request(self, sink: Sink, c: Claimed) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the request for change ``c``."""
+        spec = sink.spec
+        change = mapping.Change(c.key, c.status, c.changed, c.data)
+        body = delivery.encode(mapping.document(change, spec.mapping, spec.api_key))
+        headers = {k: v.replace("{api_key}", spec.api_key) for k, v in spec.headers.items()}
+        headers["Idempotency-Key"] = idempotency_key(spec.source.label, c.key, c.version)
+        return body, headers
+
+    def send(self, sink: Sink, http: httpx.Client, c: Claimed) -> Outcome:
+        try:
+            body, headers = self.request(sink, c)
+        except Exception as exc:  # a mapping that cannot render this record
+            return Outcome(False, None, f"cannot build the document: {exc}")
+        return delivery.send(http, sink.spec.url, body, headers, sink.spec.accept)
+
+    def complete(
+        self,
+        sink: Sink,
+        owner: str,
+        results: Sequence[tuple[Claimed, Outcome]],
+        stats: Stats | None = None,
+    ) -> None:
+        ok = [c for c, o in results if o.ok]
+        bad = [Failure(c, o.error) for c, o in results if not o.ok]
+        if ok:
+            try:
+                self.source(sink).delivered(ok)
+            except DataferryError as exc:
+                # Not marked at the source: keep them pending; they are re-sent with
+                # the same idempotency key (the partner already has them).
+                bad.extend(Failure(c, f"delivered, but {exc.message}") for c in ok)
+                ok = []
+        spec = sink.spec
+
+        def delay(attempt: int) -> float:
+            return backoff_delay(attempt, spec.retry_interval, spec.retry_cap)
+
+        delivered, dead = self.store.complete(sink.id, owner, ok, bad, delay, spec.give_up_after)
+        if stats is not None:
+            stats.delivered += delivered
+            stats.failed += len(bad)
+            stats.dead += dead
+        if dead:
+            log.warning("sink %s: %d change(s) moved to the dead letters", sink.name, dead)
+
+    def run_once(self, stored: StoredSink, *, poll: bool = True) -> Stats:
+        """Poll once, then send every change that is due, one after another, until
+        none is due (failures wait for their retry time). For tests and ``sink run``."""
+        sink = self.sink(stored)
+        stats = Stats()
+        if sink.idle_reason:
+            stats.errors.append(f"idle: {sink.idle_reason}")
+            return stats
+        if poll:
+            self.poll(sink, stats)
+        owner = claim_owner(self.node)
+        with delivery.client(sink.spec.concurrency, sink.spec.timeout) as http:
+            while True:
+                batch = self.claim(sink, owner, 100)
+                if not batch:
+                    break
+                results = [(c, self.send(sink, http, c)) for c in batch]
+                self.complete(sink, owner, results, stats)
+        return stats

@@ -1,0 +1,218 @@
+"""Sink operations for every front door (REST, CLI, config file)."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from dataferry.endpoints.secrets import SecretBox
+from dataferry.errors import InvalidRequest
+from dataferry.sinks import mapping
+from dataferry.sinks.daemon import SinkDaemon
+from dataferry.sinks.engine import SinkEngine, spec_of
+from dataferry.sinks.model import Stats
+from dataferry.sinks.sources.table import safe_url
+from dataferry.sinks.spec import SinkSpec
+from dataferry.sinks.store import SinkStore, StoredSink
+
+log = logging.getLogger(__name__)
+
+
+def parse_spec(data: dict[str, Any]) -> SinkSpec:
+    """Validate a sink definition; errors name the field."""
+    try:
+        spec = SinkSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'sink'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequest(f"invalid sink definition: {problems}") from None
+    mapping.validate(spec.mapping)
+    return spec
+
+
+def _split(spec: SinkSpec) -> tuple[dict[str, Any], dict[str, str]]:
+    """The spec to store in clear, and the secrets to seal (api key, table URL)."""
+    public = spec.model_dump(mode="json", exclude={"api_key"})
+    secrets = {"api_key": spec.api_key} if spec.api_key else {}
+    if spec.headers:  # they may carry credentials (Authorization: ...): sealed too
+        secrets["headers"] = json.dumps(spec.headers)
+        public["headers"] = dict.fromkeys(spec.headers, "(set)")
+    if spec.source.table is not None:
+        secrets["table_url"] = spec.source.table.url
+        public["source"]["table"]["url"] = safe_url(spec.source.table.url)
+    return public, secrets
+
+
+class SinkService:
+    def __init__(
+        self, store: SinkStore, box: SecretBox, engine: SinkEngine, daemon: SinkDaemon
+    ) -> None:
+        self.store = store
+        self.box = box
+        self.engine = engine
+        self.daemon = daemon
+
+    # -- definitions ------------------------------------------------------------
+    def check(self, spec: SinkSpec) -> None:
+        """Refuse a source that does not exist or lacks the named columns."""
+        src = self.engine.make_source(spec)
+        try:
+            src.check()
+        finally:
+            src.close()
+
+    def add(self, data: dict[str, Any], origin: str = "api") -> dict[str, Any]:
+        spec = parse_spec(data)
+        self.check(spec)
+        public, secrets = _split(spec)
+        stored = self.store.create(
+            spec.name, public, self.box.seal(secrets), spec.url, spec.paused, origin
+        )
+        self.daemon.wake(spec.name)
+        return self.document(stored)
+
+    def update(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change fields of a sink (e.g. set its URL once the partner's service exists)."""
+        stored = self.store.get(name)
+        current = spec_of(stored, self.box).model_dump(mode="json")
+        if "name" in changes and changes["name"] != name:
+            raise InvalidRequest("a sink cannot be renamed; remove it and add it again")
+        if "api_key" in changes and changes["api_key"] is None:
+            changes = {k: v for k, v in changes.items() if k != "api_key"}
+        spec = parse_spec({**current, **changes})
+        if "source" in changes:
+            self.check(spec)
+        public, secrets = _split(spec)
+        extra: dict[str, Any] = {}
+        if spec.source != SinkSpec.model_validate(current).source:
+            extra["cursor"] = 0  # a new source is read from its beginning
+        updated = self.store.update(
+            name,
+            spec=public,
+            secrets=self.box.seal(secrets),
+            url=spec.url,
+            paused=spec.paused,
+            **extra,
+        )
+        self.daemon.wake(name)
+        return self.document(updated)
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self.document(s, counts=True) for s in self.store.all()]
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.document(self.store.get(name), counts=True)
+
+    def remove(self, name: str) -> None:
+        stored = self.store.get(name)
+        self.store.remove(name)
+        self.engine.forget(stored.id)
+
+    def pause(self, name: str) -> dict[str, Any]:
+        stored = self.store.get(name)
+        spec = {**stored.spec, "paused": True}
+        return self.document(self.store.update(name, paused=True, spec=spec))
+
+    def resume(self, name: str) -> dict[str, Any]:
+        stored = self.store.get(name)
+        spec = {**stored.spec, "paused": False}
+        doc = self.document(self.store.update(name, paused=False, spec=spec))
+        self.daemon.wake(name)
+        return doc
+
+    # -- dead letters -----------------------------------------------------------
+    def failures(
+        self, name: str, limit: int = 1000, offset: int = 0
+    ) -> builtins.list[dict[str, Any]]:
+        return self.store.failures(self.store.get(name).id, limit, offset)
+
+    def retry(self, name: str, keys: Sequence[str] | None = None) -> int:
+        """Re-queue dead letters (all, or those of ``keys``); returns how many."""
+        n = self.store.requeue(self.store.get(name).id, keys)
+        self.daemon.wake(name)
+        return n
+
+    # -- running ----------------------------------------------------------------
+    def run_once(self, name: str) -> Stats:
+        """Poll and send everything due now, in this thread (tests, ``sink run``)."""
+        return self.engine.run_once(self.store.get(name))
+
+    def wake(self, name: str | None = None) -> None:
+        self.daemon.wake(name)
+
+    def sync_config(self, specs: Sequence[SinkSpec]) -> None:
+        """Create or update the sinks defined in the config file; remove config-defined
+        sinks no longer there. Sinks added over the API are left alone."""
+        names = {s.name for s in specs}
+        for spec in specs:
+            data = spec.model_dump(mode="json")
+            try:
+                existing = self.store.find(spec.name)
+                if existing is None:
+                    self.add(data, origin="config")
+                    continue
+                if existing.origin != "config":
+                    log.warning(
+                        "sink %s from the config file exists already (added via the API)"
+                        "; the config entry is ignored",
+                        spec.name,
+                    )
+                    continue
+                if spec_of(existing, self.box) != spec:
+                    public, secrets = _split(parse_spec(data))
+                    self.store.update(
+                        spec.name,
+                        spec=public,
+                        secrets=self.box.seal(secrets),
+                        url=spec.url,
+                        paused=spec.paused,
+                    )
+            except Exception as exc:
+                log.error("sink %s from the config file cannot be set up: %s", spec.name, exc)
+        for stored in self.store.all():
+            if stored.origin == "config" and stored.name not in names:
+                self.remove(stored.name)
+
+    # -- documents --------------------------------------------------------------
+    def document(self, stored: StoredSink, counts: bool = False) -> dict[str, Any]:
+        spec = dict(stored.spec)
+        secrets = self.box.open(stored.secrets)
+        doc: dict[str, Any] = {
+            "name": stored.name,
+            "source": spec.get("source"),
+            "url": stored.url,
+            "headers": spec.get("headers", {}),
+            "api_key": "(set)" if secrets.get("api_key") else "",
+            "mapping": spec.get("mapping"),
+            "poll_interval": spec.get("poll_interval"),
+            "retry_interval": spec.get("retry_interval"),
+            "retry_cap": spec.get("retry_cap"),
+            "give_up_after": spec.get("give_up_after"),
+            "concurrency": spec.get("concurrency"),
+            "timeout": spec.get("timeout"),
+            "accept": spec.get("accept"),
+            "paused": stored.paused,
+            "origin": stored.origin,
+            "state": "paused" if stored.paused else ("idle" if not stored.url else "active"),
+            "idle_reason": (
+                "paused"
+                if stored.paused
+                else ("no target URL configured" if not stored.url else "")
+            ),
+            "last_poll": stored.last_poll.isoformat() if stored.last_poll else None,
+            "last_delivered": stored.last_delivered.isoformat() if stored.last_delivered else None,
+            "last_error": stored.last_error,
+            "delivered_total": stored.delivered_total,
+            "failed_total": stored.failed_total,
+            "created": stored.created.isoformat(),
+            "updated": stored.updated.isoformat(),
+        }
+        if counts:
+            doc["changes"] = self.store.counts(stored.id)
+        return doc

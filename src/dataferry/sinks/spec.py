@@ -1,0 +1,130 @@
+"""What a sink is made of, as validated input: the same model serves the config
+file, the REST API and the CLI. Pure pydantic; no I/O."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TableSource(_Strict):
+    """A table in an application's own database. The sink reads it, sets ``last_sync``
+    and deletes delivered deletions; it never changes the table's schema."""
+
+    url: str = Field(..., description="SQLAlchemy URL of the database holding the table")
+    name: str = Field(..., description="table name, optionally schema.table")
+    key: str = Field(..., description="primary key column")
+    modified: str = Field(..., description="column: time of the row's last change")
+    deleted: str = Field(..., description="column: set (not null) when the row is deleted")
+    last_sync: str = Field(..., description="column the sink sets after the partner accepted")
+    where: str = Field(
+        "", description="optional SQL condition selecting the rows to deliver (a row filter)"
+    )
+
+    @field_validator("key", "modified", "deleted", "last_sync")
+    @classmethod
+    def _ident(cls, value: str) -> str:
+        if not IDENT_RE.match(value):
+            raise ValueError(f"{value!r} is not a column name")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not all(IDENT_RE.match(p) for p in value.split(".")) or value.count(".") > 1:
+            raise ValueError(f"{value!r} is not a table name (table or schema.table)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a table source needs the database URL")
+        return value
+
+
+class SourceSpec(_Strict):
+    """Exactly one of ``collection`` (a dataferry collection) or ``table``."""
+
+    collection: str | None = None
+    table: TableSource | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceSpec:
+        if (self.collection is None) == (self.table is None):
+            raise ValueError('give exactly one source: {"collection": NAME} or {"table": {...}}')
+        if self.collection is not None and not NAME_RE.match(self.collection):
+            raise ValueError(f"collection name {self.collection!r} is not valid")
+        return self
+
+    @property
+    def label(self) -> str:
+        """Identifies the source in idempotency keys: ``collection:NAME`` or ``table:NAME``."""
+        if self.collection is not None:
+            return f"collection:{self.collection}"
+        assert self.table is not None
+        return f"table:{self.table.name}"
+
+
+class SinkSpec(_Strict):
+    """A sink definition. ``api_key`` is write-only: stored sealed, never shown."""
+
+    name: str
+    source: SourceSpec
+    url: str = Field("", description="partner URL; empty: the sink stays idle")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra request headers; '{api_key}' is replaced"
+    )
+    api_key: str = Field("", description="the partner's API key (stored encrypted)")
+    mapping: dict[str, Any] | None = Field(
+        None, description="payload mapping; none: the default document"
+    )
+    poll_interval: float = Field(300.0, gt=0, description="seconds between polls of the source")
+    retry_interval: float = Field(5.0, gt=0, description="seconds before the first retry")
+    retry_cap: float = Field(600.0, gt=0, description="longest wait between retries")
+    give_up_after: int | None = Field(
+        None, ge=1, description="failed attempts before a change goes to the dead letters"
+    )
+    concurrency: int = Field(8, ge=1, le=256, description="records delivered at once")
+    timeout: float = Field(30.0, gt=0, description="seconds per request")
+    accept: Literal["200", "2xx"] = Field("200", description="which answers count as delivered")
+    paused: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"sink name {value!r} must be 1-128 letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"target URL {value!r} must be http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _retry(self) -> SinkSpec:
+        if self.retry_cap < self.retry_interval:
+            raise ValueError("retry_cap must be at least retry_interval")
+        return self
+
+
+class SinkSettings(_Strict):
+    """Process-wide sink engine settings (``[sink]`` in the config file)."""
+
+    lease_seconds: float = Field(
+        120.0, gt=1, description="a change being sent is re-sent by anyone after this"
+    )
+    tick_seconds: float = Field(1.0, gt=0, description="longest sleep of the delivery loop")

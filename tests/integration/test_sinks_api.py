@@ -1,0 +1,191 @@
+"""Sinks through the front doors of a real ``dataferry serve``: REST and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.receiver import ACCEPT, FAIL_500, Receiver
+from tests.support.tables import AppTable, make_table
+
+FAST = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Iterator[AppTable]:
+    yield from make_table("sqlite", tmp_path)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def table_source(table: AppTable) -> dict[str, Any]:
+    return {
+        "table": {
+            "url": table.url,
+            "name": table.name,
+            "key": "id",
+            "modified": "modified",
+            "deleted": "deleted",
+            "last_sync": "last_sync",
+        }
+    }
+
+
+def wait(check: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_rest_create_deliver_inspect_and_dead_letters(
+    server_factory: Any, table: AppTable, receiver: Receiver
+) -> None:
+    srv = server_factory("a", FAST)
+    for i in range(1, 6):
+        table.insert(i)
+    receiver.choose = lambda doc: FAIL_500 if doc["id"] == "3" else ACCEPT
+    with httpx.Client(base_url=srv.url) as http:
+        r = http.post(
+            "/api/v1/sinks",
+            json={
+                "name": "vet",
+                "source": table_source(table),
+                "url": receiver.url,
+                "retry_interval": 0.05,
+                "retry_cap": 0.1,
+                "give_up_after": 2,
+                "api_key": "k-123",
+            },
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["api_key"] == "(set)" and "k-123" not in r.text
+        # Delivered at once (a new sink is polled immediately), record 3 dead after 2 tries.
+        wait(lambda: len(receiver.state) == 4)
+        wait(lambda: http.get("/api/v1/sinks/vet").json()["changes"]["dead"] == 1)
+        failures = http.get("/api/v1/sinks/vet/failures").json()["failures"]
+        assert [f["key"] for f in failures] == ["3"] and "HTTP 500" in failures[0]["error"]
+        assert 'dataferry_sink_delivered_total{sink="vet"} 4.0' in http.get("/metrics").text
+        receiver.choose = lambda doc: ACCEPT
+        assert http.post("/api/v1/sinks/vet/retry", json={"keys": ["3"]}).json()["requeued"] == 1
+        wait(lambda: http.get("/api/v1/sinks/vet").json()["changes"]["delivered"] == 5)
+        assert "3" in receiver.state
+        doc = http.get("/api/v1/sinks/vet").json()
+        assert doc["changes"] == {
+            "pending": 0,
+            "retrying": 0,
+            "in_flight": 0,
+            "delivered": 5,
+            "dead": 0,
+        }
+        # Pause: a change waits; resume: it goes.
+        assert http.post("/api/v1/sinks/vet/pause").json()["state"] == "paused"
+        table.edit(1, comment="while paused")
+        http.post("/api/v1/sinks/vet/poll")
+        time.sleep(0.5)
+        assert receiver.state["1"]["record"]["comment"] == ""
+        assert http.post("/api/v1/sinks/vet/resume").json()["state"] == "active"
+        wait(lambda: receiver.state["1"]["record"]["comment"] == "while paused")
+        assert http.delete("/api/v1/sinks/vet").status_code == 204
+        assert http.get("/api/v1/sinks/vet").status_code == 404
+
+
+def test_rest_bad_input_is_refused_with_what_is_missing(server: Any, table: AppTable) -> None:
+    with httpx.Client(base_url=server.url) as http:
+        source = table_source(table)
+        source["table"]["deleted"] = "removed_at"
+        r = http.post("/api/v1/sinks", json={"name": "x", "source": source, "url": ""})
+        assert r.status_code == 422 and "deleted column 'removed_at'" in r.json()["detail"]
+        r = http.post("/api/v1/sinks", json={"name": "x", "source": {"collection": "nope"}})
+        assert r.status_code == 422 and "collection 'nope'" in r.json()["detail"]
+        r = http.post("/api/v1/sinks", json={"name": "x", "url": "http://a/"})
+        assert r.status_code == 422 and "source" in r.json()["detail"]
+        r = http.post("/api/v1/sinks", json=[1, 2])
+        assert r.status_code == 422
+        r = http.post(
+            "/api/v1/sinks",
+            json={"name": "x", "source": table_source(table), "mapping": {"fields": {"a": "b"}}},
+        )
+        assert r.status_code == 422 and "'b' is not a known value" in r.json()["detail"]
+        assert http.get("/api/v1/sinks").json() == {"sinks": []}
+
+
+def test_cli_add_list_show_pause_failures_retry_remove(
+    server_factory: Any, table: AppTable, receiver: Receiver, tmp_path: Path
+) -> None:
+    srv = server_factory("a", FAST)
+    table.insert(1)
+    out = srv.cli_json(
+        "sink", "add", "vet", "--table", table.name, "--table-url", table.url,
+        "--retry-interval", "0.05", "--retry-cap", "0.1", "--give-up-after", "1",
+    )  # fmt: skip
+    assert out["state"] == "idle" and out["idle_reason"] == "no target URL configured"
+    listing = srv.cli("sink", "list", env_columns=200).stdout
+    assert "idle: no target URL configured" in listing
+    receiver.choose = lambda doc: FAIL_500
+    srv.cli("sink", "set", "vet", "--url", receiver.url)
+    wait(lambda: srv.cli_json("sink", "show", "vet")["changes"]["dead"] == 1)
+    failures = srv.cli_json("sink", "failures", "vet")
+    assert failures[0]["key"] == "1"
+    assert "HTTP 500" in srv.cli("sink", "failures", "vet").stdout
+    receiver.choose = lambda doc: ACCEPT
+    assert "1 change(s) re-queued" in srv.cli("sink", "retry", "vet").stdout
+    wait(lambda: "1" in receiver.state)
+    shown = srv.cli("sink", "show", "vet").stdout
+    assert "delivered_total: 1" in shown
+    srv.cli("sink", "pause", "vet")
+    assert srv.cli_json("sink", "show", "vet")["state"] == "paused"
+    srv.cli("sink", "resume", "vet")
+    srv.cli("sink", "remove", "vet")
+    assert srv.cli_json("sink", "list") == []
+    bad = srv.cli("sink", "show", "vet", check=False)
+    assert bad.returncode == 1 and "does not exist" in bad.stderr
+    bad = srv.cli("sink", "add", "y", "--collection", "c", "--table", "t", check=False)
+    assert bad.returncode == 1 and "exactly one source" in bad.stderr
+
+
+def test_config_file_sinks_are_created_at_start(
+    database_url: str, table: AppTable, receiver: Receiver, tmp_path: Path
+) -> None:
+    from tests.support.server import Server
+
+    table.insert(1)
+    config = tmp_path / "dataferry.toml"
+    config.write_text(
+        f"""
+[[sinks]]
+name = "from-config"
+url = "{receiver.url}"
+api_key = "cfg-key"
+retry_interval = 0.05
+retry_cap = 0.1
+
+[sinks.source.table]
+url = "{table.url}"
+name = "{table.name}"
+key = "id"
+modified = "modified"
+deleted = "deleted"
+last_sync = "last_sync"
+"""
+    )
+    srv = Server(tmp_path / "home", database_url, FAST)
+    srv.env["DATAFERRY_CONFIG"] = str(config)
+    srv.start()
+    try:
+        wait(lambda: "1" in receiver.state)
+        with srv.client() as c:
+            [doc] = c.sinks()
+        assert doc["origin"] == "config" and doc["api_key"] == "(set)"
+    finally:
+        srv.kill()

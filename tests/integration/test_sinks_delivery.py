@@ -1,0 +1,261 @@
+"""Delivery rules against a real receiver: failures do not block others, dead
+letters, redirects, answers that count, idle sinks, secrets, bad input."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from dataferry.errors import Conflict, InvalidRequest
+from tests.support.receiver import ACCEPT, FAIL_500, GARBAGE, Receiver
+from tests.support.tables import AppTable, make_table
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Iterator[AppTable]:
+    yield from make_table("sqlite", tmp_path)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def sink_def(table: AppTable, url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "vet",
+        "source": {
+            "table": {
+                "url": table.url,
+                "name": table.name,
+                "key": "id",
+                "modified": "modified",
+                "deleted": "deleted",
+                "last_sync": "last_sync",
+            }
+        },
+        "url": url,
+        "retry_interval": 0.01,
+        "retry_cap": 0.02,
+        **extra,
+    }
+
+
+def run_until(core: Any, name: str, done: Any, rounds: int = 100) -> None:
+    for _ in range(rounds):
+        core.sinks.run_once(name)
+        if done():
+            return
+        time.sleep(0.03)
+    raise AssertionError("not done")
+
+
+def test_a_failing_record_does_not_block_the_others_and_becomes_a_dead_letter(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    for i in range(1, 21):
+        table.insert(i)
+    receiver.choose = lambda doc: FAIL_500 if doc["id"] == "5" else ACCEPT
+    core.sinks.add(sink_def(table, receiver.url, give_up_after=3))
+    core.sinks.run_once("vet")
+    # Every other record arrived while record 5 was still failing.
+    assert set(receiver.state) == {str(i) for i in range(1, 21)} - {"5"}
+    run_until(core, "vet", lambda: core.sinks.get("vet")["changes"]["dead"] == 1)
+    [dead] = core.sinks.failures("vet")
+    assert dead["key"] == "5" and dead["attempts"] == 3 and "HTTP 500" in dead["error"]
+    assert len(receiver.requests("5")) == 3
+    row5 = table.row(5)
+    assert row5 is not None and row5["last_sync"] is None
+    # Operators fix the partner and re-queue the dead letter.
+    receiver.choose = lambda doc: ACCEPT
+    assert core.sinks.retry("vet") == 1
+    core.sinks.run_once("vet")
+    assert "5" in receiver.state and core.sinks.failures("vet") == []
+    doc = core.sinks.get("vet")
+    assert doc["changes"]["dead"] == 0 and doc["delivered_total"] == 20
+
+
+def test_retries_back_off_up_to_the_cap(core: Any, table: AppTable, receiver: Receiver) -> None:
+    from dataferry.db.models import SinkOutboxRow
+
+    table.insert(1)
+    receiver.choose = lambda doc: FAIL_500
+    core.sinks.add(sink_def(table, receiver.url, retry_interval=10, retry_cap=40))
+    waits = []
+    for _ in range(5):
+        with core.db.session() as s:  # make the row due now, keep its attempts
+            row = s.query(SinkOutboxRow).one_or_none()
+            if row is not None:
+                row.next_attempt = row.created
+        core.sinks.run_once("vet")
+        with core.db.read() as s:
+            row = s.query(SinkOutboxRow).one()
+            waits.append((row.next_attempt - row.updated).total_seconds())
+    # ceilings 10, 20, 40, 40, 40: each wait in the upper half of its ceiling
+    for wait, ceiling in zip(waits, [10, 20, 40, 40, 40], strict=True):
+        assert ceiling / 2 - 0.1 <= wait <= ceiling + 0.1
+
+
+def test_redirect_to_another_host_is_not_followed(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    elsewhere = Receiver().start()
+    try:
+        receiver.redirect_to = elsewhere.url.replace("127.0.0.1", "localhost")
+        table.insert(1)
+        core.sinks.add(sink_def(table, receiver.url))
+        stats = core.sinks.run_once("vet")
+        assert stats.delivered == 0 and stats.failed >= 1
+        assert elsewhere.requests() == []
+        doc = core.sinks.get("vet")
+        assert "redirect" in doc["last_error"] and "not followed" in doc["last_error"]
+        row = table.row(1)
+        assert row is not None and row["last_sync"] is None
+    finally:
+        elsewhere.stop()
+
+
+def test_a_200_with_garbage_counts_as_delivered(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    table.insert(1)
+    receiver.choose = lambda doc: GARBAGE
+    core.sinks.add(sink_def(table, receiver.url))
+    assert core.sinks.run_once("vet").delivered == 1
+    row = table.row(1)
+    assert row is not None and row["last_sync"] == row["modified"]
+
+
+def test_only_200_counts_unless_any_2xx_is_configured(core: Any, tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Created(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Created)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/"
+    try:
+        for name, accept, delivered in (("strict", "200", 0), ("lenient", "2xx", 1)):
+            gen = make_table("sqlite", tmp_path / name)
+            (tmp_path / name).mkdir()
+            t = next(gen)
+            t.insert(1)
+            d = sink_def(t, url, accept=accept)
+            d["name"] = name
+            core.sinks.add(d)
+            assert core.sinks.run_once(name).delivered == delivered
+            gen.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_sink_without_url_stays_idle_and_says_so(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    table.insert(1)
+    core.sinks.add(sink_def(table, ""))
+    [doc] = core.sinks.list()
+    assert doc["state"] == "idle" and doc["idle_reason"] == "no target URL configured"
+    assert core.sinks.run_once("vet").delivered == 0
+    core.sinks.update("vet", {"url": receiver.url})
+    assert core.sinks.run_once("vet").delivered == 1
+
+
+def test_paused_sink_sends_nothing_until_resumed(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    table.insert(1)
+    core.sinks.add(sink_def(table, receiver.url))
+    assert core.sinks.pause("vet")["state"] == "paused"
+    assert core.sinks.run_once("vet").delivered == 0
+    assert core.sinks.resume("vet")["state"] == "active"
+    assert core.sinks.run_once("vet").delivered == 1
+
+
+def test_api_key_is_sealed_and_used_in_mapping_and_headers(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    table.insert(1, species="Eucalyptus")
+    core.sinks.add(
+        sink_def(
+            table,
+            receiver.url,
+            api_key="s3cret-key",
+            headers={"X-Api-Key": "{api_key}"},
+            mapping={
+                "fields": {"id": "id", "apiKey": "apiKey", "species": "record.species"},
+            },
+        )
+    )
+    doc = core.sinks.get("vet")
+    assert doc["api_key"] == "(set)" and "s3cret-key" not in str(doc)
+    with core.db.read() as s:
+        dump = str(s.execute(text("SELECT * FROM sinks")).all())
+    assert "s3cret-key" not in dump
+    core.sinks.run_once("vet")
+    [got] = receiver.applied()
+    assert got.document == {"id": "1", "apiKey": "s3cret-key", "species": "Eucalyptus"}
+    assert receiver.headers[0]["x-api-key"] == "s3cret-key"
+
+
+def test_table_without_the_named_columns_is_refused(core: Any, table: AppTable) -> None:
+    d = sink_def(table, "http://127.0.0.1:9/")
+    d["source"]["table"]["modified"] = "changed_at"
+    d["source"]["table"]["last_sync"] = "synced_at"
+    with pytest.raises(InvalidRequest) as err:
+        core.sinks.add(d)
+    assert "modified column 'changed_at'" in err.value.message
+    assert "last_sync column 'synced_at'" in err.value.message
+    assert core.sinks.list() == []
+
+
+def test_unknown_table_and_bad_filter_are_refused(core: Any, table: AppTable) -> None:
+    d = sink_def(table, "http://127.0.0.1:9/")
+    d["source"]["table"]["name"] = "nope"
+    with pytest.raises(InvalidRequest, match="table 'nope' does not exist"):
+        core.sinks.add(d)
+    d = sink_def(table, "http://127.0.0.1:9/")
+    d["source"]["table"]["where"] = "no_such_column = 1"
+    with pytest.raises(InvalidRequest, match="row filter"):
+        core.sinks.add(d)
+    assert core.sinks.list() == []
+
+
+def test_unknown_collection_is_refused(core: Any) -> None:
+    with pytest.raises(InvalidRequest, match="collection 'nope'"):
+        core.sinks.add({"name": "c", "source": {"collection": "nope"}, "url": ""})
+    assert core.sinks.list() == []
+
+
+def test_duplicate_name_is_a_conflict(core: Any, table: AppTable) -> None:
+    core.sinks.add(sink_def(table, ""))
+    with pytest.raises(Conflict):
+        core.sinks.add(sink_def(table, ""))
+
+
+def test_table_url_password_is_not_shown(core: Any, table: AppTable) -> None:
+    # A PostgreSQL-style URL is checked at add: refused, and the password is not echoed.
+    d = sink_def(table, "")
+    d["source"]["table"]["url"] = "postgresql+psycopg://u:hunter2@127.0.0.1:9/db"
+    with pytest.raises(InvalidRequest) as err:
+        core.sinks.add(d)
+    assert "hunter2" not in err.value.message
+    doc = core.sinks.add(sink_def(table, ""))
+    assert doc["source"]["table"]["url"] == table.url

@@ -1,0 +1,73 @@
+"""The RPC registry and the data mover status mapping (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from dataferry.api.rpc.registry import InvalidParams, MethodNotFound, RpcRegistry
+from dataferry.jobs.model import Job
+from dataferry.jobs.states import JobState
+from dataferry.mover.status import mover_status
+
+
+def test_registry_binds_positional_and_named_params() -> None:
+    reg = RpcRegistry()
+
+    def add(a: int, b: int = 2) -> int:
+        """Add two numbers."""
+        return a + b
+
+    reg.register("math.add", add)
+    assert reg.call("math.add", [1]) == 3
+    assert reg.call("math.add", {"a": 1, "b": 5}) == 6
+    assert reg.get("math.add").help == "Add two numbers."
+    with pytest.raises(InvalidParams):
+        reg.call("math.add", [1, 2, 3])
+    with pytest.raises(InvalidParams):
+        reg.call("math.add", {"c": 1})
+    with pytest.raises(MethodNotFound):
+        reg.call("math.sub", [])
+    with pytest.raises(ValueError):
+        reg.register("math.add", add)
+    with pytest.raises(ValueError):
+        reg.register("system.listMethods", add)
+    assert reg.names() == ["math.add"]
+
+
+def _job(state: JobState, error: str = "") -> Job:
+    now = datetime.now(UTC)
+    return Job(
+        id=7, kind="mover.move", queue="q", state=state, params={}, result={}, task="",
+        task_percent=0.0, bytes_done=0, bytes_total=None, files_done=0, files_total=None,
+        attempts=1, max_attempts=5, error=error, next_run_at=None, lease_owner=None,
+        lease_expires_at=None, worker="", created=now, updated=now,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [
+        (JobState.QUEUED, "PENDING"),
+        (JobState.RETRYING, "PENDING"),
+        (JobState.RUNNING, "IN_PROGRESS"),
+        (JobState.SUCCEEDED, "COMPLETED"),
+        (JobState.FAILED, "FAILED"),
+        (JobState.CANCELLED, "FAILED"),
+    ],
+)
+def test_every_job_state_has_a_mover_status(state: JobState, status: str) -> None:
+    assert mover_status(_job(state))["status"] == status
+
+
+def test_failed_status_carries_the_reason_and_ala_says_downloading() -> None:
+    assert mover_status(_job(JobState.FAILED, "boom")) == {
+        "id": 7,
+        "status": "FAILED",
+        "reason": "boom",
+    }
+    assert mover_status(_job(JobState.CANCELLED))["reason"] == "cancelled"
+    running = replace(_job(JobState.RUNNING))
+    assert mover_status(running, "DOWNLOADING")["status"] == "DOWNLOADING"
