@@ -10,6 +10,7 @@ import threading
 import time
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from dataferry.api.auth import bearer, require_token
 from dataferry.datasets.sites import SITE_HEADER, Site, is_loopback
@@ -22,7 +23,8 @@ _cache: dict[tuple[int, str, str], tuple[float, Site]] = {}
 _lock = threading.Lock()
 
 
-def require_site(request: Request) -> Site:
+async def require_site(request: Request) -> Site:
+    """FastAPI dependency (async: the cached path costs no thread hop)."""
     core = request.app.state.core
     client = request.client.host if request.client else ""
     if (
@@ -44,7 +46,7 @@ def require_site(request: Request) -> Site:
         hit = _cache.get(key)
         if hit is not None and now - hit[0] < _CACHE_SECONDS:
             return hit[1]
-    site: Site = core.sites.authenticate(name, token)
+    site: Site = await run_in_threadpool(core.sites.authenticate, name, token)
     with _lock:
         if len(_cache) > 1000:
             _cache.clear()
@@ -52,9 +54,9 @@ def require_site(request: Request) -> Site:
     return site
 
 
-def site_or_admin(request: Request) -> Site | None:
+async def site_or_admin(request: Request) -> Site | None:
     """A peer (naming itself) or an operator (the API token, if tokens are configured)."""
     if request.headers.get(SITE_HEADER):
-        return require_site(request)
+        return await require_site(request)
     require_token(request)
     return None

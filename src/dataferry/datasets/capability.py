@@ -3,9 +3,10 @@ and consumer services, their job kinds, and the consumer's periodic step."""
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING
 
-from dataferry.datasets import delivery, peerfs
+from dataferry.datasets import delivery, peerfs, rpc
 from dataferry.datasets.consumer import ConsumerService
 from dataferry.datasets.peerfiles import PeerFiles
 from dataferry.datasets.provider import DELIVERY_KIND, MANIFEST_KIND, ProviderService
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
 def install(core: Core) -> None:
     settings = core.settings.datasets
-    verify: str | bool = settings.peer_ca_file or True
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=settings.peer_ca_file) if settings.peer_ca_file else True
+    )
     core.sites = SiteService(core.db, core.box, settings.allow_insecure_peers)
     core.peer_files = PeerFiles(core.endpoints)
     core.provider = ProviderService(
@@ -54,3 +57,4 @@ def install(core: Core) -> None:
     peerfs.configure(
         peerfs.PeerConfig(core.sites.access, settings.site_name, verify, settings.peer_timeout)
     )
+    rpc.register(core)

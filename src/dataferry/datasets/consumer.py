@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ class ConsumerService:
         sites: SiteService,
         endpoints: EndpointService,
         settings: DatasetSettings,
-        verify: str | bool,
+        verify: ssl.SSLContext | bool,
     ) -> None:
         self.db = db
         self.sites = sites

@@ -4,6 +4,7 @@ temporary names, verification and resume all apply)."""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from dataferry.config import TransferSettings
@@ -27,7 +28,7 @@ class _Endpoints:
         sites: SiteService,
         my_site: str,
         params: dict[str, Any],
-        verify: str | bool,
+        verify: ssl.SSLContext | bool,
         timeout: float,
         connections: int,
     ) -> None:
@@ -60,7 +61,7 @@ def handler(
     store: TransferStore,
     settings: TransferSettings,
     my_site: str,
-    verify: str | bool,
+    verify: ssl.SSLContext | bool,
     timeout: float,
 ) -> Any:
     def run(ctx: JobContext) -> dict[str, Any]:

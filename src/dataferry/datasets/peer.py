@@ -3,6 +3,7 @@ with driver errors turned into ours at this boundary."""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -24,7 +25,7 @@ class PeerError(DataferryError):
 
 
 def error_for(status: int, detail: str, site: str) -> DataferryError:
-    message = f"site {site!r}: {detail} (HTTP {status})"
+    message = f"site {site!r} answered: {detail}"
     if status == 404:
         return NotFound(message)
     if status in (401, 403):
@@ -46,7 +47,7 @@ class PeerClient:
         access: SiteAccess,
         my_site: str,
         *,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | bool = True,
         timeout: float = 60.0,
         connections: int = 32,
     ) -> None:

@@ -9,6 +9,7 @@ up in this instance's sites registry (see :func:`configure`).
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from dataferry.datasets.peer import PeerClient
 from dataferry.datasets.sites import NAME_RE, SiteAccess
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import clean_relative
-from dataferry.errors import InvalidRequest, NotFound, PermanentError
+from dataferry.errors import InvalidRequest, NotFound, PermanentError, TransientError
 
 API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
@@ -33,7 +34,7 @@ class PeerConfig:
 
     resolve: Callable[[str], SiteAccess]
     my_site: str
-    verify: str | bool = True
+    verify: ssl.SSLContext | bool = True
     timeout: float = 60.0
 
 
@@ -88,8 +89,6 @@ class _Reader:
             except StopIteration:
                 break
             except Exception as exc:
-                from dataferry.errors import TransientError
-
                 raise TransientError(f"reading {self.path} from {self.fs.site}: {exc!r}") from exc
             out.append(chunk)
             have += len(chunk)
@@ -136,7 +135,11 @@ class _Reader:
 
 
 class _Writer:
-    """Buffers writes into large blocks, each one ``PUT`` at its offset."""
+    """Buffers writes into large blocks, each one ``PUT`` at its offset.
+
+    A file smaller than one block is not sent at all until it is put in place: the
+    ``rename`` (commit) then sends it in one request that writes the temporary name,
+    syncs it and renames it on the peer (one round trip per small file)."""
 
     def __init__(self, fs: PeerFileSystem, path: str, offset: int = 0) -> None:
         self.fs = fs
@@ -174,9 +177,14 @@ class _Writer:
         return self.offset + self._pending
 
     def close(self) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        self.closed = True
+        if self.sent_any:
             self.flush()
-            self.closed = True
+        else:  # small: held until the commit sends it
+            self.fs.hold(self.path, b"".join(self._parts))
+            self._parts, self._pending = [], 0
 
     def __enter__(self) -> _Writer:
         return self
@@ -201,7 +209,20 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.client = client
         self.base = f"{API}/{endpoint}"
         self._sizes: dict[str, int] = {}
+        self._held: dict[str, bytes] = {}
         self._sizes_lock = threading.Lock()
+
+    def hold(self, path: str, data: bytes) -> None:
+        with self._sizes_lock:
+            self._held[path] = data
+
+    def held(self, path: str) -> bytes | None:
+        with self._sizes_lock:
+            return self._held.get(path)
+
+    def drop(self, path: str) -> bytes | None:
+        with self._sizes_lock:
+            return self._held.pop(path, None)
 
     def note_size(self, path: str, size: int) -> None:
         with self._sizes_lock:
@@ -221,6 +242,20 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
         except NotFound:
             raise FileNotFoundError(path) from None
         return self._entry(doc)
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        # fsspec's exists() hides every error; a refusal must be told, not read as absence
+        try:
+            self.info(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def isdir(self, path: str) -> bool:
+        try:
+            return bool(self.info(path)["type"] == "directory")
+        except FileNotFoundError:
+            return False
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         try:
@@ -288,6 +323,20 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
             self.rm_file(p)
 
     def commit(self, upload: str, path: str, size: int | None, durable: bool) -> None:
+        data = self.drop(upload)
+        if data is not None:  # a small file held back: write, sync and rename in one go
+            self.client.request(
+                "PUT",
+                f"{self.base}/uploads",
+                params={
+                    "path": _rel(upload),
+                    "offset": 0,
+                    "commit": _rel(path),
+                    "durable": str(durable).lower(),
+                },
+                content=data,
+            )
+            return
         self.client.request(
             "POST",
             f"{self.base}/commit",
@@ -307,7 +356,7 @@ class PeerEndpointFS(EndpointFS):
     """An endpoint on another instance; transfers read and write it like any other."""
 
     resumable = True
-    group_sync = True
+    group_sync = False
 
     def __init__(self, name: str, fs: PeerFileSystem, root: str, options: dict[str, Any]) -> None:
         super().__init__(name, fs, root, options)
@@ -319,10 +368,13 @@ class PeerEndpointFS(EndpointFS):
     def storage_id(self) -> str:
         return f"dataferry://{self.peer.site}/{self.peer.endpoint}"
 
-    def open_read(self, full: str, offset: int = 0) -> Any:
+    def open_read(self, full: str) -> Any:
+        return _Reader(self.peer, full)
+
+    def open_read_at(self, full: str, offset: int) -> Any:
+        """Read from byte ``offset`` on (a ranged ``GET``): byte-level resume."""
         reader = _Reader(self.peer, full)
-        if offset:
-            reader.seek(offset)
+        reader.seek(offset)
         return reader
 
     def open_write(self, full: str) -> Any:
@@ -333,7 +385,10 @@ class PeerEndpointFS(EndpointFS):
         return _Writer(self.peer, full, self.peer.upload_size(full))
 
     def make_durable(self, fobj: Any) -> None:
-        fobj.flush()  # the bytes are sent; commit makes them durable before the rename
+        # Send what is buffered; the commit makes it durable before the rename. A small
+        # file is held back and sent, synced and renamed by the commit itself.
+        if fobj.sent_any:
+            fobj.flush()
 
     def make_durable_many(self, fulls: list[str]) -> None:
         self.peer.sync(fulls)
@@ -341,11 +396,14 @@ class PeerEndpointFS(EndpointFS):
             self._synced.update(fulls)
 
     def size(self, full: str) -> int:
+        held = self.peer.held(full)
+        if held is not None:
+            return len(held)
         known = self.peer.take_size(full)
         return known if known is not None else int(self.peer.size(full))
 
     def exists(self, full: str) -> bool:
-        return bool(self.peer.exists(full))
+        return self.peer.held(full) is not None or bool(self.peer.exists(full))
 
     def rename(self, src: str, dst: str) -> None:
         with self._lock:
@@ -354,7 +412,8 @@ class PeerEndpointFS(EndpointFS):
         self.peer.commit(src, dst, None, durable=not synced)
 
     def remove(self, full: str) -> None:
-        self.peer.rm_file(full)
+        if self.peer.drop(full) is None:
+            self.peer.rm_file(full)
 
     def makedirs(self, full: str) -> None:
         self.peer.mkdir(full)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import logging
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +122,7 @@ class ProviderService:
         endpoints: EndpointService,
         sites: SiteService,
         settings: DatasetSettings,
-        verify: str | bool,
+        verify: ssl.SSLContext | bool,
     ) -> None:
         self.db = db
         self.jobs = jobs

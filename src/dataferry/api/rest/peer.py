@@ -86,9 +86,21 @@ async def upload(
     request: Request,
     path: str,
     offset: int = 0,
+    commit: str = "",
+    durable: bool = True,
     site: Site = Depends(require_site),
-    core: Core = Depends(get_core),
 ) -> dict[str, Any]:
+    """Write the body into the temporary name ``path`` from ``offset``; with ``commit``
+    the upload is then synced (``durable``) and renamed to that path in the same call."""
+    core: Core = request.app.state.core
+    declared = int(request.headers.get("content-length") or -1)
+    if offset == 0 and 0 <= declared <= _WRITE_BLOCK:
+        # a small file: one thread hop for write, sync and rename
+        data = await request.body()
+        entry = await run_in_threadpool(
+            core.peer_files.put_small, site.name, endpoint, path, data, commit, durable
+        )
+        return entry.document() if commit else {"path": path, "size": len(data)}
     f = await run_in_threadpool(core.peer_files.open_upload, site.name, endpoint, path, offset)
     size = offset
     try:
@@ -106,6 +118,11 @@ async def upload(
             size += held
     finally:
         f.close()
+    if commit:
+        entry = await run_in_threadpool(
+            core.peer_files.commit, site.name, endpoint, path, commit, size, durable
+        )
+        return entry.document()
     return {"path": path, "size": size}
 
 

@@ -1,0 +1,129 @@
+"""Dataset delivery benchmark: a 1 GiB, 2,000-file dataset delivered between two local
+dataferry instances through the peer file protocol, against ``rclone copy`` between
+the same folders in the same run.
+
+    make bench            # or: .venv/bin/python bench/datasets.py
+
+Two rows for dataferry: the delivery transfer alone (consumer's transfer request to
+the provider's job succeeded: read, SHA-256, HTTP upload to a temporary name, sync,
+commit) and the whole workflow as the consumer sees it (announce to ``complete``,
+which adds the consumer's own integrity check of every file against the manifest
+and the tick/poll latency). Target (issue 8): at least 1x rclone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import WORK, fresh, report, run, start_server, timed
+
+MiB = 1024 * 1024
+TOTAL = int(os.environ.get("BENCH_DATASET_MIB", "1024")) * MiB
+FILES = int(os.environ.get("BENCH_DATASET_FILES", "2000"))
+TOKEN = "bench-token-0123456789"
+FAST = {
+    "DATAFERRY_JOBS__TICK_SECONDS": "0.1",
+    "DATAFERRY_DATASETS__POLL_SECONDS": "0.1",
+    "DATAFERRY_JOBS__PROGRESS_INTERVAL": "0.5",
+}
+
+
+def make_source(folder: Path) -> None:
+    size = TOTAL // FILES
+    have = sorted(folder.rglob("*.bin")) if folder.exists() else []
+    if len(have) != FILES or any(p.stat().st_size != size for p in have[:3]):
+        fresh(folder)
+        for i in range(FILES):
+            d = folder / f"scan-{i % 20:02d}" / f"part-{i % 7}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"frame-{i:05d}.bin").write_bytes(os.urandom(size))
+    for p in folder.rglob("*.bin"):  # warm the page cache for every tool alike
+        p.read_bytes()
+
+
+def wait(predicate: Any, every: float = 0.02) -> Any:
+    while not (value := predicate()):
+        time.sleep(every)
+    return value
+
+
+def main() -> None:
+    base = WORK / "datasets"
+    src = base / "facility" / "exp"
+    make_source(src)
+    inbox = fresh(base / "inbox")
+    rclone = shutil.which("rclone")
+    provider = start_server(base / "home-fac", {**FAST, "DATAFERRY_DATASETS__SITE_NAME": "fac"})
+    consumer = start_server(base / "home-home", {**FAST, "DATAFERRY_DATASETS__SITE_NAME": "home"})
+    p, c = provider.client(), consumer.client()
+    rows: list[tuple[str, str, float, float, str]] = []
+    try:
+        p.add_endpoint("data", str(base / "facility"))
+        c.add_endpoint("inbox", str(inbox), {"peer_write": "fac"})
+        p.add_site("home", consumer.url, TOKEN, "consumer", "inbox:from-fac")
+        c.add_site("fac", provider.url, TOKEN, "provider")
+        runs = {"n": 0}
+        results: dict[str, float] = {}
+
+        def clear() -> None:
+            shutil.rmtree(inbox, ignore_errors=True)
+            inbox.mkdir()
+            runs["n"] += 1
+            uid = f"fac.bench-{runs['n']}"
+            job = p.publish(uid, "data:exp")["job_id"]
+            wait(lambda: p.job(job)["state"] == "succeeded")
+            runs["uid"] = uid
+
+        def deliver() -> None:
+            uid = runs["uid"]
+            start = time.perf_counter()
+            p.broadcast(uid)
+            tid = wait(lambda: c.synced_dataset(uid)["transfer_id"])
+            t0 = time.perf_counter()
+            wait(lambda: p.job(tid)["state"] in ("succeeded", "failed"))
+            t1 = time.perf_counter()
+            doc = wait(
+                lambda: (
+                    (d := c.synced_dataset(uid))["state"] in ("complete", "failed_permanent") and d
+                )
+            )
+            if doc["state"] != "complete":
+                raise SystemExit(f"delivery failed: {doc}")
+            results.setdefault("transfer", float("inf"))
+            results["transfer"] = min(results["transfer"], t1 - t0)
+            results["workflow"] = min(
+                results.get("workflow", float("inf")), time.perf_counter() - start
+            )
+
+        timed(deliver, before=clear)
+        mb = TOTAL / 1e6
+        label = f"{FILES} files ({mb:,.0f} MB)"
+        t_rc = None
+        if rclone:
+            out = base / "rclone-out"
+            t_rc = timed(
+                lambda: run([rclone, "copy", str(src), str(out)]),
+                before=lambda: shutil.rmtree(out, ignore_errors=True),
+            )
+            rows.append((label, "rclone copy", t_rc, mb, ""))
+        else:
+            print("rclone not found: its row is skipped (apt-get install rclone)")
+        for name, tool in (("transfer", "df transfer"), ("workflow", "df workflow")):
+            t = results[name]
+            rows.append((label, tool, t, mb, f"{t_rc / t:.2f}x rclone" if t_rc else ""))
+    finally:
+        p.close()
+        c.close()
+        provider.kill()
+        consumer.kill()
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The peer file protocol against a real server: list, stat, ranged GET, upload to a
+temporary name with resume, commit, delete; per-endpoint peer permissions; and the
+``dataferry://`` filesystem used by ordinary transfers between two instances."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dataferry.datasets.peer import PeerClient
+from dataferry.datasets.peerfs import PeerEndpointFS, PeerFileSystem
+from dataferry.datasets.sites import SiteAccess
+from tests.support.databases import PostgresDatabases, sqlite_url
+from tests.support.pair import PROVIDER, TOKEN, make_pair
+from tests.support.server import Server
+from tests.support.trees import hash_tree, make_tree, temporaries
+
+PEER = {"Authorization": f"Bearer {TOKEN}", "X-Dataferry-Site": "fac"}
+
+
+@pytest.fixture
+def host(server_factory: Any, tmp_path: Path) -> tuple[Server, Path]:
+    """One server with site 'fac' registered and two endpoints: 'shared' (fac may read
+    and write) and 'private' (no peer may use it)."""
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir()
+    private.mkdir()
+    srv: Server = server_factory("host", env={"DATAFERRY_DATASETS__SITE_NAME": "home"})
+    srv.cli("endpoint", "add", "shared", str(shared), "-o", "peer_read=fac", "-o", "peer_write=fac")
+    srv.cli("endpoint", "add", "private", str(private))
+    srv.cli("site", "add", "fac", "http://127.0.0.1:9", "--token", TOKEN, "--role", "provider")
+    return srv, shared
+
+
+def api(srv: Server) -> httpx.Client:
+    return httpx.Client(base_url=f"{srv.url}/api/v1/peer/endpoints", headers=PEER, timeout=30)
+
+
+def test_list_stat_and_ranged_reads(host: tuple[Server, Path]) -> None:
+    srv, shared = host
+    (shared / "a" / "b").mkdir(parents=True)
+    data = os.urandom(100_000)
+    (shared / "a" / "b" / "f.bin").write_bytes(data)
+    (shared / "top.txt").write_bytes(b"hello")
+    with api(srv) as c:
+        top = c.get("/shared/list", params={"path": ""}).json()["entries"]
+        assert [(e["path"], e["type"]) for e in top] == [("a", "directory"), ("top.txt", "file")]
+        deep = c.get("/shared/list", params={"path": "", "recursive": "true"}).json()["entries"]
+        assert {e["path"] for e in deep} == {"a", "a/b", "a/b/f.bin", "top.txt"}
+        st = c.get("/shared/stat", params={"path": "a/b/f.bin"}).json()
+        assert st == {"path": "a/b/f.bin", "type": "file", "size": 100_000}
+        assert c.get("/shared/stat", params={"path": "nope"}).status_code == 404
+        whole = c.get("/shared/files", params={"path": "a/b/f.bin"})
+        assert whole.status_code == 200 and whole.content == data
+        part = c.get(
+            "/shared/files", params={"path": "a/b/f.bin"}, headers={"Range": "bytes=1000-1999"}
+        )
+        assert part.status_code == 206 and part.content == data[1000:2000]
+        assert part.headers["content-range"] == "bytes 1000-1999/100000"
+        tail = c.get(
+            "/shared/files", params={"path": "a/b/f.bin"}, headers={"Range": "bytes=99990-"}
+        )
+        assert tail.content == data[99990:]
+        assert c.get("/shared/files", params={"path": "../etc/passwd"}).status_code == 422
+
+
+def test_upload_to_temporary_resume_commit_delete(host: tuple[Server, Path]) -> None:
+    srv, shared = host
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    tmp = "in/.x.bin.1.dftmp"
+    with api(srv) as c:
+        # only temporary names take uploads: nothing half-written under a final name
+        r = c.put("/shared/uploads", params={"path": "in/x.bin"}, content=data)
+        assert r.status_code == 422 and not (shared / "in" / "x.bin").exists()
+        assert (
+            c.put("/shared/uploads", params={"path": tmp}, content=data[:1_000_000]).json()["size"]
+            == 1_000_000
+        )
+        assert c.get("/shared/uploads", params={"path": tmp}).json()["size"] == 1_000_000
+        # resuming at the wrong offset is refused and changes nothing
+        wrong = c.put("/shared/uploads", params={"path": tmp, "offset": 5}, content=b"zz")
+        assert wrong.status_code == 409 and "1000000" in wrong.json()["detail"]
+        assert (shared / tmp).stat().st_size == 1_000_000
+        r = c.put(
+            "/shared/uploads", params={"path": tmp, "offset": 1_000_000}, content=data[1_000_000:]
+        )
+        assert r.json()["size"] == len(data)
+        bad = c.post("/shared/commit", json={"upload": tmp, "path": "in/x.bin", "size": 12})
+        assert bad.status_code == 409 and not (shared / "in" / "x.bin").exists()
+        ok = c.post("/shared/commit", json={"upload": tmp, "path": "in/x.bin", "size": len(data)})
+        assert ok.status_code == 200, ok.text
+        assert (shared / "in" / "x.bin").read_bytes() == data and not (shared / tmp).exists()
+        assert c.post("/shared/folders", params={"path": "made/deep"}).status_code == 201
+        assert (shared / "made" / "deep").is_dir()
+        assert c.delete("/shared/files", params={"path": "in/x.bin"}).status_code == 204
+        assert not (shared / "in" / "x.bin").exists()
+
+
+def test_endpoint_permissions(host: tuple[Server, Path], tmp_path: Path) -> None:
+    srv, _shared = host
+    (tmp_path / "private" / "secret.txt").write_bytes(b"s")
+    srv.cli("endpoint", "add", "readonly", str(tmp_path / "private"), "-o", "peer_read=*")
+    with api(srv) as c:
+        for ep in ("private", "missing"):
+            r = c.get(f"/{ep}/stat", params={"path": "secret.txt"})
+            assert r.status_code == 403, r.text  # the same answer: existence is not told
+        assert c.get("/readonly/files", params={"path": "secret.txt"}).content == b"s"
+        r = c.put("/readonly/uploads", params={"path": ".n.1.dftmp"}, content=b"x")
+        assert r.status_code == 403
+        assert c.delete("/readonly/files", params={"path": "secret.txt"}).status_code == 403
+    assert (tmp_path / "private" / "secret.txt").read_bytes() == b"s"
+    assert not (tmp_path / "private" / ".n.1.dftmp").exists()
+
+
+def test_fsspec_filesystem_reads_writes_and_resumes(host: tuple[Server, Path]) -> None:
+    srv, shared = host
+    client = PeerClient(SiteAccess("home", srv.url, TOKEN), "fac")
+    fs = PeerEndpointFS("remote", PeerFileSystem("home", "shared", client), "/", {})
+    try:
+        data = os.urandom(20 * 1024 * 1024 + 3)
+        fs.makedirs("/d")
+        with fs.open_write("/d/.big.7.dftmp") as f:
+            f.write(data[:9_000_000])
+        # an interrupted upload is continued from what the peer holds
+        assert fs.size("/d/.big.7.dftmp") == 9_000_000
+        with fs.open_append("/d/.big.7.dftmp") as f:
+            f.write(data[9_000_000:])
+        fs.rename("/d/.big.7.dftmp", "/d/big")
+        assert (
+            hashlib.sha256((shared / "d" / "big").read_bytes()).digest()
+            == hashlib.sha256(data).digest()
+        )
+        with fs.open_read_at("/d/big", 20 * 1024 * 1024) as f:
+            assert f.read() == data[20 * 1024 * 1024 :]
+        assert fs.fs.info("/d/big")["size"] == len(data)
+        assert fs.fs.isdir("/d") and not fs.fs.exists("/d/nothing")
+        assert fs.fs.find("/", detail=False) == ["/d/big"]
+        fs.remove("/d/big")
+        assert not (shared / "d" / "big").exists()
+    finally:
+        fs.close()
+
+
+@pytest.fixture
+def consumer_db(tmp_path: Path, postgres: PostgresDatabases | None) -> str:
+    if postgres is None:
+        (tmp_path / "cdb").mkdir()
+        return sqlite_url(tmp_path / "cdb")
+    return postgres.clone()
+
+
+def test_transfers_read_and_write_another_instance(
+    server_factory: Any, tmp_path: Path, consumer_db: str
+) -> None:
+    pair = make_pair(server_factory, tmp_path, consumer_db)
+    expected = make_tree(pair.data / "set", 60, seed=3, max_size=3 * 1024 * 1024)
+    # The consumer reads the provider's endpoint once the provider allows it.
+    pair.consumer.cli("endpoint", "add", "fac-data", f"dataferry://{PROVIDER}/data/set")
+    refused = pair.consumer.cli("transfer", "fac-data:", "inbox:pulled", check=False)
+    assert refused.returncode == 1 and "may not read endpoint 'data'" in refused.stderr
+    pair.provider.cli("endpoint", "remove", "data")
+    pair.provider.cli("endpoint", "add", "data", str(pair.data), "-o", "peer_read=home")
+    # a peer's view of endpoint options is cached for up to 2 seconds
+    deadline = time.monotonic() + 30
+    while (
+        r := pair.consumer.cli("transfer", "fac-data:", "inbox:pulled", "--json", check=False)
+    ).returncode:
+        assert "may not read" in r.stderr and time.monotonic() < deadline, r.stderr
+        time.sleep(0.3)
+    job = json.loads(r.stdout)
+    doc = pair.consumer.wait_job(job["job_id"])
+    assert doc["state"] == "succeeded", doc
+    assert hash_tree(pair.inbox / "pulled") == expected
+    # The provider writes into the consumer's endpoint (peer_write=fac).
+    pair.provider.cli("endpoint", "add", "home-inbox", "dataferry://home/inbox/pushed")
+    job = pair.provider.cli_json("transfer", "data:set", "home-inbox:")
+    doc = pair.provider.wait_job(job["job_id"])
+    assert doc["state"] == "succeeded", doc
+    assert hash_tree(pair.inbox / "pushed") == expected
+    assert temporaries(pair.inbox) == []
