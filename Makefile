@@ -58,6 +58,7 @@ lint: install
 
 bench: install system-deps
 	$(BIN)/python bench/transfer_local.py
+	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/datasets.py
 	$(BIN)/python bench/transfer_sftp.py
 	$(BIN)/python bench/sinks.py

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dataferry.datasets.peerfiles import PeerFiles
     from dataferry.datasets.provider import ProviderService
     from dataferry.datasets.sites import SiteService
+    from dataferry.ingest.service import IngestService
     from dataferry.mover.service import MoverService
     from dataferry.records.capability import SyncService
     from dataferry.records.discovery import Discovery
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 def _capabilities() -> list[Any]:
     from dataferry.api.rpc import core_methods
     from dataferry.datasets import capability as datasets
+    from dataferry.ingest import capability as ingest
     from dataferry.mover import capability as mover
     from dataferry.records import capability as records
     from dataferry.sinks import capability as sinks
@@ -59,6 +61,7 @@ def _capabilities() -> list[Any]:
         records.install,
         sinks.install,
         mover.install,
+        ingest.install,
     ]
 
 
@@ -66,6 +69,7 @@ class Core:
     """Every service module, built once per process from the settings."""
 
     transfers: TransferService
+    ingest: IngestService
     records: RecordService
     peers: PeerService
     replication: Replicator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -141,6 +142,43 @@ class Client:
 
     def retry(self, job_id: int) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"/api/v1/jobs/{job_id}/retry")
+        return result
+
+    # -- ingest ------------------------------------------------------------------
+    def upload_bundle(self, body: Iterable[bytes], size: int | None = None) -> dict[str, Any]:
+        """Stream a bundle to ``POST /ingest``; returns the Pacifica-shaped state."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        try:
+            response = self._http.post("/ingest", content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach dataferry at {self.url}: {exc}") from exc
+        try:
+            doc: dict[str, Any] = response.json()
+        except ValueError:
+            raise ClientError(
+                f"{response.text} (HTTP {response.status_code})", response.status_code
+            ) from None
+        if response.status_code >= 400 and "job_id" not in doc:
+            raise ClientError(
+                f"{doc.get('detail', response.text)} (HTTP {response.status_code})",
+                response.status_code,
+            )
+        return doc
+
+    def ingest_state(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/get_state", params={"job_id": job_id})
+        return result
+
+    def transactions(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", "/api/v1/transactions", params={"limit": limit, "offset": offset}
+        )
+        return result
+
+    def transaction(self, transaction_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/transactions/{transaction_id}")
         return result
 
     # -- sites -----------------------------------------------------------------------

@@ -68,6 +68,38 @@ class TransferSettings(_Section):
     )
 
 
+class IngestSettings(_Section):
+    archive_endpoint: str = Field(
+        "", description="endpoint that receives ingested files; default: the folder <home>/archive"
+    )
+    staging_endpoint: str = Field("", description="endpoint whose files POST /move ingests")
+    spool_dir: str = Field("", description="where uploads are spooled; default <home>/spool/ingest")
+    max_upload_bytes: int = Field(
+        1024**4, ge=1, description="largest request body accepted by /upload and /ingest"
+    )
+    max_unpacked_bytes: int = Field(
+        1024**4, ge=1, description="largest tar a compressed bundle may expand to"
+    )
+    max_compression_ratio: float = Field(
+        200.0, gt=1, description="largest expansion of a compressed bundle (unpacked/packed)"
+    )
+    max_members: int = Field(1_000_000, ge=1, description="most members a bundle may hold")
+    allowed_projects: list[str] = Field(default_factory=list, description="empty: any")
+    allowed_instruments: list[str] = Field(default_factory=list, description="empty: any")
+    allowed_submitters: list[str] = Field(default_factory=list, description="empty: any")
+    required_fields: list[str] = Field(
+        default_factory=list, description="e.g. Transactions.project; must be present"
+    )
+    required_keys: list[str] = Field(
+        default_factory=list, description="TransactionKeyValue keys that must be present"
+    )
+    policy_url: str = Field(
+        "", description='external policy: receives the metadata, must answer {"status": "success"}'
+    )
+    policy_timeout: float = Field(30.0, gt=0, description="seconds to wait for the policy URL")
+    chunk_size: int = Field(1024 * 1024, ge=4096, description="bytes per read/write")
+
+
 class CelerySettings(_Section):
     """Scale-out: ``executor = "celery"`` dispatches jobs to Celery workers."""
 
@@ -205,6 +237,7 @@ class Settings(BaseSettings):
     node_name: str = Field("", description="this process's name in leases; default host:pid")
     jobs: JobSettings = Field(default_factory=JobSettings)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
     records: RecordSettings = Field(default_factory=RecordSettings)
     ala: AlaSettings = Field(default_factory=AlaSettings)

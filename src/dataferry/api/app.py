@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 import dataferry
 from dataferry.api import web
 from dataferry.api.auth import require_token
+from dataferry.api.compat import pacifica
 from dataferry.api.rest import (
     datasets,
     endpoints,
@@ -23,6 +24,7 @@ from dataferry.api.rest import (
     replication,
     sinks,
     sites,
+    transactions,
     transfers,
 )
 from dataferry.api.rpc import jsonrpc, xmlrpc
@@ -75,11 +77,12 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.include_router(xmlrpc.router)
     app.include_router(jsonrpc.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, records, replication, sinks):
+    for module in (jobs, endpoints, transfers, sites, records, replication, sinks, transactions):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.
     app.include_router(datasets.peer, prefix="/api/v1")
     app.include_router(peer.router, prefix="/api/v1")
+    app.include_router(pacifica.router)
     web.install(app, core)  # the dashboard at /
     return app

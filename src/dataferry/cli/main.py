@@ -12,6 +12,7 @@ import dataferry
 from dataferry.cli import (
     datasets,
     endpoints,
+    ingest,
     jobs,
     peers,
     records,
@@ -77,6 +78,9 @@ app.command("jobs")(jobs.jobs)
 app.command("status")(jobs.status)
 app.command("retry")(jobs.retry)
 app.command("cancel")(jobs.cancel)
+app.command("ingest")(ingest.ingest)
+app.add_typer(ingest.bundle_app, name="bundle")
+app.add_typer(ingest.transactions_app, name="transactions")
 app.add_typer(records.app, name="records")
 app.add_typer(peers.app, name="peer")
 app.command("sync")(peers.sync)

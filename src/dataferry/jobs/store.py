@@ -182,6 +182,31 @@ class JobStore:
             s.flush()
             return Job.from_row(row)
 
+    def create_claimed(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        owner: str,
+        lease_seconds: float,
+        *,
+        queue: str = "default",
+        max_attempts: int = 5,
+        **progress: Any,
+    ) -> Job:
+        """Insert a job already running under ``owner`` (no executor can take it):
+        for work that starts in a front door, such as receiving an upload. Hand it to
+        the executors later with ``finish(..., JobEvent.LEASE_EXPIRED)``."""
+        with self.db.session() as s:
+            job = self.create(kind, params, queue=queue, max_attempts=max_attempts, session=s)
+            claimed = self._claim(s, job.id, owner, lease_seconds)
+            assert claimed is not None
+            if progress:
+                s.execute(update(JobRow).where(JobRow.id == job.id).values(**progress))
+                row = s.get(JobRow, job.id, populate_existing=True)
+                assert row is not None
+                claimed = Job.from_row(row)
+            return claimed
+
     def claim_next(
         self, owner: str, lease_seconds: float, queues: Iterable[str] | None = None
     ) -> Job | None:

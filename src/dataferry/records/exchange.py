@@ -247,7 +247,7 @@ def import_(service: RecordService, collection: str, fmt: str, body: bytes) -> I
             if row.uuid in seen:
                 raise ValueError("the same UUID appears earlier in the file")
             if row.stamp is not None:
-                hlc.check_drift(row.stamp, hlc.wall_ms(), max_drift)
+                hlc.check_drift(row.stamp, service.store.wall(), max_drift)
         except (ValueError, InvalidRequest) as exc:
             report.reject(i, str(raw.get("uuid", "")), getattr(exc, "message", str(exc)))
             continue
@@ -307,13 +307,31 @@ def _apply_row(mine: merge.State | None, row: Row, clock: Any, me: str) -> merge
             raise InvalidRequest(f"row {row.number}: a new record needs at least one field")
         return merge.put(mine, row.data, (clock.stamp(), me))
     clock.seen(row.stamp)
+
+    def differs(key: str, value: Any) -> bool:
+        f = mine.fields.get(key) if mine is not None else None
+        return f is None or not f.present or f.value != value
+
     if row.deleted:
         stamp = (row.stamp - 1, row.origin)
-        fields = {k: merge.Field(stamp, True, v) for k, v in row.data.items()}
+        fields = {
+            k: merge.Field(stamp, True, v)
+            for k, v in row.data.items()
+            if mine is None or differs(k, v)
+        }
+        if mine is not None:
+            fields = {}  # a tombstone for a record we hold: only the delete matters
         theirs = merge.State(fields, (row.stamp, row.origin), stamp if fields else None)
     else:
-        stamp = (row.stamp, row.origin)
-        theirs = merge.State({k: merge.Field(stamp, True, v) for k, v in row.data.items()})
         if not row.data:
             return None
+        stamp = (row.stamp, row.origin)
+        # Fields whose value we already hold keep their stamps (re-importing an
+        # export changes nothing).
+        fields = {k: merge.Field(stamp, True, v) for k, v in row.data.items() if differs(k, v)}
+        if not fields and mine is not None and not mine.deleted:
+            return None
+        if not fields:
+            fields = {k: merge.Field(stamp, True, v) for k, v in row.data.items()}
+        theirs = merge.State(fields)
     return merge.merge(mine, theirs)[0]

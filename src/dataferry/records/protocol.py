@@ -49,7 +49,7 @@ class ProtocolService:
             "epoch": self.records.epoch,
             "owner": self.settings.owner,
             "contact": self.settings.contact,
-            "collections": [c.name for c in self.records.collections()],
+            "collections": self.records.collection_names(),
         }
 
     def pull(self, body: Mapping[str, Any]) -> bytes:

@@ -5,8 +5,10 @@ the last applied batch."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from dataferry.config import RecordSettings
@@ -79,7 +81,7 @@ class Replicator:
         if peer_id == self.records.instance_id:
             raise PermanentError("the peer is this instance itself")
         names = collections or sorted(
-            set(hello.get("collections", [])) | {c.name for c in self.records.collections()}
+            set(hello.get("collections", [])) | set(self.records.collection_names())
         )
         stats: dict[str, Any] = {
             "peer": peer_id,
@@ -105,45 +107,72 @@ class Replicator:
         stats: dict[str, Any],
         progress: Progress = _quiet,
     ) -> None:
-        while True:
-            since = self.records.checkpoint(collection, peer_id)["cursor"]
+        """Pull batches until the peer has nothing more. The next batch is fetched
+        while the current one is applied (it starts where this one ends)."""
+        me = self.records.instance_id
+
+        def fetch(since: int) -> dict[str, Any] | None:
             try:
-                batch = transport.pull(
-                    collection,
-                    self.records.instance_id,
-                    since,
-                    self.settings.batch_records,
-                    self.settings.batch_bytes,
+                return transport.pull(
+                    collection, me, since, self.settings.batch_records, self.settings.batch_bytes
                 )
             except NotFound:
-                return  # the peer does not have this collection (yet): nothing to pull
-            if batch.get("source") != peer_id:
-                raise PermanentError(
-                    f"the peer answered as instance {batch.get('source')!r}, not {peer_id!r}"
+                return None  # the peer does not have this collection (yet)
+
+        since = self.records.checkpoint(collection, peer_id)["cursor"]
+        batch = fetch(since)
+        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
+            while batch is not None:
+                if batch.get("source") != peer_id:
+                    raise PermanentError(
+                        f"the peer answered as instance {batch.get('source')!r}, not {peer_id!r}"
+                    )
+                cursor = int(batch["cursor"])
+                more = bool(batch.get("more")) and cursor > since
+                upcoming: Future[dict[str, Any] | None] | None = (
+                    pool.submit(fetch, cursor) if more else None
                 )
-            changes = list(batch["changes"])
-            need = self.records.unmatched_echoes(collection, changes)
-            if need:  # states we sent once but no longer hold (restored from backup)
-                changes += transport.fetch(collection, need)
-            try:
-                result = self.records.apply(
-                    collection,
-                    changes,
-                    source=peer_id,
-                    epoch=str(batch.get("epoch", "")),
-                    cursor_from=int(batch["since"]),
-                    cursor_to=int(batch["cursor"]),
-                )
-            except Conflict as exc:  # our checkpoint moved meanwhile (a concurrent sync)
-                raise TransientError(exc.message) from exc
-            if result.need:
-                raise TransientError(f"{len(result.need)} states changed during the sync; retrying")
-            stats["pulled"] += result.received
-            stats["changed"] += result.changed
-            stats["conflicts"] += result.conflicts
-            progress(files_done=stats["pulled"] + stats["pushed"])
-            if not batch.get("more") or int(batch["cursor"]) <= since:
-                return
+                try:
+                    self._apply_batch(transport, collection, peer_id, batch, stats)
+                except BaseException:
+                    if upcoming is not None:
+                        upcoming.cancel()
+                        with contextlib.suppress(Exception):
+                            upcoming.result()
+                    raise
+                progress(files_done=stats["pulled"] + stats["pushed"])
+                if upcoming is None:
+                    return
+                since, batch = cursor, upcoming.result()
+
+    def _apply_batch(
+        self,
+        transport: Transport,
+        collection: str,
+        peer_id: str,
+        batch: dict[str, Any],
+        stats: dict[str, Any],
+    ) -> None:
+        changes = list(batch["changes"])
+        need = self.records.unmatched_echoes(collection, changes)
+        if need:  # states we sent once but no longer hold (restored from backup)
+            changes += transport.fetch(collection, need)
+        try:
+            result = self.records.apply(
+                collection,
+                changes,
+                source=peer_id,
+                epoch=str(batch.get("epoch", "")),
+                cursor_from=int(batch["since"]),
+                cursor_to=int(batch["cursor"]),
+            )
+        except Conflict as exc:  # our checkpoint moved meanwhile (a concurrent sync)
+            raise TransientError(exc.message) from exc
+        if result.need:
+            raise TransientError(f"{len(result.need)} states changed during the sync; retrying")
+        stats["pulled"] += result.received
+        stats["changed"] += result.changed
+        stats["conflicts"] += result.conflicts
 
     def push(
         self,
@@ -153,9 +182,7 @@ class Replicator:
         stats: dict[str, Any],
         progress: Progress = _quiet,
     ) -> None:
-        try:
-            self.records.collection(collection)
-        except NotFound:
+        if not self.records.has_collection(collection):
             return  # we do not have it: nothing to push
         while True:
             since = int(transport.checkpoint(collection, self.records.instance_id)["cursor"])

@@ -7,8 +7,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
+import re
 import threading
-import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -186,6 +186,16 @@ class RecordService:
                     )
                 )
             return out
+
+    def collection_names(self) -> builtins.list[str]:
+        """Names only (cheap: no counting)."""
+        with self.db.read() as s:
+            return [row.name for row in self.store.collections(s)]
+
+    def has_collection(self, name: str) -> bool:
+        check_collection(name)
+        with self.db.read() as s:
+            return self.store.collection(s, name) is not None
 
     def _collection_row(self, s: Any, name: str) -> Any:
         check_collection(name)
@@ -442,7 +452,7 @@ class RecordService:
         incoming = parse_changes(changes, echoes)
         top = max((inc.last[0] for inc in incoming.values()), default=0)
         if incoming:
-            hlc.check_drift(top, hlc.wall_ms(), int(self.settings.max_drift_seconds * 1000))
+            hlc.check_drift(top, self.store.wall(), int(self.settings.max_drift_seconds * 1000))
         tracked = cursor_from is not None and cursor_to is not None
         if tracked and (cursor_to < cursor_from or cursor_from < 0):  # type: ignore[operator]
             raise InvalidRequest("cursor_to must not be below cursor_from")
@@ -516,7 +526,7 @@ class RecordService:
         )
 
     def _unmatched(
-        self, s: Any, collection: str, echoes: Mapping[str, str], incoming: Mapping[str, Any]
+        self, s: Any, collection: str, echoes: Mapping[str, str], incoming: Any
     ) -> builtins.list[str]:
         todo = [u for u in echoes if u not in incoming]
         if not todo:
@@ -525,15 +535,20 @@ class RecordService:
         return [u for u in todo if u not in rows or digest(rows[u].meta) != echoes[u]]
 
     def unmatched_echoes(self, collection: str, changes: builtins.list[Any]) -> builtins.list[str]:
-        """UUIDs of echo stubs in ``changes`` whose state this instance does not hold."""
-        echoes: dict[str, str] = {}
-        incoming = parse_changes(changes, echoes)
+        """UUIDs of echo stubs in ``changes`` whose state this instance does not hold
+        (a cheap scan; ``apply`` validates everything)."""
+        echoes = {
+            str(c.get("uuid")): str(c["echo"])
+            for c in changes
+            if isinstance(c, Mapping) and "echo" in c
+        }
         if not echoes:
             return []
+        full = {str(c.get("uuid")) for c in changes if isinstance(c, Mapping) and "echo" not in c}
         with self.db.read() as s:
             if self.store.collection(s, collection) is None:
-                return [u for u in echoes if u not in incoming]
-            return self._unmatched(s, collection, echoes, incoming)
+                return [u for u in echoes if u not in full]
+            return self._unmatched(s, collection, echoes, full)
 
     def states(self, collection: str, uuids: builtins.list[str]) -> builtins.list[str]:
         """Full states of these records (raw JSON texts, for a peer that lost them)."""
@@ -677,22 +692,11 @@ def parse_changes(
     return out
 
 
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def _is_canonical_uuid(value: Any) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == 36
-        and value.count("-") == 4
-        and value == value.lower()
-        and value[14] in "12345678"
-        and _uuid_ok(value)
-    )
-
-
-def _uuid_ok(value: str) -> bool:
-    try:
-        return str(uuidlib.UUID(value)) == value
-    except ValueError:
-        return False
+    return isinstance(value, str) and _CANONICAL_UUID.match(value) is not None
 
 
 def _check_page(limit: int, offset: int) -> None:

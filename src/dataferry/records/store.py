@@ -4,7 +4,7 @@ checkpoints, acknowledgements and the conflict log. Rules live in ``service``.""
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,6 +84,8 @@ def _row(r: Any) -> StoredRow:
 class RecordStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The wall clock the HLC follows (tests shift it to simulate clock skew).
+        self.wall: Callable[[], int] = hlc.wall_ms
 
     # -- instance facts -----------------------------------------------------------
     def meta_value(self, key: str, create: bool = False) -> str:
@@ -135,7 +137,7 @@ class RecordStore:
         row = s.execute(
             select(ClockRow.seq, ClockRow.hlc).where(ClockRow.id == 1).with_for_update()
         ).one()
-        return Clock(int(row.seq), int(row.hlc), hlc.wall_ms())
+        return Clock(int(row.seq), int(row.hlc), self.wall())
 
     def save_clock(self, s: Session, clock: Clock) -> None:
         s.execute(update(ClockRow).where(ClockRow.id == 1).values(seq=clock.seq, hlc=clock.hlc))

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from dataferry.api.web import datasets, endpoints, jobs, login, replication, transfers
+from dataferry.api.web import datasets, endpoints, ingest, jobs, login, replication, transfers
 from dataferry.api.web.guard import (
     HERE,
     SECURITY_HEADERS,
@@ -47,6 +47,9 @@ def install(app: FastAPI, core: Core) -> None:
     for module in (login, jobs, transfers, endpoints):
         app.include_router(module.router)
     # each capability's page, when that capability is installed in this core
+    if hasattr(core, "ingest"):
+        app.include_router(ingest.router)
+        nav.append(("/ingest", "Ingest"))
     if hasattr(core, "peers") and hasattr(core, "records"):
         app.include_router(replication.router)
         nav.append(("/replication", "Replication"))

@@ -8,6 +8,7 @@ from dataferry.db.models.datasets import (
     SyncedDatasetRow,
 )
 from dataferry.db.models.endpoints import EndpointRow
+from dataferry.db.models.ingest import IngestFileRow, IngestKeyValueRow, IngestTransactionRow
 from dataferry.db.models.jobs import JobAttemptRow, JobFileRow, JobRow
 from dataferry.db.models.meta import MetaRow
 from dataferry.db.models.records import (
@@ -30,6 +31,9 @@ __all__ = [
     "DatasetRow",
     "DeliveryRow",
     "EndpointRow",
+    "IngestFileRow",
+    "IngestKeyValueRow",
+    "IngestTransactionRow",
     "JobAttemptRow",
     "JobFileRow",
     "JobRow",

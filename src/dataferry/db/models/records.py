@@ -69,8 +69,8 @@ class CheckpointRow(Base):
 
 
 class AckRow(Base):
-    """What a requester has confirmed of this instance's feed: if it asks from an
-    earlier point later (restored from backup), echoes are sent again."""
+    """Reserved (unused since echo stubs replaced acknowledgement tracking; kept so
+    the 0003 migration and the models agree)."""
 
     __tablename__ = "record_acks"
 

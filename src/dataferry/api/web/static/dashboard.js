@@ -181,6 +181,80 @@
     });
   }
 
+  // Ingest: upload with progress (XMLHttpRequest reports upload progress; fetch does
+  // not), then follow the job's tasks.
+  function ingestPage(root) {
+    const tasks = root.dataset.tasks.split("|");
+    const input = root.querySelector("#bundle");
+    const drop = root.querySelector("[data-drop]");
+    const status = root.querySelector("[data-upload-status]");
+    const bar = root.querySelector("[data-upload-bar]");
+    const pct = root.querySelector("[data-upload-percent]");
+    const detail = root.querySelector("[data-upload-detail]");
+    const jobLine = root.querySelector("[data-upload-job]");
+    const error = root.querySelector("[data-upload-error]");
+    const mark = (upTo, how) => {
+      root.querySelectorAll("[data-task]").forEach((li, i) => {
+        let st = i < upTo ? "done" : i === upTo ? how : "todo";
+        li.className = `step step-${st}`;
+        li.querySelector("[data-task-status]").textContent = ` (${st})`;
+      });
+    };
+    const showError = (text) => { error.textContent = text; error.hidden = !text; };
+    function follow(jobId) {
+      every(async () => {
+        const doc = await getJSON(`/api/v1/jobs/${jobId}/detail`);
+        const at = Math.max(0, tasks.indexOf(doc.task));
+        if (doc.state === "succeeded") mark(tasks.length, "done");
+        else if (doc.state === "failed" || doc.state === "cancelled") mark(at, "failed");
+        else mark(at, "current");
+        jobLine.querySelector("[data-field=state]").replaceWith(badge(doc.state));
+        showError(doc.error);
+        return !FINAL.has(doc.state);
+      });
+    }
+    function send(file) {
+      if (!file) return;
+      status.hidden = false;
+      showError("");
+      mark(0, "current");
+      jobLine.textContent = `Uploading ${file.name} (${humanBytes(file.size)})…`;
+      const xhr = new XMLHttpRequest();
+      const started = Date.now();
+      xhr.open("POST", "/ingest/upload");
+      xhr.setRequestHeader("X-CSRF-Token", CSRF);
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.upload.onprogress = (e) => {
+        if (!e.lengthComputable) return;
+        const p = (100 * e.loaded) / e.total;
+        bar.value = p;
+        pct.textContent = `${p.toFixed(1)} %`;
+        const secs = (Date.now() - started) / 1000;
+        detail.textContent = `${humanBytes(e.loaded)} of ${humanBytes(e.total)}` +
+          (secs > 0 ? `  ${humanBytes(e.loaded / secs)}/s` : "");
+      };
+      xhr.onload = () => {
+        let doc = {};
+        try { doc = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (!doc.job_id) { showError(doc.detail || `upload refused (HTTP ${xhr.status})`); mark(0, "failed"); return; }
+        bar.value = 100;
+        pct.textContent = "100.0 %";
+        jobLine.replaceChildren("Ingest job ", el("a", { href: `/jobs/${doc.job_id}`, text: `#${doc.job_id}` }), " ", badge("queued"));
+        follow(doc.job_id);
+      };
+      xhr.onerror = () => { showError("the upload failed: the connection was lost"); mark(0, "failed"); };
+      xhr.send(file);
+    }
+    input.addEventListener("change", () => send(input.files[0]));
+    drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      drop.classList.remove("over");
+      if (e.dataTransfer && e.dataTransfer.files.length) send(e.dataTransfer.files[0]);
+    });
+  }
+
   function confirmForms() {
     for (const form of document.querySelectorAll("form[data-confirm]")) {
       form.addEventListener("submit", (e) => { if (!window.confirm(form.dataset.confirm)) e.preventDefault(); });
@@ -194,6 +268,8 @@
     if (job) liveJob(job);
     const dataset = document.querySelector("[data-live-dataset]");
     if (dataset) liveDataset(dataset);
+    const ingest = document.querySelector("[data-ingest]");
+    if (ingest) ingestPage(ingest);
     confirmForms();
     window.dataferry = { humanBytes, humanDuration, getJSON, el, every, CSRF, POLL_MS };
   });

@@ -1,0 +1,1 @@
+"""Doors that speak other systems' protocols (Pacifica ingest, ...)."""

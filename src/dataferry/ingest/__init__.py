@@ -1,0 +1,1 @@
+"""Ingest: streaming bundle upload, validation, archive and metadata (Pacifica-compatible)."""

@@ -1,0 +1,227 @@
+"""The bundle metadata format (``metadata.txt``): parse and check it, pure.
+
+A JSON list of objects, each with a ``destinationTable``:
+
+- ``Transactions.submitter`` / ``Transactions.project`` / ``Transactions.instrument``
+  with a ``value``; other ``Transactions.<field>`` entries are kept as key-values;
+- ``TransactionKeyValue`` with ``key`` and ``value``;
+- ``Files`` with ``name``, ``subdir`` (below ``data/``), ``size``, ``hashtype``,
+  ``hashsum``, and optionally ``mimetype``, ``ctime``, ``mtime`` and (for ``/move``)
+  ``source``.
+
+Keys this format does not use (the Pacifica uploader sends ``metaID``,
+``displayType`` and others) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataferry.endpoints.paths import clean_relative, join
+from dataferry.errors import InvalidRequest
+from dataferry.ingest.tasks import LOAD_METADATA, BundleError
+from dataferry.transfers.plan import TMP_SUFFIX
+
+METADATA_NAME = "metadata.txt"
+DATA_DIR = "data"
+TRANSACTION_FIELDS = ("submitter", "project", "instrument")
+HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One ``Files`` entry; ``path`` is its place below ``data/`` (clean, relative)."""
+
+    path: str
+    name: str
+    subdir: str
+    size: int
+    hashtype: str
+    hashsum: str
+    mimetype: str = "application/octet-stream"
+    ctime: str = ""
+    mtime: str = ""
+    source: str = ""
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "destinationTable": "Files",
+            "name": self.name,
+            "subdir": self.subdir,
+            "size": self.size,
+            "hashtype": self.hashtype,
+            "hashsum": self.hashsum,
+            "mimetype": self.mimetype,
+            "ctime": self.ctime,
+            "mtime": self.mtime,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BundleMetadata:
+    submitter: str | None = None
+    project: str | None = None
+    instrument: str | None = None
+    key_values: tuple[tuple[str, str], ...] = ()
+    files: tuple[FileEntry, ...] = ()
+    raw: list[Any] = field(default_factory=list, compare=False)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def by_path(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+    def field(self, name: str) -> str | None:
+        """A ``Transactions.<field>`` value, or a key-value by key."""
+        if name.startswith("Transactions."):
+            attr = name.split(".", 1)[1]
+            if attr in TRANSACTION_FIELDS:
+                value: str | None = getattr(self, attr)
+                return value
+        for key, value in self.key_values:
+            if key == name:
+                return value
+        return None
+
+
+def _fail(message: str) -> BundleError:
+    return BundleError(LOAD_METADATA, f"metadata.txt: {message}")
+
+
+def _scalar(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise _fail(f"{where}: value must be a string or a number, not {type(value).__name__}")
+
+
+def data_path(subdir: str, name: str) -> str:
+    """The clean path below ``data/`` of a file given as ``subdir`` + ``name``;
+    a leading ``data/`` in ``subdir`` (as some uploaders send) is dropped."""
+    parts = [p for p in subdir.split("/") if p not in ("", ".")]
+    if parts and parts[0] == DATA_DIR:
+        parts = parts[1:]
+    return clean_relative(join("/".join(parts), name))
+
+
+def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
+    name = item.get("name")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise _fail(f"{where}: 'name' must be a file name without '/'")
+    subdir = item.get("subdir") or ""
+    if not isinstance(subdir, str):
+        raise _fail(f"{where}: 'subdir' must be a string")
+    if subdir.startswith("/") or "\\" in subdir:
+        raise _fail(f"{where}: 'subdir' {subdir!r} is absolute; give it relative to data/")
+    try:
+        path = data_path(subdir, name)
+    except InvalidRequest as exc:
+        raise _fail(f"{where}: {exc.message}") from None
+    if name.endswith(TMP_SUFFIX):
+        raise _fail(f"{where}: names ending in {TMP_SUFFIX} are reserved for temporary files")
+    size = item.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise _fail(f"{where}: 'size' must be a whole number of bytes >= 0")
+    hashtype = str(item.get("hashtype") or "").lower()
+    if hashtype not in HASH_LENGTHS:
+        known = ", ".join(sorted(HASH_LENGTHS))
+        raise _fail(f"{where}: 'hashtype' must be one of {known}, not {hashtype!r}")
+    hashsum = item.get("hashsum")
+    if (
+        not isinstance(hashsum, str)
+        or len(hashsum) != HASH_LENGTHS[hashtype]
+        or not _HEX.match(hashsum)
+    ):
+        raise _fail(f"{where}: 'hashsum' must be the {hashtype} hex digest")
+    source = item.get("source") or ""
+    if not isinstance(source, str):
+        raise _fail(f"{where}: 'source' must be a path")
+    if need_source:
+        if not source:
+            raise _fail(f"{where}: 'source' (a path on the staging endpoint) is required")
+        try:
+            source = clean_relative(source)
+        except InvalidRequest as exc:
+            raise _fail(f"{where}: source: {exc.message}") from None
+    mimetype = item.get("mimetype") or "application/octet-stream"
+    return FileEntry(
+        path=path,
+        name=name,
+        subdir=subdir,
+        size=size,
+        hashtype=hashtype,
+        hashsum=hashsum.lower(),
+        mimetype=_scalar(mimetype, where),
+        ctime=_scalar(item.get("ctime") or "", where),
+        mtime=_scalar(item.get("mtime") or "", where),
+        source=source,
+    )
+
+
+def parse_metadata(text: bytes | str, *, need_source: bool = False) -> BundleMetadata:
+    """Parse ``metadata.txt``; :class:`BundleError` at ``load metadata`` if it is not valid."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _fail(f"not valid JSON: {exc}") from None
+    return check_metadata(doc, need_source=need_source)
+
+
+def check_metadata(doc: Any, *, need_source: bool = False) -> BundleMetadata:
+    """Check an already decoded metadata document."""
+    if not isinstance(doc, list):
+        raise _fail(f"must be a JSON list of objects, not {type(doc).__name__}")
+    fields: dict[str, str] = {}
+    key_values: list[tuple[str, str]] = []
+    files: list[FileEntry] = []
+    seen: set[str] = set()
+    for i, item in enumerate(doc):
+        where = f"entry {i}"
+        if not isinstance(item, dict):
+            raise _fail(f"{where}: must be an object")
+        table = item.get("destinationTable")
+        if not isinstance(table, str) or not table:
+            raise _fail(f"{where}: 'destinationTable' is missing")
+        if table == "Files":
+            entry = _file(item, where, need_source)
+            if entry.path in seen:
+                raise _fail(f"{where}: file data/{entry.path} is listed twice")
+            seen.add(entry.path)
+            files.append(entry)
+        elif table == "TransactionKeyValue":
+            key = item.get("key")
+            if not isinstance(key, str) or not key:
+                raise _fail(f"{where}: TransactionKeyValue needs a 'key'")
+            if "value" not in item or item["value"] is None:
+                raise _fail(f"{where}: TransactionKeyValue {key!r} needs a 'value'")
+            key_values.append((key, _scalar(item["value"], where)))
+        elif table.startswith("Transactions."):
+            attr = table.split(".", 1)[1]
+            if attr == "_id":
+                continue  # the service assigns transaction ids
+            if "value" not in item or item["value"] is None or item["value"] == "":
+                raise _fail(f"{where}: {table} needs a 'value'")
+            value = _scalar(item["value"], where)
+            if attr in TRANSACTION_FIELDS:
+                if attr in fields:
+                    raise _fail(f"{where}: {table} is given twice")
+                fields[attr] = value
+            else:
+                key_values.append((table, value))
+        else:
+            raise _fail(f"{where}: unknown destinationTable {table!r}")
+    return BundleMetadata(
+        submitter=fields.get("submitter"),
+        project=fields.get("project"),
+        instrument=fields.get("instrument"),
+        key_values=tuple(key_values),
+        files=tuple(files),
+        raw=doc,
+    )

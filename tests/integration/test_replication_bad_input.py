@@ -1,0 +1,138 @@
+"""Bad replication input: malformed batches, unknown collections, a change stamped
+too far in the future, gaps and protocol mismatches each get a clear error and
+change nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from dataferry.errors import Conflict, InvalidRequest, NotFound
+from dataferry.records import hlc
+from dataferry.records.service import render_batch
+
+U = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"
+PEER = "peer-instance-id"
+
+
+def change(stamp: int, data: dict[str, Any] | None = None, uuid: str = U) -> dict[str, Any]:
+    data = data or {"x": 1}
+    return {
+        "uuid": uuid,
+        "origin": PEER,
+        "data": data,
+        "meta": {"f": {k: [stamp, PEER, 1] for k in data}},
+    }
+
+
+def batch(changes: list[Any], since: int = 0, cursor: int = 10, **over: Any) -> bytes:
+    doc = {
+        "protocol": 1,
+        "collection": "obs",
+        "source": PEER,
+        "epoch": "e",
+        "since": since,
+        "cursor": cursor,
+        "changes": changes,
+        **over,
+    }
+    return json.dumps(doc).encode()
+
+
+def now() -> int:
+    return hlc.wall_ms() * hlc.SCALE
+
+
+GOOD = change(0)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "must be JSON"),
+        (b"[]", "JSON object"),
+        (batch([GOOD], protocol=99), "protocol"),
+        (batch([GOOD], source=""), "source"),
+        (batch("nope"), "changes must be a list"),  # type: ignore[arg-type]
+        (batch([GOOD, 5]), "change 1: must be an object"),
+        (batch([GOOD, {**GOOD, "uuid": "x"}]), "not a UUID"),
+        (batch([GOOD, {**GOOD, "origin": ""}]), "origin"),
+        (batch([GOOD, {**GOOD, "data": [1]}]), "must be objects"),
+        (batch([GOOD, {**GOOD, "meta": {"f": {"x": [1]}}}]), "list of 3 or 5"),
+        (batch([GOOD, {**GOOD, "meta": {"f": {}}}]), "without stamps"),
+        (batch([GOOD, {**GOOD, "meta": {"f": {"x": [1, PEER, 1]}, "z": 1}}]), "unknown keys"),
+        (batch([GOOD, {"uuid": U, "echo": 5}]), "echo"),
+        (batch([GOOD], since=5, cursor=2), "cursor_to"),
+        (batch([GOOD], collection="bad name"), "collection name"),
+    ],
+)
+def test_malformed_batches_change_nothing(core: Any, body: bytes, message: str) -> None:
+    global GOOD
+    GOOD = change(now())
+    with pytest.raises(InvalidRequest, match=message):
+        core.replication_protocol.push(body)
+    with pytest.raises(NotFound):
+        core.records.collection("obs")  # not even the collection was created
+    assert core.records.checkpoint("obs", PEER)["cursor"] == 0
+
+
+def test_future_stamped_change_is_rejected_and_does_not_poison_the_clock(core: Any) -> None:
+    core.records.put("obs", {"x": 0})
+    before = core.records.store.clock()
+    future = now() + 3600 * 1000 * hlc.SCALE  # an hour ahead; the bound is 300 s
+    fine = change(now(), uuid="8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a12")
+    with pytest.raises(InvalidRequest, match="in the future"):
+        core.replication_protocol.push(batch([fine, change(future)]))
+    assert core.records.store.clock() == before
+    assert core.records.list("obs")[1] == 1
+    assert core.records.put("obs", {"x": 1}).hlc < future
+
+
+def test_gaps_are_refused_and_duplicates_ignored(core: Any) -> None:
+    first = batch([change(now())], since=0, cursor=10)
+    assert core.replication_protocol.push(first)["changed"] == 1
+    again = core.replication_protocol.push(first)
+    assert again["duplicate"] is True and again["changed"] == 0
+    with pytest.raises(Conflict, match="missing"):
+        core.replication_protocol.push(
+            batch([change(now(), uuid="8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a13")], since=20, cursor=30)
+        )
+    assert core.records.list("obs")[1] == 1
+    assert core.records.checkpoint("obs", PEER)["cursor"] == 10
+
+
+def test_unknown_collection_and_own_batches(core: Any) -> None:
+    with pytest.raises(NotFound):
+        core.replication_protocol.pull(
+            {"protocol": 1, "collection": "nope", "requester": PEER, "since": 0}
+        )
+    with pytest.raises(NotFound):
+        core.records.changes("nope")
+    own = {
+        "protocol": 1,
+        "collection": "obs",
+        "source": core.records.instance_id,
+        "since": 0,
+        "cursor": 1,
+        "changes": [],
+    }
+    with pytest.raises(InvalidRequest, match="itself"):
+        core.replication_protocol.push(json.dumps(own).encode())
+    assert render_batch({"a": 1}, []) == b'{"a":1,"changes":[]}'
+
+
+def test_bad_input_over_rest(server: Any) -> None:
+    url = f"{server.url}/api/v1/replication"
+    r = httpx.post(f"{url}/push", content=b"{nope")
+    assert r.status_code == 422 and "JSON" in r.json()["detail"]
+    r = httpx.post(
+        f"{url}/pull", json={"protocol": 1, "collection": "nope", "requester": "x", "since": 0}
+    )
+    assert r.status_code == 404
+    future = now() + 3600 * 1000 * hlc.SCALE
+    r = httpx.post(f"{url}/push", content=batch([change(future)]))
+    assert r.status_code == 422 and "future" in r.json()["detail"]
+    assert httpx.get(f"{server.url}/api/v1/collections").json()["collections"] == []
