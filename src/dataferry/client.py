@@ -35,7 +35,8 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; an unreachable server or an error status becomes ClientError."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -46,23 +47,17 @@ class Client:
             except ValueError:
                 detail = response.text
             raise ClientError(f"{detail} (HTTP {response.status_code})", response.status_code)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
 
     def raw(self, method: str, path: str, **kwargs: Any) -> bytes:
         """Like ``request`` but returns the body's bytes (exports)."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach dataferry at {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ClientError(f"{detail} (HTTP {response.status_code})", response.status_code)
-        return response.content
+        return self._send(method, path, **kwargs).content
 
     # -- health ----------------------------------------------------------------
     def health(self) -> dict[str, Any]:
