@@ -1,5 +1,6 @@
-"""Remote stand-ins shared by the protocol tests: a real OpenSSH sshd and moto's S3
-server, each started once per test run on a free loopback port."""
+"""Stand-ins shared by the integration tests: a real OpenSSH sshd and moto's S3
+server (each started once per test run on a free loopback port), and a partner's
+web service for the sink tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.receiver import Receiver
 from tests.support.services import unavailable
 from tests.support.sshd import SSHServer, sshd_available, start_sshd
 
@@ -39,3 +41,11 @@ def s3_service() -> Iterator[str]:
     host, port = srv.get_host_and_port()
     yield f"http://{host}:{port}"
     srv.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A partner's web service on a free loopback port (the sinks' target)."""
+    r = Receiver().start()
+    yield r
+    r.stop()

@@ -21,13 +21,6 @@ def table(tmp_path: Path) -> Iterator[AppTable]:
     yield from make_table("sqlite", tmp_path)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 def table_source(table: AppTable) -> dict[str, Any]:
     return {
         "table": {

@@ -20,7 +20,7 @@ import pytest
 from dataferry.config import Settings
 from dataferry.sinks.spec import SinkSettings
 from tests.support.receiver import Receiver, chaos
-from tests.support.tables import AppTable, make_table
+from tests.support.tables import AppTable, make_table, table_sink
 
 
 @pytest.fixture
@@ -32,26 +32,16 @@ def table(tmp_path: Path) -> Iterator[AppTable]:
 
 
 def sink_def(table: AppTable, url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "vet",
-        "source": {
-            "table": {
-                "url": table.url,
-                "name": table.name,
-                "key": "id",
-                "modified": "modified",
-                "deleted": "deleted",
-                "last_sync": "last_sync",
-            }
-        },
-        "url": url,
-        "poll_interval": 1.0,
-        "retry_interval": 0.02,
-        "retry_cap": 0.3,
-        "timeout": 0.5,
-        "concurrency": 8,
+    return table_sink(
+        table,
+        url,
+        poll_interval=1.0,
+        retry_interval=0.02,
+        retry_cap=0.3,
+        timeout=0.5,
+        concurrency=8,
         **extra,
-    }
+    )
 
 
 class Writer:

@@ -7,7 +7,6 @@ import random
 import time
 import uuid as uuidlib
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,13 +14,6 @@ import pytest
 from dataferry.config import Settings
 from dataferry.sinks.spec import SinkSettings
 from tests.support.receiver import Receiver, chaos
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def sink_def(url: str, **extra: Any) -> dict[str, Any]:

@@ -13,39 +13,12 @@ from sqlalchemy import text
 
 from dataferry.errors import Conflict, InvalidRequest
 from tests.support.receiver import ACCEPT, FAIL_500, GARBAGE, Receiver
-from tests.support.tables import AppTable, make_table
+from tests.support.tables import AppTable, make_table, table_sink
 
 
 @pytest.fixture
 def table(tmp_path: Path) -> Iterator[AppTable]:
     yield from make_table("sqlite", tmp_path)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-def sink_def(table: AppTable, url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "vet",
-        "source": {
-            "table": {
-                "url": table.url,
-                "name": table.name,
-                "key": "id",
-                "modified": "modified",
-                "deleted": "deleted",
-                "last_sync": "last_sync",
-            }
-        },
-        "url": url,
-        "retry_interval": 0.01,
-        "retry_cap": 0.02,
-        **extra,
-    }
 
 
 def run_until(core: Any, name: str, done: Any, rounds: int = 100) -> None:
@@ -63,7 +36,7 @@ def test_a_failing_record_does_not_block_the_others_and_becomes_a_dead_letter(
     for i in range(1, 21):
         table.insert(i)
     receiver.choose = lambda doc: FAIL_500 if doc["id"] == "5" else ACCEPT
-    core.sinks.add(sink_def(table, receiver.url, give_up_after=3))
+    core.sinks.add(table_sink(table, receiver.url, give_up_after=3))
     core.sinks.run_once("vet")
     # Every other record arrived while record 5 was still failing.
     assert set(receiver.state) == {str(i) for i in range(1, 21)} - {"5"}
@@ -87,7 +60,7 @@ def test_retries_back_off_up_to_the_cap(core: Any, table: AppTable, receiver: Re
 
     table.insert(1)
     receiver.choose = lambda doc: FAIL_500
-    core.sinks.add(sink_def(table, receiver.url, retry_interval=10, retry_cap=40))
+    core.sinks.add(table_sink(table, receiver.url, retry_interval=10, retry_cap=40))
     waits = []
     for _ in range(5):
         with core.db.session() as s:  # make the row due now, keep its attempts
@@ -110,7 +83,7 @@ def test_redirect_to_another_host_is_not_followed(
     try:
         receiver.redirect_to = elsewhere.url.replace("127.0.0.1", "localhost")
         table.insert(1)
-        core.sinks.add(sink_def(table, receiver.url))
+        core.sinks.add(table_sink(table, receiver.url))
         stats = core.sinks.run_once("vet")
         assert stats.delivered == 0 and stats.failed >= 1
         assert elsewhere.requests() == []
@@ -127,7 +100,7 @@ def test_a_200_with_garbage_counts_as_delivered(
 ) -> None:
     table.insert(1)
     receiver.choose = lambda doc: GARBAGE
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     assert core.sinks.run_once("vet").delivered == 1
     row = table.row(1)
     assert row is not None and row["last_sync"] == row["modified"]
@@ -156,7 +129,7 @@ def test_only_200_counts_unless_any_2xx_is_configured(core: Any, tmp_path: Path)
             (tmp_path / name).mkdir()
             t = next(gen)
             t.insert(1)
-            d = sink_def(t, url, accept=accept)
+            d = table_sink(t, url, accept=accept)
             d["name"] = name
             core.sinks.add(d)
             assert core.sinks.run_once(name).delivered == delivered
@@ -170,7 +143,7 @@ def test_a_sink_without_url_stays_idle_and_says_so(
     core: Any, table: AppTable, receiver: Receiver
 ) -> None:
     table.insert(1)
-    core.sinks.add(sink_def(table, ""))
+    core.sinks.add(table_sink(table, ""))
     [doc] = core.sinks.list()
     assert doc["state"] == "idle" and doc["idle_reason"] == "no target URL configured"
     assert core.sinks.run_once("vet").delivered == 0
@@ -182,7 +155,7 @@ def test_paused_sink_sends_nothing_until_resumed(
     core: Any, table: AppTable, receiver: Receiver
 ) -> None:
     table.insert(1)
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     assert core.sinks.pause("vet")["state"] == "paused"
     assert core.sinks.run_once("vet").delivered == 0
     assert core.sinks.resume("vet")["state"] == "active"
@@ -194,7 +167,7 @@ def test_api_key_is_sealed_and_used_in_mapping_and_headers(
 ) -> None:
     table.insert(1, species="Eucalyptus")
     core.sinks.add(
-        sink_def(
+        table_sink(
             table,
             receiver.url,
             api_key="s3cret-key",
@@ -216,7 +189,7 @@ def test_api_key_is_sealed_and_used_in_mapping_and_headers(
 
 
 def test_table_without_the_named_columns_is_refused(core: Any, table: AppTable) -> None:
-    d = sink_def(table, "http://127.0.0.1:9/")
+    d = table_sink(table, "http://127.0.0.1:9/")
     d["source"]["table"]["modified"] = "changed_at"
     d["source"]["table"]["last_sync"] = "synced_at"
     with pytest.raises(InvalidRequest) as err:
@@ -227,11 +200,11 @@ def test_table_without_the_named_columns_is_refused(core: Any, table: AppTable) 
 
 
 def test_unknown_table_and_bad_filter_are_refused(core: Any, table: AppTable) -> None:
-    d = sink_def(table, "http://127.0.0.1:9/")
+    d = table_sink(table, "http://127.0.0.1:9/")
     d["source"]["table"]["name"] = "nope"
     with pytest.raises(InvalidRequest, match="table 'nope' does not exist"):
         core.sinks.add(d)
-    d = sink_def(table, "http://127.0.0.1:9/")
+    d = table_sink(table, "http://127.0.0.1:9/")
     d["source"]["table"]["where"] = "no_such_column = 1"
     with pytest.raises(InvalidRequest, match="row filter"):
         core.sinks.add(d)
@@ -245,17 +218,17 @@ def test_unknown_collection_is_refused(core: Any) -> None:
 
 
 def test_duplicate_name_is_a_conflict(core: Any, table: AppTable) -> None:
-    core.sinks.add(sink_def(table, ""))
+    core.sinks.add(table_sink(table, ""))
     with pytest.raises(Conflict):
-        core.sinks.add(sink_def(table, ""))
+        core.sinks.add(table_sink(table, ""))
 
 
 def test_table_url_password_is_not_shown(core: Any, table: AppTable) -> None:
     # A PostgreSQL-style URL is checked at add: refused, and the password is not echoed.
-    d = sink_def(table, "")
+    d = table_sink(table, "")
     d["source"]["table"]["url"] = "postgresql+psycopg://u:hunter2@127.0.0.1:9/db"
     with pytest.raises(InvalidRequest) as err:
         core.sinks.add(d)
     assert "hunter2" not in err.value.message
-    doc = core.sinks.add(sink_def(table, ""))
+    doc = core.sinks.add(table_sink(table, ""))
     assert doc["source"]["table"]["url"] == table.url

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.receiver import ACCEPT, Receiver
-from tests.support.tables import AppTable, make_table
+from tests.support.tables import AppTable, make_table, table_sink
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -19,39 +19,11 @@ def table(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppTable]:
     yield from make_table(request.param, tmp_path)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-def sink_def(table: AppTable, url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "vet",
-        "source": {
-            "table": {
-                "url": table.url,
-                "name": table.name,
-                "key": "id",
-                "modified": "modified",
-                "deleted": "deleted",
-                "last_sync": "last_sync",
-                **extra.pop("table_extra", {}),
-            }
-        },
-        "url": url,
-        "retry_interval": 0.01,
-        "retry_cap": 0.02,
-        **extra,
-    }
-
-
 def test_new_row_is_sent_as_new_and_last_sync_set(
     core: Any, table: AppTable, receiver: Receiver
 ) -> None:
     table.insert(1, species="Acacia dealbata", comment="looks right")
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     stats = core.sinks.run_once("vet")
     assert stats.delivered == 1
     [got] = receiver.applied()
@@ -70,7 +42,7 @@ def test_new_row_is_sent_as_new_and_last_sync_set(
 
 def test_modified_row_is_sent_as_modified(core: Any, table: AppTable, receiver: Receiver) -> None:
     table.insert(1)
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     core.sinks.run_once("vet")
     table.edit(1, comment="second look")
     row = table.row(1)
@@ -88,7 +60,7 @@ def test_synced_row_is_not_sent(core: Any, table: AppTable, receiver: Receiver) 
     t = table.now()
     table.insert(1, modified=t, last_sync=t)
     table.insert(2, modified=t, last_sync=table.now())  # synced after its change
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     assert core.sinks.run_once("vet").delivered == 0
     assert receiver.requests() == []
 
@@ -96,7 +68,7 @@ def test_synced_row_is_not_sent(core: Any, table: AppTable, receiver: Receiver) 
 def test_deleted_row_is_sent_then_removed(core: Any, table: AppTable, receiver: Receiver) -> None:
     table.insert(1)
     table.insert(2)
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     core.sinks.run_once("vet")
     table.delete(1)
     assert core.sinks.run_once("vet").delivered == 1
@@ -112,7 +84,7 @@ def test_row_deleted_before_delivery_is_removed_without_request(
     table.insert(1)
     table.delete(1)
     table.insert(2)
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     stats = core.sinks.run_once("vet")
     assert stats.dropped == 1 and stats.delivered == 1
     assert [r.id for r in receiver.requests()] == ["2"]
@@ -131,7 +103,7 @@ def test_last_sync_is_the_sent_change_time_so_an_edit_in_flight_is_sent_again(
             table.edit(1, comment="edited meanwhile")
 
     receiver.on_apply = edit_while_in_flight
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     core.sinks.run_once("vet")
     row = table.row(1)
     assert row is not None
@@ -149,7 +121,7 @@ def test_last_sync_is_the_sent_change_time_so_an_edit_in_flight_is_sent_again(
 def test_row_filter_selects_rows(core: Any, table: AppTable, receiver: Receiver) -> None:
     table.insert(1, email="expert@ala.org.au")
     table.insert(2, email=None)
-    core.sinks.add(sink_def(table, receiver.url, table_extra={"where": "user_email IS NOT NULL"}))
+    core.sinks.add(table_sink(table, receiver.url, table_extra={"where": "user_email IS NOT NULL"}))
     core.sinks.run_once("vet")
     assert [r.id for r in receiver.requests()] == ["1"]
     row2 = table.row(2)
@@ -160,7 +132,7 @@ def test_changes_to_one_row_are_coalesced(core: Any, table: AppTable, receiver: 
     table.insert(1, comment="a")
     table.edit(1, comment="b")
     table.edit(1, comment="c")
-    core.sinks.add(sink_def(table, receiver.url))
+    core.sinks.add(table_sink(table, receiver.url))
     core.sinks.run_once("vet")
     [got] = receiver.applied()
     assert got.document["record"]["comment"] == "c" and got.document["record"]["rev"] == 3
@@ -180,7 +152,7 @@ def test_failed_delivery_leaves_the_row_unsynced_and_is_retried(
         return ACCEPT
 
     receiver.choose = choose
-    core.sinks.add(sink_def(table, receiver.url, retry_interval=0.2, retry_cap=0.3))
+    core.sinks.add(table_sink(table, receiver.url, retry_interval=0.2, retry_cap=0.3))
     stats = core.sinks.run_once("vet")
     assert stats.delivered == 1 and stats.failed == 1
     row = table.row(1)

@@ -127,3 +127,27 @@ def make_table(kind: str, folder: Path) -> Iterator[AppTable]:
         yield table
     finally:
         table.drop()
+
+
+def table_sink(table: AppTable, url: str, **extra: Any) -> dict[str, Any]:
+    """A sink definition reading ``table`` (columns id, modified, deleted, last_sync);
+    ``table_extra`` adds keys to the table source, other keywords to the sink."""
+    table_extra = extra.pop("table_extra", {})
+    return {
+        "name": "vet",
+        "source": {
+            "table": {
+                "url": table.url,
+                "name": table.name,
+                "key": "id",
+                "modified": "modified",
+                "deleted": "deleted",
+                "last_sync": "last_sync",
+                **table_extra,
+            }
+        },
+        "url": url,
+        "retry_interval": 0.01,
+        "retry_cap": 0.02,
+        **extra,
+    }
