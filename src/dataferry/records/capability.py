@@ -12,6 +12,7 @@ from dataferry.errors import InvalidRequest, TransientError
 from dataferry.jobs.model import Job
 from dataferry.jobs.registry import JobKind
 from dataferry.jobs.service import JobService
+from dataferry.records import rpc
 from dataferry.records.model import check_collection
 from dataferry.records.peers import PeerService
 from dataferry.records.protocol import ProtocolService
@@ -80,6 +81,7 @@ def install(core: Core) -> None:
     core.replication_protocol = ProtocolService(core.records, settings)
     core.sync = SyncService(core.jobs, core.peers, core.replication)
     core.registry.register(JobKind(KIND, core.sync.handler, queue="records"))
+    rpc.register(core)
     core.discovery = None
     if settings.discovery:
         from dataferry.records.discovery import Discovery
