@@ -11,7 +11,16 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from dataferry.api.web import datasets, endpoints, ingest, jobs, login, replication, transfers
+from dataferry.api.web import (
+    datasets,
+    endpoints,
+    ingest,
+    jobs,
+    login,
+    replication,
+    sinks,
+    transfers,
+)
 from dataferry.api.web.guard import (
     HERE,
     SECURITY_HEADERS,
@@ -56,6 +65,9 @@ def install(app: FastAPI, core: Core) -> None:
     if hasattr(core, "consumer") and hasattr(core, "provider"):
         app.include_router(datasets.router)
         nav.append(("/datasets", "Datasets"))
+    if hasattr(core, "sinks"):
+        app.include_router(sinks.router)
+        nav.append(("/sinks", "Sinks"))
     app.state.web_nav = nav
     app.mount("/static", _Static(directory=HERE / "static"), name="static")
 
