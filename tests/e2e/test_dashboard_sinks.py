@@ -1,6 +1,7 @@
 """The dashboard's sinks page in a real Chromium, against a real server and a real
 partner service on loopback: a change the partner refuses becomes a dead letter,
-shown with its error; re-queued from the page, it is delivered."""
+shown with its error; the sink is paused and resumed from the page; the letter,
+re-queued from the page, is delivered."""
 
 from __future__ import annotations
 
@@ -67,6 +68,13 @@ def test_dead_letter_requeued_from_the_sinks_page(
         expect(dead).to_have_count(1)
         expect(dead).to_contain_text("500")
         shots(page, "sinks")
+
+        page.get_by_role("button", name="Pause").click()
+        expect(page.get_by_role("status")).to_have_text("paused")
+        expect(page.locator('h1 [data-field="state"]')).to_have_text("paused")
+        page.get_by_role("button", name="Resume").click()
+        expect(page.get_by_role("status")).to_have_text("resumed")
+        expect(page.locator('h1 [data-field="state"]')).to_have_text("active")
 
         receiver.choose = lambda doc: ACCEPT
         key = dead.get_attribute("data-key")

@@ -59,21 +59,16 @@ def requeue(request: Request, name: str, csrf: str = Form(""), key: str = Form("
     return _back(request, name, f"{n} dead letter{'s' if n != 1 else ''} re-queued")
 
 
-@router.post("/sinks/{name}/pause")
-def pause(request: Request, name: str, csrf: str = Form("")) -> Response:
+@router.post("/sinks/{name}/{action}")
+def pause_or_resume(request: Request, name: str, action: str, csrf: str = Form("")) -> Response:
+    """``pause`` stops delivering; ``resume`` delivers again."""
     acting(request, csrf)
+    sinks = core_of(request).sinks
+    steps = {"pause": sinks.pause, "resume": sinks.resume}
+    if action not in steps:
+        return render(request, "error.html", status_code=404, message=f"no action {action!r}")
     try:
-        core_of(request).sinks.pause(name)
+        steps[action](name)
     except DataferryError as exc:
         return redirect(request, "/sinks?" + urlencode({"notice": exc.message}))
-    return _back(request, name, "paused")
-
-
-@router.post("/sinks/{name}/resume")
-def resume(request: Request, name: str, csrf: str = Form("")) -> Response:
-    acting(request, csrf)
-    try:
-        core_of(request).sinks.resume(name)
-    except DataferryError as exc:
-        return redirect(request, "/sinks?" + urlencode({"notice": exc.message}))
-    return _back(request, name, "resumed")
+    return _back(request, name, "paused" if action == "pause" else "resumed")
