@@ -32,16 +32,14 @@ def table(tmp_path: Path) -> Iterator[AppTable]:
 
 
 def sink_def(table: AppTable, url: str, **extra: Any) -> dict[str, Any]:
-    return table_sink(
-        table,
-        url,
-        poll_interval=1.0,
-        retry_interval=0.02,
-        retry_cap=0.3,
-        timeout=0.5,
-        concurrency=8,
-        **extra,
-    )
+    defaults: dict[str, Any] = {
+        "poll_interval": 1.0,
+        "retry_interval": 0.02,
+        "retry_cap": 0.3,
+        "timeout": 0.5,
+        "concurrency": 8,
+    }
+    return table_sink(table, url, **{**defaults, **extra})
 
 
 class Writer:
