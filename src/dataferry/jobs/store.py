@@ -35,6 +35,10 @@ def _states(event: JobEvent) -> list[str]:
     return [s.value for s in sources_of(event)]
 
 
+# Attempts to apply a user event to a job that keeps changing under it.
+_TRANSITION_TRIES = 5
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -322,7 +326,17 @@ class JobStore:
             last.error = error
 
     def transition(self, job_id: int, event: JobEvent, **values: Any) -> Job:
-        """Apply a user or tick event to a job whatever runs it (cancel, retry, due)."""
+        """Apply a user or tick event to a job whatever runs it (cancel, retry, due).
+        If the job moves meanwhile (an executor claims it), the event is applied
+        again to its new state: a cancel must not fail because the job just started."""
+        for _ in range(_TRANSITION_TRIES - 1):
+            try:
+                return self._transition_once(job_id, event, **values)
+            except JobLost:
+                continue
+        return self._transition_once(job_id, event, **values)
+
+    def _transition_once(self, job_id: int, event: JobEvent, **values: Any) -> Job:
         now = utcnow()
         with self.db.session() as s:
             row = s.get(JobRow, job_id)
