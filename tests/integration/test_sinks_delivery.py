@@ -232,3 +232,52 @@ def test_table_url_password_is_not_shown(core: Any, table: AppTable) -> None:
     assert "hunter2" not in err.value.message
     doc = core.sinks.add(table_sink(table, ""))
     assert doc["source"]["table"]["url"] == table.url
+
+
+def test_a_deletion_racing_the_first_send_is_delivered_not_dropped(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    """A row deleted before it was ever sent is dropped without a request, unless a
+    sender claims its first send while the poll is deciding: then the partner may have
+    it, and the deletion must be sent. On PostgreSQL the poll really runs inside the
+    claim's transaction window (it waits on the row lock); on SQLite writers are
+    serialised, so the poll sees the committed claim."""
+    import threading
+
+    from sqlalchemy import update
+
+    from dataferry.db.models import SinkOutboxRow as O
+
+    table.insert(1)
+    core.sinks.add(table_sink(table, receiver.url))
+    engine, store = core.sinks.engine, core.sinks.store
+    sink = engine.sink(store.get("vet"))
+    assert engine.poll(sink) == 1  # the "new" is in the outbox, not yet sent
+    table.delete(1)
+    db = store.db
+    polled: list[int] = []
+    with db.session() as s:  # another process claims the first send
+        s.execute(update(O).where(O.key == "1").values(sent=True))
+        poller = threading.Thread(target=lambda: polled.append(engine.poll(sink)))
+        poller.start()
+        if not db.is_sqlite:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with db.engine.connect() as c:
+                    waiting = c.scalar(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                    )
+                if waiting:
+                    break
+                time.sleep(0.02)
+            else:
+                raise AssertionError("the poll never waited on the claimed row")
+    poller.join(30)
+    assert polled == [1]
+    assert table.row(1) is not None, "the row was dropped though its first send was claimed"
+    [row] = store.outbox(sink.id)
+    assert (row["status"], row["state"]) == ("deleted", "pending")
+    # The deletion goes out as soon as it is due.
+    core.sinks.run_once("vet")
+    assert [(r.id, r.status) for r in receiver.applied()] == [("1", "deleted")]
+    assert table.rows() == {}

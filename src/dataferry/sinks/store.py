@@ -219,7 +219,7 @@ class SinkStore:
                 }
                 inserts: list[dict[str, Any]] = []
                 updates: list[dict[str, Any]] = []
-                gone: list[int] = []
+                unseen: dict[int, SourceChange] = {}
                 for key, c in latest.items():
                     row = known.get(key)
                     if row is not None and row.version == c.version:
@@ -227,9 +227,10 @@ class SinkStore:
                     # Seen: the partner has (or may have) this record.
                     seen = row is not None and (row.sent or row.delivered_version is not None)
                     if c.status == "deleted" and c.maybe_new and not seen:
-                        drops.append(c)
-                        if row is not None:
-                            gone.append(row.id)
+                        if row is None:
+                            drops.append(c)
+                        else:
+                            unseen[row.id] = c  # unless a sender claims it meanwhile
                         continue
                     status = c.status
                     if status == "new" and seen:
@@ -262,12 +263,41 @@ class SinkStore:
                         updates.append({**values, "id": row.id, "attempts": 0, "next_attempt": now})
                     else:
                         updates.append({**values, "id": row.id})
+                if unseen:
+                    # Conditional on "never sent": a claim committed since our read (or
+                    # waited on by this statement) makes the row seen, and then the
+                    # deletion must be delivered, not dropped.
+                    gone = set(
+                        s.scalars(
+                            delete(o)
+                            .where(
+                                o.id.in_(list(unseen)),
+                                o.sent.is_(False),
+                                o.delivered_version.is_(None),
+                            )
+                            .returning(o.id)
+                        )
+                    )
+                    for row_id, c in unseen.items():
+                        if row_id in gone:
+                            drops.append(c)
+                        else:
+                            updates.append(
+                                {
+                                    "id": row_id,
+                                    "state": PENDING,
+                                    "status": c.status,
+                                    "version": c.version,
+                                    "data": c.data,
+                                    "changed": c.changed,
+                                    "mark": c.mark,
+                                    "updated": now,
+                                }
+                            )
                 if inserts:
                     s.execute(insert(o), inserts)
                 if updates:
                     s.execute(update(o), updates)
-                if gone:
-                    s.execute(delete(o).where(o.id.in_(gone)))
             if cursor is not None:
                 s.execute(update(SinkRow).where(SinkRow.id == sink_id).values(cursor=cursor))
         return drops
