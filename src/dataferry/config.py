@@ -60,6 +60,9 @@ class TransferSettings(_Section):
     verify_readback: bool = Field(
         False, description="re-read each written file and compare its checksum again"
     )
+    bandwidth_limit: int = Field(
+        0, ge=0, description="bytes per second each transfer job may move (0: no limit)"
+    )
     resume_min_bytes: int = Field(
         64 * 1024 * 1024,
         ge=0,

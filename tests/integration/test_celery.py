@@ -68,11 +68,17 @@ def test_worker_killed_mid_transfer_another_worker_finishes(
     (src / "big").mkdir(parents=True)
     dst.mkdir()
     chunk = os.urandom(4 * MiB)
-    for i in range(48):
+    for i in range(15):
         (src / "big" / f"part-{i:03d}.bin").write_bytes(i.to_bytes(4, "big") + chunk)
     (src / "big" / "part-015-large.bin").write_bytes(os.urandom(24 * MiB))
     expected = hash_tree(src / "big")
-    env = {"DATAFERRY_TRANSFER__CONCURRENCY": "1", "DATAFERRY_TRANSFER__CHUNK_SIZE": "262144"}
+    # 84 MiB at 16 MiB/s: the job is surely still running when the first worker dies
+    # (three files in), however fast the disk.
+    env = {
+        "DATAFERRY_TRANSFER__CONCURRENCY": "1",
+        "DATAFERRY_TRANSFER__CHUNK_SIZE": "262144",
+        "DATAFERRY_TRANSFER__BANDWIDTH_LIMIT": str(16 * MiB),
+    }
     server: Server = server_factory("api", env=env, workers=False)
     group: WorkerGroup = workers(server)
     group.beat()

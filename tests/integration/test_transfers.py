@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +142,23 @@ def test_status_jobs_and_cli_text_output(server: Server, endpoints: tuple[Path, 
     assert server.cli_json("status", str(job_id))["job_id"] == job_id
     assert "succeeded" in server.cli("status", str(job_id)).stdout
     assert "succeeded" in server.cli("jobs", "--state", "succeeded").stdout
+
+
+def test_bandwidth_limit_paces_a_transfer(server_factory: Any, tmp_path: Path) -> None:
+    """`transfer.bandwidth_limit` caps a job's rate: 3 MiB at 4 MiB/s cannot finish in
+    under 0.75 s (a lower bound only; a busy machine only makes it slower)."""
+    from datetime import datetime
+
+    server: Server = server_factory("paced", env={"DATAFERRY_TRANSFER__BANDWIDTH_LIMIT": "4194304"})
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(3):
+        (src / f"f{i}.bin").write_bytes(os.urandom(1024 * 1024))
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+    doc = server.cli_json("transfer", "src:", "dst:", "--wait")
+    assert doc["state"] == "succeeded", doc
+    took = datetime.fromisoformat(doc["updated"]) - datetime.fromisoformat(doc["created"])
+    assert took.total_seconds() >= 0.75 - 0.01, took
+    assert hash_tree(dst) == hash_tree(src)

@@ -25,6 +25,7 @@ from dataferry.transfers.copy import (
 )
 from dataferry.transfers.request import Checksum, Mode, Overwrite, TransferRequest
 from dataferry.transfers.store import FileOutcome, FileRow, FileState, TransferStore
+from dataferry.transfers.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class TransferRun:
         self._last_record = time.monotonic()
         self._folders: set[str] = set()
         self._folder_lock = threading.Lock()
+        self.throttle = Throttle(settings.bandwidth_limit)
 
     def paths(self, row: FileRow) -> tuple[str, str]:
         return (
@@ -247,6 +249,7 @@ class TransferRun:
             nonlocal copied
             copied += n
             progress.add(nbytes=n)
+            self.throttle.take(n)
 
         deferred = group is not None and row.size < GROUP_FILE_MAX_BYTES
         try:
