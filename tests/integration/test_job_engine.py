@@ -209,6 +209,17 @@ def test_due_retry_is_started_by_the_tick(core: Any) -> None:
     assert core.jobs.get(job.id).state is JobState.QUEUED
 
 
+def test_periodic_task_runs_on_the_first_tick_then_waits_its_interval(core: Any) -> None:
+    # Not "once the monotonic clock passes the interval": on a machine up for less
+    # than an hour an hourly task (mDNS discovery) would otherwise never start.
+    runs: list[int] = []
+    core.scheduler.add_periodic("count", lambda: runs.append(1), every=3600.0)
+    core.scheduler.tick()
+    assert runs == [1]
+    core.scheduler.tick()
+    assert runs == [1]
+
+
 def test_listing_filters_and_validation(core: Any) -> None:
     from dataferry.errors import InvalidRequest
 

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from dataferry.db.base import utcnow
@@ -24,7 +24,7 @@ class Periodic:
     name: str
     fn: Callable[[], None]
     every: float
-    last: float = field(default=0.0)
+    last: float | None = None  # never run: the first tick runs it
 
 
 class Scheduler:
@@ -93,7 +93,7 @@ class Scheduler:
             counts["redispatched"] += 1
             self.executor.dispatch(job_id, queue)
         for p in self._periodic:
-            if mono - p.last >= p.every:
+            if p.last is None or mono - p.last >= p.every:
                 p.last = mono
                 try:
                     p.fn()
