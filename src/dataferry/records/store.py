@@ -269,7 +269,7 @@ class RecordStore:
 
     def feed_texts(
         self, s: Session, collection: str, since: int, limit: int
-    ) -> Sequence[tuple[str, str, str, str, int, str]]:
+    ) -> Sequence[Any]:
         """``feed`` for the replication sender: (uuid, origin, data, meta, seq, via)
         of the rows changed after ``since``, as stored (nothing decoded)."""
         rows = s.execute(
@@ -285,7 +285,7 @@ class RecordStore:
             .order_by(RecordRow.seq)
             .limit(limit)
         )
-        return rows.tuples().all()
+        return rows.all()
 
     def feed(self, s: Session, collection: str, since: int, limit: int) -> list[StoredRow]:
         """Rows changed after ``since``, in change order (uses the (collection, seq) index)."""
