@@ -267,9 +267,7 @@ class RecordStore:
         rows = s.execute(query.order_by(RecordRow.uuid).limit(limit).offset(offset)).all()
         return [_row(r) for r in rows], int(s.scalar(count) or 0)
 
-    def feed_texts(
-        self, s: Session, collection: str, since: int, limit: int
-    ) -> Sequence[Any]:
+    def feed_texts(self, s: Session, collection: str, since: int, limit: int) -> Sequence[Any]:
         """``feed`` for the replication sender: (uuid, origin, data, meta, seq, via)
         of the rows changed after ``since``, as stored (nothing decoded)."""
         rows = s.execute(
