@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# Tests run in parallel processes (pytest-xdist): most of their time is waiting on
+# servers and subprocesses. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 3
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 # PostgreSQL server used for the second test run (a scratch database is created per run).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
@@ -39,17 +43,17 @@ system-deps:
 test: install system-deps test-sqlite test-postgres test-celery
 
 test-sqlite: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Under CI=true this run must happen; elsewhere it skips with a reason if no server answers.
 test-postgres: install
-	DATAFERRY_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DATAFERRY_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The job tests again with executor=celery: PostgreSQL, real `dataferry worker` processes,
 # Redis (DATAFERRY_TEST_BROKER_URL, default redis://127.0.0.1:6379/7) and a RabbitMQ smoke run.
 test-celery: install
 	DATAFERRY_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) DATAFERRY_TEST_EXECUTOR=celery \
-	  $(BIN)/python -m pytest -m "executors or celery_only" $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest $(XDIST) -m "executors or celery_only" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -97,6 +97,7 @@ def test_worker_killed_mid_transfer_another_worker_finishes(
         # Who runs what: /metrics, the job document and `jobs --json` name the worker.
         metrics = httpx.get(f"{server.url}/metrics").text
         running = c.job(job_id)
+        listed = {d["job_id"]: d for d in server.cli_json("jobs")}
         first, second = sorted(pair, key=lambda w: f":{w.pid}/" not in running["worker"])
         first_pid = first.pid
         first.kill(signal.SIGKILL)  # no cleanup, no goodbye; its message stays unacknowledged
@@ -106,7 +107,6 @@ def test_worker_killed_mid_transfer_another_worker_finishes(
     assert running["state"] == "running" and node in running["worker"], running
     assert f'dataferry_job_running{{job_id="{job_id}",kind="transfer",worker="' in metrics
     assert node in metrics
-    listed = {d["job_id"]: d for d in server.cli_json("jobs")}
     assert node in listed[job_id]["worker"]
 
     doc = server.wait_job(job_id, timeout=180)
