@@ -251,31 +251,43 @@ def decode(meta: Mapping[str, Any], data: Mapping[str, Any]) -> State:
 def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bool]:
     """Check a stored or received state as strictly as :func:`decode`, without
     building it: returns (stamp of the last change, deleted). The fast path for
-    records new to this instance."""
+    records new to this instance (it runs once per received record, so the
+    checks of :func:`_stamp` are inlined; a failing one calls it for the message)."""
     if not isinstance(meta, Mapping) or not isinstance(data, Mapping):
         raise ValueError("meta and data must be objects")
-    if set(meta) - {"f", "d"}:
-        raise ValueError(f"unknown keys in meta: {sorted(set(meta) - {'f', 'd'})}")
+    for k in meta:
+        if k != "f" and k != "d":
+            raise ValueError(f"unknown keys in meta: {sorted(set(meta) - {'f', 'd'})}")
     raw_fields = meta.get("f", {})
     if not isinstance(raw_fields, Mapping):
         raise ValueError("'f' must be an object")
-    top: Stamp | None = None
+    top_hlc = -1
+    top_origin = ""
     present = 0
     for key, e in raw_fields.items():
-        if type(e) is not list or len(e) not in (3, 5):
+        if type(e) is not list:
             raise ValueError(f"field {key!r}: stamp entry must be a list of 3 or 5")
-        stamp = _stamp(e[0], e[1])
-        if len(e) == 5:
-            _stamp(e[3], e[4])
-        if e[2]:
+        n = len(e)
+        if n == 3:
+            h, o, p = e
+        elif n == 5:
+            h, o, p, bh, bo = e
+            if type(bh) is not int or bh < 0 or type(bo) is not str or not bo or len(bo) > 64:
+                _stamp(bh, bo)
+        else:
+            raise ValueError(f"field {key!r}: stamp entry must be a list of 3 or 5")
+        if type(h) is not int or h < 0 or type(o) is not str or not o or len(o) > 64:
+            _stamp(h, o)
+        if p:
             present += 1
             if key not in data:
                 raise ValueError(f"field {key!r} is present but has no value")
-        if top is None or stamp > top:
-            top = stamp
+        if h > top_hlc or (h == top_hlc and o > top_origin):
+            top_hlc, top_origin = h, o
     if present != len(data):
         extra = set(data) - {k for k, e in raw_fields.items() if e[2]}
         raise ValueError(f"fields without stamps: {sorted(extra)}")
+    top: Stamp | None = (top_hlc, top_origin) if top_hlc >= 0 else None
     d = meta.get("d")
     if d is not None:
         if type(d) is not list or len(d) not in (2, 4):

@@ -9,6 +9,7 @@ from typing import Any
 import dataferry
 from dataferry.config import RecordSettings
 from dataferry.errors import InvalidRequest
+from dataferry.records import gcpause
 from dataferry.records.model import loads
 from dataferry.records.service import MAX_PAGE, PROTOCOL, RecordService, render_batch
 
@@ -84,7 +85,8 @@ class ProtocolService:
         """Apply a batch of the sender's feed (and move our checkpoint of it)."""
         if isinstance(body, bytes | bytearray):
             try:
-                body = loads(body)
+                with gcpause.paused():  # a batch is a few MiB of small objects
+                    body = loads(body)
             except ValueError as exc:
                 raise InvalidRequest(f"a push batch must be JSON: {exc}") from None
         if not isinstance(body, Mapping):

@@ -12,9 +12,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from dataferry.config import RecordSettings
-from dataferry.errors import Conflict, DataferryError, NotFound, PermanentError, TransientError
+from dataferry.errors import (
+    Conflict,
+    DataferryError,
+    InvalidRequest,
+    NotFound,
+    PermanentError,
+    TransientError,
+)
 from dataferry.records.peers import PeerService
-from dataferry.records.service import RecordService, render_batch
+from dataferry.records.service import ParsedBatch, RecordService, parse_batch, render_batch
 from dataferry.records.transport import HttpTransport, Transport
 
 log = logging.getLogger(__name__)
@@ -108,32 +115,40 @@ class Replicator:
         progress: Progress = _quiet,
     ) -> None:
         """Pull batches until the peer has nothing more. The next batch is fetched
-        while the current one is applied (it starts where this one ends)."""
+        and checked (parsed) while the current one is written: the database work
+        mostly runs outside the GIL, so the two overlap."""
         me = self.records.instance_id
+        Fetched = tuple[dict[str, Any], ParsedBatch | None] | None
 
-        def fetch(since: int) -> dict[str, Any] | None:
+        def fetch(since: int) -> Fetched:
             try:
-                return transport.pull(
+                batch = transport.pull(
                     collection, me, since, self.settings.batch_records, self.settings.batch_bytes
                 )
             except NotFound:
                 return None  # the peer does not have this collection (yet)
+            changes = batch.get("changes") if isinstance(batch, dict) else None
+            if not isinstance(changes, list):
+                return batch, None  # malformed: ``apply`` says what is wrong
+            try:
+                return batch, parse_batch(changes)
+            except InvalidRequest:
+                return batch, None  # likewise, in the order of the checks
 
         since = self.records.checkpoint(collection, peer_id)["cursor"]
-        batch = fetch(since)
+        fetched = fetch(since)
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
-            while batch is not None:
+            while fetched is not None:
+                batch, parsed = fetched
                 if batch.get("source") != peer_id:
                     raise PermanentError(
                         f"the peer answered as instance {batch.get('source')!r}, not {peer_id!r}"
                     )
                 cursor = int(batch["cursor"])
                 more = bool(batch.get("more")) and cursor > since
-                upcoming: Future[dict[str, Any] | None] | None = (
-                    pool.submit(fetch, cursor) if more else None
-                )
+                upcoming: Future[Fetched] | None = pool.submit(fetch, cursor) if more else None
                 try:
-                    self._apply_batch(transport, collection, peer_id, batch, stats)
+                    self._apply_batch(transport, collection, peer_id, batch, stats, parsed)
                 except BaseException:
                     if upcoming is not None:
                         upcoming.cancel()
@@ -143,7 +158,7 @@ class Replicator:
                 progress(files_done=stats["pulled"] + stats["pushed"])
                 if upcoming is None:
                     return
-                since, batch = cursor, upcoming.result()
+                since, fetched = cursor, upcoming.result()
 
     def _apply_batch(
         self,
@@ -152,11 +167,12 @@ class Replicator:
         peer_id: str,
         batch: dict[str, Any],
         stats: dict[str, Any],
+        parsed: ParsedBatch | None = None,
     ) -> None:
-        changes = list(batch["changes"])
+        changes: list[Any] | ParsedBatch = parsed if parsed is not None else batch["changes"]
         need = self.records.unmatched_echoes(collection, changes)
         if need:  # states we sent once but no longer hold (restored from backup)
-            changes += transport.fetch(collection, need)
+            changes = list(batch["changes"]) + transport.fetch(collection, need)
         try:
             result = self.records.apply(
                 collection,

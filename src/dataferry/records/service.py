@@ -20,7 +20,7 @@ from dataferry.config import RecordSettings
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
 from dataferry.errors import Conflict, InvalidRequest, NotFound
-from dataferry.records import hlc, merge
+from dataferry.records import gcpause, hlc, merge
 from dataferry.records.model import (
     ApplyResult,
     ChangePage,
@@ -431,7 +431,7 @@ class RecordService:
     def apply(
         self,
         collection: str,
-        changes: builtins.list[Mapping[str, Any]],
+        changes: builtins.list[Mapping[str, Any]] | ParsedBatch,
         *,
         source: str,
         epoch: str = "",
@@ -439,6 +439,10 @@ class RecordService:
         cursor_to: int | None = None,
     ) -> ApplyResult:
         """Merge a batch of a peer's record states, all or nothing.
+
+        ``changes`` is the batch's list of changes, or that list already checked
+        by :func:`parse_batch` (a receiver may parse the next batch while this
+        one is written).
 
         With cursors, the batch covers ``source``'s feed from ``cursor_from``
         (exclusive) to ``cursor_to`` (inclusive): the checkpoint moves to
@@ -448,8 +452,20 @@ class RecordService:
         check_collection(collection)
         if not source or len(source) > 64:
             raise InvalidRequest("source must be a non-empty instance id")
-        echoes: dict[str, str] = {}
-        incoming = parse_changes(changes, echoes)
+        parsed = changes if isinstance(changes, ParsedBatch) else parse_batch(changes)
+        with gcpause.paused():
+            return self._apply(collection, parsed, source, epoch, cursor_from, cursor_to)
+
+    def _apply(
+        self,
+        collection: str,
+        parsed: ParsedBatch,
+        source: str,
+        epoch: str,
+        cursor_from: int | None,
+        cursor_to: int | None,
+    ) -> ApplyResult:
+        incoming, echoes = parsed.incoming, parsed.echoes
         top = max((inc.last[0] for inc in incoming.values()), default=0)
         if incoming:
             hlc.check_drift(top, self.store.wall(), int(self.settings.max_drift_seconds * 1000))
@@ -491,8 +507,8 @@ class RecordService:
                             "origin": inc.origin,
                             "hlc": inc.last[0],
                             "deleted": inc.deleted,
-                            "data": dumps(inc.data),
-                            "meta": dumps(inc.meta),
+                            "data": inc.data_text,
+                            "meta": inc.meta_text,
                             "seq": clock.next_seq(),
                             "via": source,
                             "updated": now,
@@ -531,20 +547,28 @@ class RecordService:
         todo = [u for u in echoes if u not in incoming]
         if not todo:
             return []
-        rows = self.store.get_many(s, collection, todo)
-        return [u for u in todo if u not in rows or digest(rows[u].meta) != echoes[u]]
+        metas = self.store.metas(s, collection, todo)
+        return [u for u in todo if u not in metas or digest(metas[u]) != echoes[u]]
 
-    def unmatched_echoes(self, collection: str, changes: builtins.list[Any]) -> builtins.list[str]:
+    def unmatched_echoes(
+        self, collection: str, changes: builtins.list[Any] | ParsedBatch
+    ) -> builtins.list[str]:
         """UUIDs of echo stubs in ``changes`` whose state this instance does not hold
-        (a cheap scan; ``apply`` validates everything)."""
-        echoes = {
-            str(c.get("uuid")): str(c["echo"])
-            for c in changes
-            if isinstance(c, Mapping) and "echo" in c
-        }
+        (on a raw list, a cheap scan; ``apply`` validates everything)."""
+        if isinstance(changes, ParsedBatch):
+            echoes: Mapping[str, str] = changes.echoes
+            full: Any = changes.incoming
+        else:
+            echoes = {
+                str(c.get("uuid")): str(c["echo"])
+                for c in changes
+                if isinstance(c, Mapping) and "echo" in c
+            }
+            full = {
+                str(c.get("uuid")) for c in changes if isinstance(c, Mapping) and "echo" not in c
+            }
         if not echoes:
             return []
-        full = {str(c.get("uuid")) for c in changes if isinstance(c, Mapping) and "echo" not in c}
         with self.db.read() as s:
             if self.store.collection(s, collection) is None:
                 return [u for u in echoes if u not in full]
@@ -584,30 +608,30 @@ class RecordService:
             raise InvalidRequest("since must not be negative")
         limit = min(limit or self.settings.batch_records, MAX_PAGE)
         max_bytes = max_bytes or self.settings.batch_bytes
-        with self.db.read() as s:
-            self._collection_row(s, collection)
-        with self.db.read() as s:
-            rows = self.store.feed(s, collection, since, limit)
-            head = self.store.head(s, collection)
         out: builtins.list[str] = []
         size = echoes = 0
         cursor = since
-        for r in rows:
-            cursor = r.seq
-            if requester and r.via == requester:
-                # Not echoed back: a stub lets the requester check it still has this
-                # state (and fetch it if it lost it, e.g. restored from a backup).
-                out.append(f'{{"uuid":"{r.uuid}","echo":"{digest(r.meta)}"}}')
-                echoes += 1
-                size += 80
-            else:
-                out.append(
-                    f'{{"uuid":"{r.uuid}","origin":{dumps(r.origin)},'
-                    f'"data":{r.data},"meta":{r.meta}}}'
-                )
-                size += len(r.data) + len(r.meta) + 80
-            if size >= max_bytes:
-                break
+        with self.db.read() as s, gcpause.paused():
+            self._collection_row(s, collection)
+            rows = self.store.feed_texts(s, collection, since, limit)
+            head = self.store.head(s, collection)
+            origins: dict[str, str] = {}
+            for uuid, origin, data, meta, seq, via in rows:
+                cursor = seq
+                if requester and via == requester:
+                    # Not echoed back: a stub lets the requester check it still has this
+                    # state (and fetch it if it lost it, e.g. restored from a backup).
+                    out.append(f'{{"uuid":"{uuid}","echo":"{digest(meta)}"}}')
+                    echoes += 1
+                    size += 80
+                else:
+                    quoted = origins.get(origin)
+                    if quoted is None:
+                        quoted = origins[origin] = dumps(origin)
+                    out.append(f'{{"uuid":"{uuid}","origin":{quoted},"data":{data},"meta":{meta}}}')
+                    size += len(data) + len(meta) + 80
+                if size >= max_bytes:
+                    break
         header = {
             "protocol": PROTOCOL,
             "collection": collection,
@@ -631,7 +655,8 @@ def render_batch(header: Mapping[str, Any], changes: list[str]) -> bytes:
 
 @dataclass(slots=True)
 class Incoming:
-    """One received record state, checked; decoded into a State only when needed."""
+    """One received record state, checked; decoded into a State only when needed.
+    ``data_text`` and ``meta_text`` are the JSON texts stored for a new record."""
 
     origin: str
     data: dict[str, Any]
@@ -639,6 +664,8 @@ class Incoming:
     last: merge.Stamp
     deleted: bool
     state: merge.State | None = None
+    data_text: str = ""
+    meta_text: str = ""
 
     def decoded(self) -> merge.State:
         if self.state is None:
@@ -651,6 +678,23 @@ def digest(meta_text: str) -> str:
     return hashlib.blake2b(meta_text.encode(), digest_size=12).hexdigest()
 
 
+@dataclass(slots=True)
+class ParsedBatch:
+    """A batch's changes, checked by :func:`parse_batch`: full states by uuid, and
+    echo stubs (uuid -> digest)."""
+
+    incoming: dict[str, Incoming]
+    echoes: dict[str, str]
+
+
+def parse_batch(changes: list[Mapping[str, Any]]) -> ParsedBatch:
+    """Check a batch's changes (see :func:`parse_changes`); nothing is written."""
+    echoes: dict[str, str] = {}
+    with gcpause.paused():
+        incoming = parse_changes(changes, echoes)
+    return ParsedBatch(incoming, echoes)
+
+
 def parse_changes(
     changes: list[Mapping[str, Any]], echoes: dict[str, str] | None = None
 ) -> dict[str, Incoming]:
@@ -660,7 +704,7 @@ def parse_changes(
         raise InvalidRequest("changes must be a list")
     out: dict[str, Incoming] = {}
     for i, c in enumerate(changes):
-        if not isinstance(c, Mapping):
+        if type(c) is not dict and not isinstance(c, Mapping):
             raise InvalidRequest(f"change {i}: must be an object")
         raw_uuid = c.get("uuid", "")
         try:
@@ -682,12 +726,15 @@ def parse_changes(
             last, deleted = merge.inspect(meta, data)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"change {i} ({uuid}): {exc}") from None
-        item = Incoming(origin, data, meta, last, deleted)
         if uuid in out:
+            item = Incoming(origin, data, meta, last, deleted)
             state = merge.merge(out[uuid].decoded(), item.decoded())[0]
-            item = Incoming(
-                origin, state.data(), merge.encode_meta(state), state.last(), state.deleted, state
-            )
+            data, meta = state.data(), merge.encode_meta(state)
+            item = Incoming(origin, data, meta, state.last(), state.deleted, state)
+        else:
+            item = Incoming(origin, data, meta, last, deleted)
+        item.data_text = dumps(data)
+        item.meta_text = dumps(meta)
         out[uuid] = item
     return out
 

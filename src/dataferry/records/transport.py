@@ -18,6 +18,7 @@ from dataferry.errors import (
     TransientError,
     Unauthorized,
 )
+from dataferry.records import gcpause
 from dataferry.records.model import dumps, loads
 from dataferry.records.service import PROTOCOL
 
@@ -68,7 +69,8 @@ class HttpTransport:
                 422: InvalidRequest,
             }.get(r.status_code, TransientError if r.status_code >= 500 else PermanentError)
             raise error(message)
-        return loads(r.content)
+        with gcpause.paused():  # a batch is a few MiB of small objects
+            return loads(r.content)
 
     def hello(self) -> dict[str, Any]:
         doc: dict[str, Any] = self._call("GET", "/hello")
