@@ -248,7 +248,10 @@ def test_s3_wrong_credentials_fail_at_once_naming_the_endpoint(
     )  # fmt: skip
     user = f"u-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
-    allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}  # fmt: skip
+    allow_all = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
     iam.put_user_policy(UserName=user, PolicyName="all", PolicyDocument=json.dumps(allow_all))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     for name, secret in (("good", key["SecretAccessKey"]), ("bad", "Wrong-Secret-9")):
