@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from dataferry.datasets.peer import PeerClient
-from dataferry.datasets.peerfs import PeerEndpointFS, PeerFileSystem
+from dataferry.datasets.peerfs import BATCH_TYPE, PeerEndpointFS, PeerFileSystem, batch_body
 from dataferry.datasets.sites import SiteAccess
 from tests.support.databases import PostgresDatabases, sqlite_url
 from tests.support.pair import PROVIDER, TOKEN, make_pair
@@ -101,6 +101,33 @@ def test_upload_to_temporary_resume_commit_delete(host: tuple[Server, Path]) -> 
         assert (shared / "made" / "deep").is_dir()
         assert c.delete("/shared/files", params={"path": "in/x.bin"}).status_code == 204
         assert not (shared / "in" / "x.bin").exists()
+
+
+def test_batch_upload_writes_syncs_checks_and_renames(host: tuple[Server, Path]) -> None:
+    srv, shared = host
+    a, b = os.urandom(1000), os.urandom(70_000)
+    files = [
+        {"upload": "x/.a.bin.1.dftmp", "path": "x/a.bin", "size": len(a), "data": True},
+        {"upload": "x/y/.b.bin.1.dftmp", "path": "x/y/b.bin", "size": len(b), "data": True},
+    ]
+    headers = {"Content-Type": BATCH_TYPE}
+    with api(srv) as c:
+        r = c.post("/shared/uploads/batch", content=batch_body(files, [a, b]), headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["committed"] == ["x/a.bin", "x/y/b.bin"]
+        assert (shared / "x" / "a.bin").read_bytes() == a
+        assert (shared / "x" / "y" / "b.bin").read_bytes() == b
+        assert temporaries(shared) == []
+        # data that does not add up to the sizes given: refused, nothing in place
+        files[0]["path"], files[1]["path"] = "z/a.bin", "z/b.bin"
+        short = c.post("/shared/uploads/batch", content=batch_body(files, [a]), headers=headers)
+        assert short.status_code == 422 and not (shared / "z").exists()
+        junk = c.post("/shared/uploads/batch", content=b"\xff\xff\xff\xffjunk", headers=headers)
+        assert junk.status_code == 422
+        # only temporary names take bytes
+        final = [{**files[0], "upload": "z/a.bin"}]
+        r = c.post("/shared/uploads/batch", content=batch_body(final, [a]), headers=headers)
+        assert r.status_code == 422 and not (shared / "z" / "a.bin").exists()
 
 
 def test_endpoint_permissions(host: tuple[Server, Path], tmp_path: Path) -> None:

@@ -228,6 +228,52 @@ def test_s3_missing_bucket_is_permanent(server: Server, s3_service: str, tmp_pat
     assert "nobucket" in result.stderr and "does not exist" in result.stderr
 
 
+def test_s3_wrong_credentials_fail_at_once_naming_the_endpoint(
+    server: Server, s3_service: str, tmp_path: Path
+) -> None:
+    """moto checks request signatures once its authentication is switched on
+    (``/moto-api/reset-auth``); then only an IAM user's key is accepted."""
+    import json
+
+    import boto3
+    import httpx
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_text("a")
+    server.cli("endpoint", "add", "src", str(tmp_path / "src"))
+    bucket = make_bucket(s3_service)
+    iam = boto3.client(
+        "iam", endpoint_url=s3_service, aws_access_key_id="test",
+        aws_secret_access_key="test", region_name="us-east-1",
+    )  # fmt: skip
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    allow_all = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="all", PolicyDocument=json.dumps(allow_all))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    for name, secret in (("good", key["SecretAccessKey"]), ("bad", "Wrong-Secret-9")):
+        server.cli(
+            "endpoint", "add", name, f"s3://{bucket}/p",
+            "--option", f"endpoint_url={s3_service}", "--option", "region=us-east-1",
+            "--secret", f"access_key_id={key['AccessKeyId']}",
+            "--secret", f"secret_access_key={secret}",
+        )  # fmt: skip
+    httpx.post(f"{s3_service}/moto-api/reset-auth", content=b"0").raise_for_status()
+    try:
+        result = server.cli("transfer", "src:a", "bad:a", check=False)
+        assert result.returncode == 1, result.stdout
+        assert "'bad'" in result.stderr and "access denied" in result.stderr, result.stderr
+        assert "Wrong-Secret-9" not in result.stderr + result.stdout
+        assert server.cli_json("jobs") == []  # refused before a job exists
+        doc = transfer(server, "src:a", "good:a")
+        assert doc["state"] == "succeeded", doc
+    finally:
+        httpx.post(f"{s3_service}/moto-api/reset-auth", content=b"inf").raise_for_status()
+
+
 def test_s3_final_key_appears_only_when_complete(
     server: Server, s3_service: str, tmp_path: Path
 ) -> None:

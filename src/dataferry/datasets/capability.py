@@ -6,6 +6,8 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING
 
+import httpx
+
 from dataferry.datasets import delivery, peerfs, rpc
 from dataferry.datasets.consumer import ConsumerService
 from dataferry.datasets.peerfiles import PeerFiles
@@ -20,8 +22,12 @@ if TYPE_CHECKING:
 
 def install(core: Core) -> None:
     settings = core.settings.datasets
-    verify: ssl.SSLContext | bool = (
-        ssl.create_default_context(cafile=settings.peer_ca_file) if settings.peer_ca_file else True
+    # One TLS context for every peer client of this process: building one (loading the
+    # CA bundle) costs milliseconds of CPU, and a client is made per poll and per job.
+    verify: ssl.SSLContext = (
+        ssl.create_default_context(cafile=settings.peer_ca_file)
+        if settings.peer_ca_file
+        else httpx.create_ssl_context()
     )
     core.sites = SiteService(core.db, core.box, settings.allow_insecure_peers)
     core.peer_files = PeerFiles(core.endpoints)

@@ -45,6 +45,18 @@ class Entry:
         return {"path": self.path, "type": self.type, "size": self.size}
 
 
+def _batch_item(doc: Any) -> tuple[str, str, int, bool]:
+    """One file of a batch upload: (upload, path, size, carries data)."""
+    if not isinstance(doc, dict):
+        raise InvalidRequest("batch: each file is an object")
+    upload, path, size, has = doc.get("upload"), doc.get("path"), doc.get("size"), doc.get("data")
+    if not isinstance(upload, str) or not isinstance(path, str):
+        raise InvalidRequest("batch: each file needs 'upload' and 'path'")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidRequest(f"batch: {path!r} needs a size (bytes, not negative)")
+    return upload, path, size, bool(has)
+
+
 class PeerFiles:
     def __init__(self, endpoints: EndpointService) -> None:
         self.endpoints = endpoints
@@ -198,6 +210,41 @@ class PeerFiles:
         if commit:
             return self.commit(site, endpoint, path, commit, len(data), durable)
         return Entry(clean_relative(path), "file", len(data))
+
+    def put_batch(
+        self, site: str, endpoint: str, files: builtins.list[Any], data: memoryview
+    ) -> builtins.list[Entry]:
+        """A group of uploads put in place in one call: the bytes of those that carry
+        data are written to their temporary names, the whole group is made durable at
+        once (one filesystem sync where the endpoint can), then each is checked and
+        renamed like ``commit`` does. Files before a failing one stay in place."""
+        fs = self.endpoint(site, endpoint, WRITE)
+        items = [_batch_item(f) for f in files]
+        if sum(size for _, _, size, has in items if has) != len(data):
+            raise InvalidRequest("batch: the data does not add up to the sizes given")
+        fulls, folders, pos = [], set(), 0
+        for upload, _, size, has in items:
+            _, _, full = self._upload_target(site, endpoint, upload)
+            fulls.append(full)
+            if not has:
+                continue
+            folder = parent(full)
+            if folder and folder not in folders:
+                fs.makedirs(folder)
+                folders.add(folder)
+            f = fs.open_write(full)
+            try:
+                view = data[pos : pos + size]
+                while view:
+                    view = view[f.write(view) :]
+            finally:
+                f.close()
+            pos += size
+        fs.make_durable_many([f for f in fulls if fs.exists(f)])
+        return [
+            self.commit(site, endpoint, upload, path, size, durable=False)
+            for upload, path, size, _ in items
+        ]
 
     def upload_size(self, site: str, endpoint: str, path: str) -> int:
         fs, _, full = self._upload_target(site, endpoint, path)

@@ -9,7 +9,9 @@ up in this instance's sites registry (see :func:`configure`).
 
 from __future__ import annotations
 
+import json
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +28,31 @@ from dataferry.errors import InvalidRequest, NotFound, PermanentError, Transient
 
 API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
+BATCH_TYPE = "application/x-dataferry-batch"
+_HEADER_LEN = struct.Struct(">I")
+
+
+def batch_body(files: list[dict[str, Any]], blobs: list[bytes]) -> bytes:
+    """A batch upload's body: the length of a JSON header (4 bytes, big-endian), the
+    header ``{"files": [{"upload", "path", "size", "data"}]}``, then the bytes of each
+    file whose ``data`` is true, one after the other, ``size`` bytes each."""
+    header = json.dumps({"files": files}).encode()
+    return b"".join([_HEADER_LEN.pack(len(header)), header, *blobs])
+
+
+def parse_batch(body: bytes) -> tuple[list[dict[str, Any]], memoryview]:
+    """The header's files and the data that follows it; ``ValueError`` if malformed."""
+    if len(body) < _HEADER_LEN.size:
+        raise ValueError("batch body too short")
+    (n,) = _HEADER_LEN.unpack_from(body)
+    end = _HEADER_LEN.size + n
+    if end > len(body):
+        raise ValueError("batch header longer than the body")
+    doc = json.loads(body[_HEADER_LEN.size : end])
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, list):
+        raise ValueError("batch header needs a list of files")
+    return files, memoryview(body)[end:]
 
 
 @dataclass(frozen=True)
@@ -343,6 +370,27 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
             json={"upload": _rel(upload), "path": _rel(path), "size": size, "durable": durable},
         )
 
+    def put_batch(self, items: list[tuple[str, str, int]]) -> None:
+        """Put a group of uploads in place in one request: the small ones held back are
+        sent in it; the peer writes them, syncs the group once, checks every size and
+        renames each into place (see ``batch_body``)."""
+        files, blobs = [], []
+        for upload, path, size in items:
+            data = self.held(upload)
+            files.append(
+                {"upload": _rel(upload), "path": _rel(path), "size": size, "data": data is not None}
+            )
+            if data is not None:
+                blobs.append(data)
+        self.client.request(
+            "POST",
+            f"{self.base}/uploads/batch",
+            content=batch_body(files, blobs),
+            headers={"Content-Type": BATCH_TYPE},
+        )
+        for upload, _, _ in items:
+            self.drop(upload)
+
     def sync(self, uploads: list[str]) -> None:
         self.client.request(
             "POST", f"{self.base}/uploads/sync", json={"uploads": [_rel(u) for u in uploads]}
@@ -356,7 +404,9 @@ class PeerEndpointFS(EndpointFS):
     """An endpoint on another instance; transfers read and write it like any other."""
 
     resumable = True
-    group_sync = False
+    # Small files are held back and put in place in groups, one request per group.
+    group_sync = True
+    batch_put = True
 
     def __init__(self, name: str, fs: PeerFileSystem, root: str, options: dict[str, Any]) -> None:
         super().__init__(name, fs, root, options)
@@ -391,9 +441,15 @@ class PeerEndpointFS(EndpointFS):
             fobj.flush()
 
     def make_durable_many(self, fulls: list[str]) -> None:
-        self.peer.sync(fulls)
+        # Files held back are not on the peer yet: their commit sends and syncs them.
+        sent = [f for f in fulls if self.peer.held(f) is None]
+        if sent:
+            self.peer.sync(sent)
         with self._lock:
-            self._synced.update(fulls)
+            self._synced.update(sent)
+
+    def put_in_place_many(self, items: list[tuple[str, str, int]]) -> None:
+        self.peer.put_batch(items)
 
     def size(self, full: str) -> int:
         held = self.peer.held(full)

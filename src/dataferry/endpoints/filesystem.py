@@ -90,6 +90,16 @@ class EndpointFS:
     #: whether ``make_durable_many`` is cheaper than syncing files one by one
     group_sync = False
 
+    #: whether ``put_in_place_many`` is cheaper than putting files in place one by one
+    batch_put = False
+
+    def put_in_place_many(self, items: list[tuple[str, str, int]]) -> None:
+        """Make each ``(temporary, final, size)`` durable, check that it holds ``size``
+        bytes and rename it to ``final``, for a whole group at once (backends that set
+        ``batch_put``: one round trip instead of several per file). A failure may leave
+        the group partly in place; every file in place was checked."""
+        raise NotImplementedError
+
     def size(self, full: str) -> int:
         return int(self.fs.size(full))
 

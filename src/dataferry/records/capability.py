@@ -94,7 +94,8 @@ def install(core: Core) -> None:
             settings.contact,
         )
         core.discovery = discovery
-        # Started by the first scheduler tick: only a running server (serve) announces.
-        core.scheduler.add_periodic("records-discovery", discovery.start, every=3600.0)
+        # A background part starts with the server (serve, the API host), never in a
+        # Celery worker, whose tick runs elsewhere: the API is what peers reach.
+        core.background.append(discovery)
         atexit.register(discovery.stop)
     core.scheduler.add_periodic("records-sync-schedule", core.sync.schedule_due, every=5.0)

@@ -46,6 +46,7 @@ class Discovery:
         self.contact = contact
         self._found: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._life = threading.Lock()  # one start or stop at a time
         self._zc: Any = None
         self._browser: Any = None
         self._info: Any = None
@@ -55,8 +56,23 @@ class Discovery:
     def name(self) -> str:
         return f"dataferry-{self.instance_id}.{SERVICE_TYPE}"
 
+    # python-zeroconf's blocking API refuses to run on an event loop thread, and the
+    # server starts and stops its background parts from its loop: use a thread.
     def start(self) -> None:
-        """Announce and browse; failures (no multicast) are logged, never fatal."""
+        """Announce and browse (in the background); failures (no multicast) are
+        logged, never fatal."""
+        threading.Thread(target=self._start, name="discovery-start", daemon=True).start()
+
+    def stop(self) -> None:
+        t = threading.Thread(target=self._stop, name="discovery-stop", daemon=True)
+        t.start()
+        t.join(10)
+
+    def _start(self) -> None:
+        with self._life:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
         if self._zc is not None:
             return
         try:
@@ -83,9 +99,13 @@ class Discovery:
         except Exception as exc:  # no multicast route, no interface, ...
             self.error = f"{type(exc).__name__}: {exc}"
             log.warning("discovery could not start: %s", self.error)
-            self.stop()
+            self._stop_locked()
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
+        with self._life:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
         zc, self._zc = self._zc, None
         if zc is None:
             return

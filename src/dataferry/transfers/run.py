@@ -35,6 +35,10 @@ GROUP_FILE_MAX_BYTES = 1024 * 1024
 GROUP_MAX_FILES = 256
 GROUP_MAX_BYTES = 64 * 1024 * 1024
 GROUP_MAX_SECONDS = 0.25
+# Destinations that put a whole group in place in one request (``batch_put``, the peer
+# protocol) get smaller groups, several in flight, so that sending overlaps reading.
+BATCH_MAX_BYTES = 16 * 1024 * 1024
+BATCH_IN_FLIGHT = 2
 
 # Per-file outcomes are stored in batches: at most this often, or this many at once.
 RECORD_SECONDS = 0.5
@@ -360,7 +364,9 @@ class _Group:
         self.progress = progress
         self.counts = counts
         self.lock = threading.Lock()
-        self.flush_lock = threading.Lock()
+        batches = run.dst.batch_put
+        self.max_bytes = BATCH_MAX_BYTES if batches else GROUP_MAX_BYTES
+        self.slots = threading.BoundedSemaphore(BATCH_IN_FLIGHT if batches else 1)
         self.items: list[tuple[FileRow, str, Written]] = []
         self.bytes = 0
         self.since = 0.0
@@ -376,33 +382,67 @@ class _Group:
         with self.lock:
             due = (
                 len(self.items) >= GROUP_MAX_FILES
-                or self.bytes >= GROUP_MAX_BYTES
+                or self.bytes >= self.max_bytes
                 or (self.items and time.monotonic() - self.since >= GROUP_MAX_SECONDS)
             )
-        if due:
-            self.flush()
+            over = len(self.items) >= 2 * GROUP_MAX_FILES or self.bytes >= 2 * self.max_bytes
+        if not due:
+            return
+        # A destination that takes whole batches gets up to BATCH_IN_FLIGHT of them at
+        # once; meanwhile the other copy threads keep filling the next group, and only
+        # wait when it has grown to twice its limit.
+        if not self.slots.acquire(blocking=over or not self.run.dst.batch_put):
+            return
+        try:
+            self._flush()
+        finally:
+            self.slots.release()
 
     def flush(self) -> None:
-        with self.flush_lock:
-            with self.lock:
-                batch, self.items, self.bytes = self.items, [], 0
-            if not batch:
-                return
+        with self.slots:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self.lock:
+            batch, self.items, self.bytes = self.items, [], 0
+        if not batch:
+            return
+        dst = self.run.dst
+        if dst.batch_put and not self.run.settings.verify_readback:
+            self._put_batch(batch)
+            return
+        try:
+            dst.make_durable_many([item.tmp for _, _, item in batch])
+        except BaseException:
+            self._put_back(batch)
+            raise
+        for i, (row, src_full, item) in enumerate(batch):
             try:
-                self.run.dst.make_durable_many([item.tmp for _, _, item in batch])
-            except BaseException:
-                self._put_back(batch)
-                raise
-            for i, (row, src_full, item) in enumerate(batch):
-                try:
-                    self.run._put_in_place(src_full, item)
-                except BaseException as exc:
-                    self._put_back(batch[i + 1 :])
-                    raise self.run._failed(row, exc) from exc
-                with self.run._outcome_lock:
-                    self.counts["copied"] += 1
-                self.run._note(FileOutcome(row.id, FileState.DONE, item.checksum))
-                self.progress.add(nfiles=1)
+                self.run._put_in_place(src_full, item)
+            except BaseException as exc:
+                self._put_back(batch[i + 1 :])
+                raise self.run._failed(row, exc) from exc
+            with self.run._outcome_lock:
+                self.counts["copied"] += 1
+            self.run._note(FileOutcome(row.id, FileState.DONE, item.checksum))
+            self.progress.add(nfiles=1)
+
+    def _put_batch(self, batch: list[tuple[FileRow, str, Written]]) -> None:
+        """The whole group synced, checked and renamed by the destination in one call;
+        outcomes are recorded only once it answered."""
+        run = self.run
+        try:
+            run.dst.put_in_place_many([(item.tmp, item.final, item.size) for _, _, item in batch])
+        except BaseException as exc:
+            self._put_back(batch)
+            raise classify(exc, f"putting {len(batch)} files in place", run.dst) from exc
+        for row, src_full, item in batch:
+            if run.req.mode is Mode.MOVE:
+                run.src.remove(src_full)  # only after the copy is verified and in place
+            with run._outcome_lock:
+                self.counts["copied"] += 1
+            run._note(FileOutcome(row.id, FileState.DONE, item.checksum))
+            self.progress.add(nfiles=1)
 
     def _put_back(self, batch: list[tuple[FileRow, str, Written]]) -> None:
         with self.lock:

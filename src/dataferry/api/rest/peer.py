@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from dataferry.api.deps import core as get_core
 from dataferry.api.site_auth import require_site
 from dataferry.app import Core
+from dataferry.datasets.peerfs import parse_batch
 from dataferry.datasets.sites import Site
 from dataferry.errors import InvalidRequest
 
@@ -131,6 +132,22 @@ def _write(f: Any, data: bytes) -> None:
     while view:
         n = f.write(view)
         view = view[n:]
+
+
+@router.post("/uploads/batch")
+async def upload_batch(
+    endpoint: str, request: Request, site: Site = Depends(require_site)
+) -> dict[str, Any]:
+    """Several uploads put in place at once (body: see ``peerfs.batch_body``): the small
+    files' bytes written, the group synced once, each checked and renamed."""
+    core: Core = request.app.state.core
+    body = await request.body()
+    try:
+        files, data = parse_batch(body)
+    except ValueError as exc:
+        raise InvalidRequest(f"batch body: {exc}") from None
+    entries = await run_in_threadpool(core.peer_files.put_batch, site.name, endpoint, files, data)
+    return {"committed": [e.path for e in entries]}
 
 
 @router.get("/uploads")
