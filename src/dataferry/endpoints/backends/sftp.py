@@ -17,6 +17,7 @@ back while it is small and sent with the open, the fsync and the close in one go
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from typing import Any
@@ -45,6 +46,10 @@ _FIRST_READ = 256 * 1024
 # Writes are held back until this much is waiting, so that a small file is sent
 # with its open, fsync and close in one round of requests.
 _HOLD_WRITE = 1024 * 1024
+# Reads at least this large ask for the next block before they return (read-ahead);
+# writes at least this large are sent without waiting, up to _WRITES_IN_FLIGHT.
+_READ_AHEAD_MIN = 1024 * 1024
+_WRITES_IN_FLIGHT = 2
 
 
 def _parts(url: SplitResult, options: dict[str, Any]) -> tuple[str, int, str, str]:
@@ -146,18 +151,37 @@ class _SFTPReader:
         self.pos = 0
         self.next = _FIRST_READ
         self.handle: Any = None
+        self.ahead: tuple[int, int, Any] | None = None  # (offset, size, task)
         self.eof = False
         self.closed = False
 
+    async def _block(self, ask: int) -> bytes:
+        """``ask`` bytes at ``pos`` (fewer at the end): the block read ahead if it is
+        that one, else a new read."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            at, size, task = ahead
+            if at == self.pos and size == ask:
+                data: bytes = await task
+                return data
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        data = await self.handle.read(ask, self.pos)
+        return data
+
     async def _read(self, n: int) -> bytes:
-        """Up to ``n`` bytes from ``pos``: fewer only at the end of the file."""
+        """Up to ``n`` bytes from ``pos``: fewer only at the end of the file. After a
+        large full read the next block of the same size is asked for at once, so the
+        server keeps sending while the caller hashes and writes this one."""
         if self.handle is None:
             async with self.fs._pool.get() as channel:
                 self.handle = await channel.open(self.path, "rb")
         parts: list[bytes] = []
+        ask = 0
         while n > 0:
             ask = min(n, self.next)
-            data: bytes = await self.handle.read(ask, self.pos)
+            data = await self._block(ask)
             parts.append(data)
             self.pos += len(data)
             n -= len(data)
@@ -167,7 +191,20 @@ class _SFTPReader:
                 await handle.close()
                 break
             self.next = min(self.next * 4, 1 << 30)
+        if not self.eof and ask >= _READ_AHEAD_MIN:
+            task = asyncio.ensure_future(self.handle.read(ask, self.pos))
+            self.ahead = (self.pos, ask, task)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _close(self) -> None:
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            ahead[2].cancel()
+            with contextlib.suppress(BaseException):
+                await ahead[2]
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            await handle.close()
 
     def read(self, n: int = -1) -> bytes:
         from fsspec.asyn import sync
@@ -199,9 +236,8 @@ class _SFTPReader:
         if self.closed:
             return
         self.closed = True
-        if self.handle is not None:
-            handle, self.handle = self.handle, None
-            sync(self.fs.loop, handle.close)
+        if self.handle is not None or self.ahead is not None:
+            sync(self.fs.loop, self._close)
 
     def __enter__(self) -> _SFTPReader:
         return self
@@ -223,17 +259,20 @@ class _SFTPWriter:
         self.held: list[bytes] = []
         self.held_bytes = 0
         self.handle: Any = None
-        self.sync_wanted = False
+        self.offset: int | None = 0 if mode == "wb" else None
+        self.flying: list[Any] = []  # futures of writes sent and not yet answered
+        # Always synced at the close: see SFTPEndpointFS.group_sync.
+        self.sync_wanted = True
         self.closed = False
 
-    async def _send(self, data: bytes, finish: bool) -> None:
+    async def _send(self, data: bytes, offset: int | None, finish: bool) -> None:
         from asyncssh import SFTPOpUnsupported
 
         if self.handle is None:
             async with self.fs._pool.get() as channel:
                 self.handle = await channel.open(self.path, self.mode)
         if data:
-            await self.handle.write(data)
+            await self.handle.write(data, offset)
         if finish:
             handle, self.handle = self.handle, None
             try:
@@ -244,13 +283,35 @@ class _SFTPWriter:
             finally:
                 await handle.close()
 
+    def _wait(self, keep: int) -> None:
+        """Wait until at most ``keep`` writes are in flight; raise the first failure."""
+        while len(self.flying) > keep:
+            self.flying.pop(0).result()
+
     def _flush(self, finish: bool) -> None:
         from fsspec.asyn import sync
         from sshfs.utils import wrap_exceptions
 
         data = b"".join(self.held)
         self.held, self.held_bytes = [], 0
-        sync(self.fs.loop, wrap_exceptions(self._send), data, finish)
+        # From the start (wb) each block goes at its own offset, so once the file is
+        # open large blocks are sent without waiting for the previous one's answer.
+        offset = self.offset if self.mode == "wb" else None
+        if self.offset is not None:
+            self.offset += len(data)
+        if not finish and offset is not None and self.handle is not None:
+            job = wrap_exceptions(self._send)(data, offset, False)
+            self.flying.append(asyncio.run_coroutine_threadsafe(job, self.fs.loop))
+            self._wait(_WRITES_IN_FLIGHT)
+            return
+        try:
+            self._wait(0)
+        except BaseException:
+            if finish:  # the handle must still be closed
+                with contextlib.suppress(Exception):
+                    sync(self.fs.loop, wrap_exceptions(self._send), b"", None, True)
+            raise
+        sync(self.fs.loop, wrap_exceptions(self._send), data, offset, finish)
 
     def write(self, data: Any) -> int:
         if self.closed:
@@ -307,6 +368,38 @@ class SFTPEndpointFS(EndpointFS):
 
     def make_durable(self, fobj: Any) -> None:
         fobj.fsync()  # fsync@openssh.com with the close (servers without it: skipped)
+
+    # Every file written here is synced at its close (the fsync rides with the close:
+    # there is no cheaper group sync over SFTP), so small files can wait in a group
+    # and be checked and renamed together: one hop, their requests pipelined.
+    group_sync = True
+    batch_put = True
+
+    def make_durable_many(self, fulls: list[str]) -> None:
+        """Nothing left to do: each file was synced when it was closed."""
+
+    def put_in_place_many(self, items: list[tuple[str, str, int]]) -> None:
+        from fsspec.asyn import sync
+        from sshfs.utils import wrap_exceptions
+
+        sync(self.fs.loop, wrap_exceptions(self._put_in_place_many), items)
+
+    async def _put_in_place_many(self, items: list[tuple[str, str, int]]) -> None:
+        from asyncssh import SFTPOpUnsupported
+
+        async with self.fs._pool.get() as channel:
+            stats = await asyncio.gather(*(channel.stat(tmp) for tmp, _, _ in items))
+            for (_, final, size), st in zip(items, stats, strict=True):
+                if st.size != size:
+                    raise PermanentError(f"{final}: wrote {size} bytes but {st.size} are stored")
+
+            async def rename(tmp: str, final: str) -> None:
+                try:  # posix-rename@openssh.com: replaces the final name in one step
+                    await channel.posix_rename(tmp, final)
+                except SFTPOpUnsupported:
+                    await self.fs._mv(tmp, final)  # sshfs's fallback for other servers
+
+            await asyncio.gather(*(rename(tmp, final) for tmp, final, _ in items))
 
     def rename(self, src: str, dst: str) -> None:
         self.fs.mv(src, dst)  # posix-rename@openssh.com: replaces dst in one step
