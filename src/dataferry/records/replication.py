@@ -9,6 +9,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,30 +285,50 @@ class Replicator:
         stats: dict[str, Any],
         progress: Progress = _quiet,
     ) -> None:
+        """Send our feed from the checkpoint the peer holds. Each answer says the
+        peer's checkpoint after the batch, where the next batch starts; that next
+        batch is read from our database while the current one is in flight."""
         if not self.records.has_collection(collection):
             return  # we do not have it: nothing to push
-        while True:
-            since = int(transport.checkpoint(collection, self.records.instance_id)["cursor"])
-            header, changes = self.records.feed_batch(
+
+        def read(since: int) -> tuple[dict[str, Any], list[str]]:
+            return self.records.feed_batch(
                 collection,
                 since,
                 requester=peer_id,
                 limit=self.settings.batch_records,
                 max_bytes=self.settings.batch_bytes,
             )
-            if header["cursor"] <= since:
-                return
-            try:
-                result = transport.push(collection, render_batch(header, changes))
-                if result.get("need"):  # the peer lost states it once sent us: send them
-                    full = self.records.states(collection, list(result["need"]))
-                    result = transport.push(collection, render_batch(header, changes + full))
-                    if result.get("need"):
-                        raise TransientError("the peer still lacks states; retrying")
-            except Conflict as exc:
-                raise TransientError(exc.message) from exc
-            stats["pushed"] += int(header["states"])
-            stats["changed"] += int(result.get("changed", 0))
-            progress(files_done=stats["pulled"] + stats["pushed"])
-            if not header["more"]:
-                return
+
+        since = int(transport.checkpoint(collection, self.records.instance_id)["cursor"])
+        with ThreadPoolExecutor(1, thread_name_prefix="push-read") as pool:
+            upcoming: tuple[int, Future[tuple[dict[str, Any], list[str]]]] | None = None
+            while True:
+                if upcoming is not None and upcoming[0] == since:
+                    header, changes = upcoming[1].result()
+                else:
+                    header, changes = read(since)
+                upcoming = None
+                if header["cursor"] <= since:
+                    return
+                if header["more"]:
+                    upcoming = (int(header["cursor"]), pool.submit(read, int(header["cursor"])))
+                try:
+                    result = transport.push(collection, render_batch(header, changes))
+                    if result.get("need"):  # the peer lost states it once sent us: send them
+                        full = self.records.states(collection, list(result["need"]))
+                        result = transport.push(collection, render_batch(header, changes + full))
+                        if result.get("need"):
+                            raise TransientError("the peer still lacks states; retrying")
+                except Conflict as exc:
+                    raise TransientError(exc.message) from exc
+                stats["pushed"] += int(header["states"])
+                stats["changed"] += int(result.get("changed", 0))
+                progress(files_done=stats["pulled"] + stats["pushed"])
+                if not header["more"]:
+                    return
+                since = _int(result.get("cursor"), int(header["cursor"]))
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

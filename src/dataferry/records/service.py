@@ -613,7 +613,7 @@ class RecordService:
         cursor = since
         with self.db.read() as s, gcpause.paused():
             self._collection_row(s, collection)
-            rows = self.store.feed_texts(s, collection, since, limit)
+            rows = self.store.feed_texts(s, collection, since, limit, requester)
             head = self.store.head(s, collection)
             origins: dict[str, str] = {}
             for uuid, origin, data, meta, seq, via in rows:
