@@ -68,6 +68,7 @@ bench: install system-deps
 	$(BIN)/python bench/sinks.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/dashboard_jobs.py
+	$(BIN)/python bench/replication.py
 
 # Browser tests again, saving the dashboard's pages to docs/screenshots/ (shown in the README).
 screenshots: install system-deps

@@ -192,6 +192,26 @@ def test_meta_round_trip() -> None:
 def test_decode_rejects_malformed_states(meta: Any, data: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         merge.decode(meta, data)
+    # the fast check used for records new to an instance is as strict
+    with pytest.raises(ValueError, match=message):
+        merge.inspect(meta, data)
+
+
+@pytest.mark.parametrize(
+    ("meta", "data", "message"),
+    [
+        ({"f": {"x": [1, A, 1]}, "g": 1}, {"x": 1}, "unknown keys"),
+        ({"f": {"x": [1, A, 1, -2, B]}}, {"x": 1}, "non-negative"),
+        ({"f": {"x": [1, A, 1, 2, 7]}}, {"x": 1}, "non-empty string"),
+        ({"f": {"x": [1, "o" * 65, 1]}}, {"x": 1}, "non-empty string"),
+        ({"f": {"x": (1, A, 1)}}, {"x": 1}, "list of 3 or 5"),
+        ({"f": {"x": [1, A, 0]}}, {"x": 1}, "without stamps"),
+        ({"f": {}, "d": [5, A, -1, A]}, {}, "non-negative"),
+    ],
+)
+def test_inspect_rejects_malformed_states(meta: Any, data: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        merge.inspect(meta, data)
 
 
 # -- algebraic laws over random states ---------------------------------------------------
@@ -242,3 +262,10 @@ def test_each_field_takes_the_highest_stamp(x: State, y: State) -> None:
     for key, f in result.fields.items():
         candidates = [s.fields[key].stamp for s in (x, y) if key in s.fields]
         assert f.stamp == max(candidates)
+
+
+@given(states())
+def test_inspect_agrees_with_decode(x: State) -> None:
+    meta, data = merge.encode_meta(x), x.data()
+    assert merge.inspect(meta, data) == (x.last(), x.deleted)
+    assert merge.decode(meta, data) == x

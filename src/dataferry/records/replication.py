@@ -5,10 +5,12 @@ the last applied batch."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from dataferry.config import RecordSettings
@@ -21,13 +23,44 @@ from dataferry.errors import (
     TransientError,
 )
 from dataferry.records.peers import PeerService
-from dataferry.records.service import ParsedBatch, RecordService, parse_batch, render_batch
+from dataferry.records.service import (
+    ParsedBatch,
+    RecordService,
+    combine_batches,
+    parse_batch,
+    render_batch,
+)
 from dataferry.records.transport import HttpTransport, Transport
 
 log = logging.getLogger(__name__)
 
 KIND = "replicate"
 Progress = Callable[..., None]
+
+PREFETCH = 3  # batches fetched and parsed ahead of the one being written
+GROUP_RECORDS = 10_000  # records at most in one transaction of waiting batches
+_EMPTY = object()
+
+
+@dataclass(slots=True)
+class _Fetched:
+    """A pulled batch and its changes checked (None: malformed, ``apply`` says why)."""
+
+    batch: dict[str, Any]
+    parsed: ParsedBatch | None
+
+    def size(self) -> int:
+        return len(self.parsed.incoming) + len(self.parsed.echoes) if self.parsed else 0
+
+
+def _parsed(batch: Any) -> ParsedBatch | None:
+    changes = batch.get("changes") if isinstance(batch, dict) else None
+    if not isinstance(changes, list):
+        return None
+    try:
+        return parse_batch(changes)
+    except InvalidRequest:
+        return None
 
 
 def _quiet(**_: Any) -> None:
@@ -114,73 +147,127 @@ class Replicator:
         stats: dict[str, Any],
         progress: Progress = _quiet,
     ) -> None:
-        """Pull batches until the peer has nothing more. The next batch is fetched
-        and checked (parsed) while the current one is written: the database work
-        mostly runs outside the GIL, so the two overlap."""
+        """Pull batches until the peer has nothing more.
+
+        A reader thread fetches and checks (parses) up to ``PREFETCH`` batches
+        ahead while this thread writes: the database work runs mostly outside
+        the GIL, so the two overlap. Batches already waiting when a write starts
+        go into the same transaction (up to ``GROUP_RECORDS`` records), the
+        checkpoint moving to the last one's cursor: fewer, larger commits on a
+        fast link, while on a slow one each batch is applied as soon as it has
+        arrived, as before."""
         me = self.records.instance_id
-        Fetched = tuple[dict[str, Any], ParsedBatch | None] | None
+        start = int(self.records.checkpoint(collection, peer_id)["cursor"])
+        ready: queue.Queue[_Fetched | BaseException | None] = queue.Queue(PREFETCH)
+        stop = threading.Event()
 
-        def fetch(since: int) -> Fetched:
-            try:
-                batch = transport.pull(
-                    collection, me, since, self.settings.batch_records, self.settings.batch_bytes
-                )
-            except NotFound:
-                return None  # the peer does not have this collection (yet)
-            changes = batch.get("changes") if isinstance(batch, dict) else None
-            if not isinstance(changes, list):
-                return batch, None  # malformed: ``apply`` says what is wrong
-            try:
-                return batch, parse_batch(changes)
-            except InvalidRequest:
-                return batch, None  # likewise, in the order of the checks
-
-        since = self.records.checkpoint(collection, peer_id)["cursor"]
-        fetched = fetch(since)
-        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
-            while fetched is not None:
-                batch, parsed = fetched
-                if batch.get("source") != peer_id:
-                    raise PermanentError(
-                        f"the peer answered as instance {batch.get('source')!r}, not {peer_id!r}"
-                    )
-                cursor = int(batch["cursor"])
-                more = bool(batch.get("more")) and cursor > since
-                upcoming: Future[Fetched] | None = pool.submit(fetch, cursor) if more else None
+        def put(item: _Fetched | BaseException | None) -> bool:
+            while not stop.is_set():
                 try:
-                    self._apply_batch(transport, collection, peer_id, batch, stats, parsed)
-                except BaseException:
-                    if upcoming is not None:
-                        upcoming.cancel()
-                        with contextlib.suppress(Exception):
-                            upcoming.result()
-                    raise
-                progress(files_done=stats["pulled"] + stats["pushed"])
-                if upcoming is None:
-                    return
-                since, fetched = cursor, upcoming.result()
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
-    def _apply_batch(
+        def reader() -> None:
+            since = start
+            try:
+                while not stop.is_set():
+                    try:
+                        batch = transport.pull(
+                            collection,
+                            me,
+                            since,
+                            self.settings.batch_records,
+                            self.settings.batch_bytes,
+                        )
+                    except NotFound:
+                        break  # the peer does not have this collection (yet)
+                    if not put(_Fetched(batch, _parsed(batch))):
+                        return
+                    cursor = int(batch["cursor"])
+                    if not (batch.get("more") and cursor > since):
+                        break
+                    since = cursor
+            except BaseException as exc:  # handed to the writer, which raises it
+                put(exc)
+                return
+            put(None)
+
+        thread = threading.Thread(target=reader, name=f"pull-{collection}", daemon=True)
+        thread.start()
+        held: list[_Fetched | BaseException | None] = []
+
+        def take(block: bool) -> object:
+            if held:
+                return held.pop()
+            try:
+                return ready.get(block)
+            except queue.Empty:
+                return _EMPTY
+
+        try:
+            while True:
+                item = take(True)
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, _Fetched)
+                group = [item]
+                size = item.size()
+                while item.parsed is not None and size < GROUP_RECORDS:
+                    nxt = take(False)
+                    if nxt is _EMPTY:
+                        break
+                    if (
+                        not isinstance(nxt, _Fetched)
+                        or nxt.parsed is None
+                        or size + nxt.size() > GROUP_RECORDS
+                    ):
+                        held.append(nxt)  # type: ignore[arg-type]
+                        break
+                    group.append(nxt)
+                    size += nxt.size()
+                self._apply_group(transport, collection, peer_id, group, stats)
+                progress(files_done=stats["pulled"] + stats["pushed"])
+        finally:
+            stop.set()
+            thread.join()
+
+    def _apply_group(
         self,
         transport: Transport,
         collection: str,
         peer_id: str,
-        batch: dict[str, Any],
+        group: list[_Fetched],
         stats: dict[str, Any],
-        parsed: ParsedBatch | None = None,
     ) -> None:
-        changes: list[Any] | ParsedBatch = parsed if parsed is not None else batch["changes"]
+        """Apply consecutive batches of the peer's feed in one transaction."""
+        for item in group:
+            if item.batch.get("source") != peer_id:
+                raise PermanentError(
+                    f"the peer answered as instance {item.batch.get('source')!r}, not {peer_id!r}"
+                )
+        first, last = group[0].batch, group[-1].batch
+        changes: list[Any] | ParsedBatch
+        if len(group) == 1 and group[0].parsed is None:
+            changes = first["changes"]  # malformed: ``apply`` says what is wrong
+        else:
+            changes = combine_batches([item.parsed for item in group if item.parsed is not None])
         need = self.records.unmatched_echoes(collection, changes)
         if need:  # states we sent once but no longer hold (restored from backup)
-            changes = list(batch["changes"]) + transport.fetch(collection, need)
+            raw = [c for item in group for c in item.batch["changes"]]
+            changes = raw + transport.fetch(collection, need)
         try:
             result = self.records.apply(
                 collection,
                 changes,
                 source=peer_id,
-                epoch=str(batch.get("epoch", "")),
-                cursor_from=int(batch["since"]),
-                cursor_to=int(batch["cursor"]),
+                epoch=str(last.get("epoch", "")),
+                cursor_from=int(first["since"]),
+                cursor_to=int(last["cursor"]),
             )
         except Conflict as exc:  # our checkpoint moved meanwhile (a concurrent sync)
             raise TransientError(exc.message) from exc
@@ -198,30 +285,50 @@ class Replicator:
         stats: dict[str, Any],
         progress: Progress = _quiet,
     ) -> None:
+        """Send our feed from the checkpoint the peer holds. Each answer says the
+        peer's checkpoint after the batch, where the next batch starts; that next
+        batch is read from our database while the current one is in flight."""
         if not self.records.has_collection(collection):
             return  # we do not have it: nothing to push
-        while True:
-            since = int(transport.checkpoint(collection, self.records.instance_id)["cursor"])
-            header, changes = self.records.feed_batch(
+
+        def read(since: int) -> tuple[dict[str, Any], list[str]]:
+            return self.records.feed_batch(
                 collection,
                 since,
                 requester=peer_id,
                 limit=self.settings.batch_records,
                 max_bytes=self.settings.batch_bytes,
             )
-            if header["cursor"] <= since:
-                return
-            try:
-                result = transport.push(collection, render_batch(header, changes))
-                if result.get("need"):  # the peer lost states it once sent us: send them
-                    full = self.records.states(collection, list(result["need"]))
-                    result = transport.push(collection, render_batch(header, changes + full))
-                    if result.get("need"):
-                        raise TransientError("the peer still lacks states; retrying")
-            except Conflict as exc:
-                raise TransientError(exc.message) from exc
-            stats["pushed"] += int(header["states"])
-            stats["changed"] += int(result.get("changed", 0))
-            progress(files_done=stats["pulled"] + stats["pushed"])
-            if not header["more"]:
-                return
+
+        since = int(transport.checkpoint(collection, self.records.instance_id)["cursor"])
+        with ThreadPoolExecutor(1, thread_name_prefix="push-read") as pool:
+            upcoming: tuple[int, Future[tuple[dict[str, Any], list[str]]]] | None = None
+            while True:
+                if upcoming is not None and upcoming[0] == since:
+                    header, changes = upcoming[1].result()
+                else:
+                    header, changes = read(since)
+                upcoming = None
+                if header["cursor"] <= since:
+                    return
+                if header["more"]:
+                    upcoming = (int(header["cursor"]), pool.submit(read, int(header["cursor"])))
+                try:
+                    result = transport.push(collection, render_batch(header, changes))
+                    if result.get("need"):  # the peer lost states it once sent us: send them
+                        full = self.records.states(collection, list(result["need"]))
+                        result = transport.push(collection, render_batch(header, changes + full))
+                        if result.get("need"):
+                            raise TransientError("the peer still lacks states; retrying")
+                except Conflict as exc:
+                    raise TransientError(exc.message) from exc
+                stats["pushed"] += int(header["states"])
+                stats["changed"] += int(result.get("changed", 0))
+                progress(files_done=stats["pulled"] + stats["pushed"])
+                if not header["more"]:
+                    return
+                since = _int(result.get("cursor"), int(header["cursor"]))
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

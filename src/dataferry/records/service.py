@@ -613,7 +613,7 @@ class RecordService:
         cursor = since
         with self.db.read() as s, gcpause.paused():
             self._collection_row(s, collection)
-            rows = self.store.feed_texts(s, collection, since, limit)
+            rows = self.store.feed_texts(s, collection, since, limit, requester)
             head = self.store.head(s, collection)
             origins: dict[str, str] = {}
             for uuid, origin, data, meta, seq, via in rows:
@@ -695,6 +695,32 @@ def parse_batch(changes: list[Mapping[str, Any]]) -> ParsedBatch:
     return ParsedBatch(incoming, echoes)
 
 
+def combine_batches(batches: list[ParsedBatch]) -> ParsedBatch:
+    """Consecutive checked batches of one feed as one (applied in one transaction).
+    A record in several of them is merged, as repeats within one batch are; a later
+    echo stub of a record replaces an earlier one."""
+    if len(batches) == 1:
+        return batches[0]
+    incoming: dict[str, Incoming] = {}
+    echoes: dict[str, str] = {}
+    with gcpause.paused():
+        for b in batches:
+            for uuid, inc in b.incoming.items():
+                old = incoming.get(uuid)
+                incoming[uuid] = inc if old is None else _merge_incoming(old, inc)
+            echoes.update(b.echoes)
+    return ParsedBatch(incoming, echoes)
+
+
+def _merge_incoming(first: Incoming, then: Incoming) -> Incoming:
+    state = merge.merge(first.decoded(), then.decoded())[0]
+    data, meta = state.data(), merge.encode_meta(state)
+    item = Incoming(then.origin, data, meta, state.last(), state.deleted, state)
+    item.data_text = dumps(data)
+    item.meta_text = dumps(meta)
+    return item
+
+
 def parse_changes(
     changes: list[Mapping[str, Any]], echoes: dict[str, str] | None = None
 ) -> dict[str, Incoming]:
@@ -726,15 +752,12 @@ def parse_changes(
             last, deleted = merge.inspect(meta, data)
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"change {i} ({uuid}): {exc}") from None
+        item = Incoming(origin, data, meta, last, deleted)
         if uuid in out:
-            item = Incoming(origin, data, meta, last, deleted)
-            state = merge.merge(out[uuid].decoded(), item.decoded())[0]
-            data, meta = state.data(), merge.encode_meta(state)
-            item = Incoming(origin, data, meta, state.last(), state.deleted, state)
+            item = _merge_incoming(out[uuid], item)
         else:
-            item = Incoming(origin, data, meta, last, deleted)
-        item.data_text = dumps(data)
-        item.meta_text = dumps(meta)
+            item.data_text = dumps(data)
+            item.meta_text = dumps(meta)
         out[uuid] = item
     return out
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -267,14 +267,20 @@ class RecordStore:
         rows = s.execute(query.order_by(RecordRow.uuid).limit(limit).offset(offset)).all()
         return [_row(r) for r in rows], int(s.scalar(count) or 0)
 
-    def feed_texts(self, s: Session, collection: str, since: int, limit: int) -> Sequence[Any]:
+    def feed_texts(
+        self, s: Session, collection: str, since: int, limit: int, requester: str = ""
+    ) -> Sequence[Any]:
         """``feed`` for the replication sender: (uuid, origin, data, meta, seq, via)
-        of the rows changed after ``since``, as stored (nothing decoded)."""
+        of the rows changed after ``since``, as stored (nothing decoded). Rows that
+        came from ``requester`` (sent back as echo stubs) come without their data."""
+        data: Any = RecordRow.data
+        if requester:
+            data = case((RecordRow.via == requester, ""), else_=RecordRow.data)
         rows = s.execute(
             select(
                 RecordRow.uuid,
                 RecordRow.origin,
-                RecordRow.data,
+                data,
                 RecordRow.meta,
                 RecordRow.seq,
                 RecordRow.via,
