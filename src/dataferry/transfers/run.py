@@ -389,9 +389,9 @@ class _Group:
         if not due:
             return
         # A destination that takes whole batches gets up to BATCH_IN_FLIGHT of them at
-        # once; meanwhile the other copy threads keep filling the next group, and only
-        # wait when it has grown to twice its limit.
-        if not self.slots.acquire(blocking=over or not self.run.dst.batch_put):
+        # once (others one group at a time); meanwhile the other copy threads keep
+        # filling the next group, and only wait when it has grown to twice its limit.
+        if not self.slots.acquire(blocking=over):
             return
         try:
             self._flush()
