@@ -407,6 +407,9 @@ class PeerEndpointFS(EndpointFS):
     # Small files are held back and put in place in groups, one request per group.
     group_sync = True
     batch_put = True
+    # The peer creates an upload's folder and its final folder itself (PUT /uploads,
+    # POST /uploads/batch, POST /commit): no POST /folders per folder first.
+    creates_parents = True
 
     def __init__(self, name: str, fs: PeerFileSystem, root: str, options: dict[str, Any]) -> None:
         super().__init__(name, fs, root, options)

@@ -93,6 +93,10 @@ class EndpointFS:
     #: whether ``put_in_place_many`` is cheaper than putting files in place one by one
     batch_put = False
 
+    #: whether writing a file creates its missing folders (the transfer engine then
+    #: does not create them first)
+    creates_parents = False
+
     def put_in_place_many(self, items: list[tuple[str, str, int]]) -> None:
         """Make each ``(temporary, final, size)`` durable, check that it holds ``size``
         bytes and rename it to ``final``, for a whole group at once (backends that set

@@ -308,6 +308,8 @@ class TransferRun:
 
     def _ensure_folder(self, dst_full: str) -> None:
         """Create each destination folder once per run, not once per file."""
+        if self.dst.creates_parents:
+            return
         folder = dst_full.rpartition("/")[0]
         with self._folder_lock:
             if folder and folder not in self._folders:
