@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -281,3 +282,36 @@ def test_a_deletion_racing_the_first_send_is_delivered_not_dropped(
     core.sinks.run_once("vet")
     assert [(r.id, r.status) for r in receiver.applied()] == [("1", "deleted")]
     assert table.rows() == {}
+
+
+def test_a_late_answer_for_an_older_version_changes_nothing(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    """Process A's lease lapses while its send of version 1 is slow; B sends version 2
+    and records it; then A's answer arrives. Neither the table's ``last_sync`` nor the
+    outbox may go back to version 1 (before the fix the record was stuck: the table
+    said "changed", the outbox said "delivered")."""
+    table.insert(1, comment="v1")
+    core.sinks.add(table_sink(table, receiver.url))
+    engine, store = core.sinks.engine, core.sinks.store
+    sink = engine.sink(store.get("vet"))
+    engine.poll(sink)
+    [a] = store.claim(sink.id, "A", 10, lease_seconds=0.01)
+    time.sleep(0.05)  # A's lease lapses
+    time.sleep(0.01)  # a later modified time
+    table.edit(1, comment="v2")
+    engine.poll(sink)
+    [b] = store.claim(sink.id, "B", 10, lease_seconds=60)
+    assert a.version != b.version
+    with httpx.Client(timeout=5) as http:
+        engine.complete(sink, "B", [(b, engine.send(sink, http, b))])
+        engine.complete(sink, "A", [(a, engine.send(sink, http, a))])
+    row = table.row(1)
+    assert row is not None and row["last_sync"] == row["modified"]
+    [out] = store.outbox(sink.id)
+    assert (out["state"], out["version"], out["delivered_version"]) == (
+        "delivered",
+        b.version,
+        b.version,
+    )
+    assert core.sinks.run_once("vet").delivered == 0

@@ -52,7 +52,7 @@ class SinkDaemon:
         self._poll_all = False
         self._poll_sources: set[str] = set()
         self._lock = threading.Lock()
-        self._results: queue.SimpleQueue[tuple[int, Claimed, Outcome]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[int, Claimed, Outcome | None]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._workers: dict[int, _Worker] = {}
@@ -158,15 +158,21 @@ class SinkDaemon:
                 claimed = self.engine.claim(sink, w.owner, room)
                 for c in claimed:
                     w.in_flight.add(c.id)
-                    w.pool.submit(self._send, w, c)
+                    w.pool.submit(self._send, w, c, time.monotonic())
                 busy |= len(claimed) == room
         return self._wait_results() or busy
 
-    def _send(self, w: _Worker, c: Claimed) -> None:
-        try:
-            outcome = self.engine.send(w.sink, w.http, c)
-        except Exception as exc:
-            outcome = Outcome(False, None, f"internal error: {type(exc).__name__}: {exc}")
+    def _send(self, w: _Worker, c: Claimed, claimed_at: float) -> None:
+        # A send that could outlast its lease is not started: once the lease lapses
+        # another process may send a newer version of the record, and this older one
+        # would then reach the partner after it. Released, it is claimed again.
+        left = claimed_at + self.engine.lease_seconds(w.sink) - time.monotonic()
+        outcome: Outcome | None = None
+        if left > w.sink.spec.timeout + 0.5:
+            try:
+                outcome = self.engine.send(w.sink, w.http, c)
+            except Exception as exc:
+                outcome = Outcome(False, None, f"internal error: {type(exc).__name__}: {exc}")
         self._results.put((w.sink.id, c, outcome))
         self._event.set()
 
@@ -180,12 +186,25 @@ class SinkDaemon:
 
     def _drain(self) -> int:
         by_sink: dict[int, list[tuple[Claimed, Outcome]]] = {}
+        unsent: dict[int, list[int]] = {}
         while True:
             try:
                 sink_id, c, outcome = self._results.get_nowait()
             except queue.Empty:
                 break
-            by_sink.setdefault(sink_id, []).append((c, outcome))
+            if outcome is None:
+                unsent.setdefault(sink_id, []).append(c.id)
+            else:
+                by_sink.setdefault(sink_id, []).append((c, outcome))
+        for sink_id, ids in unsent.items():
+            w = self._workers.get(sink_id)
+            if w is None:
+                continue
+            try:
+                self.store.release(w.owner, ids)
+            except Exception:
+                log.exception("sink %s: releasing unsent changes failed", w.sink.name)
+            w.in_flight.difference_update(ids)
         for sink_id, results in by_sink.items():
             w = self._workers.get(sink_id)
             if w is None:
@@ -197,7 +216,7 @@ class SinkDaemon:
                 log.exception("sink %s: recording outcomes failed", w.sink.name)
             for c, _ in results:
                 w.in_flight.discard(c.id)
-        return sum(len(r) for r in by_sink.values())
+        return sum(len(r) for r in by_sink.values()) + sum(len(i) for i in unsent.values())
 
     def _shutdown(self) -> None:
         for w in self._workers.values():

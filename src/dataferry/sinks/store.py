@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
@@ -29,6 +30,23 @@ PENDING = OutboxState.PENDING.value
 DELIVERED = OutboxState.DELIVERED.value
 DEAD = OutboxState.DEAD.value
 _CHUNK = 500
+
+
+def _is_deadlock(exc: BaseException) -> bool:
+    """PostgreSQL aborted our transaction to break a lock cycle (or a serialisation
+    conflict): the whole transaction may simply run again."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, OperationalError) and sqlstate in ("40P01", "40001")
+
+
+# Polls and completions of several processes update the same outbox rows in one
+# transaction each; a lock cycle between two of them is resolved by running again.
+_retry_deadlocks = retry(
+    retry=retry_if_exception(_is_deadlock),
+    stop=stop_after_attempt(5),
+    wait=wait_random_exponential(multiplier=0.02, max=0.5),
+    reraise=True,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +204,7 @@ class SinkStore:
                 )
             )
 
+    @_retry_deadlocks
     def record_changes(
         self,
         sink_id: int,
@@ -297,6 +316,7 @@ class SinkStore:
                 if inserts:
                     s.execute(insert(o), inserts)
                 if updates:
+                    updates.sort(key=lambda u: int(u["id"]))  # lock rows in one order
                     s.execute(update(o), updates)
             if cursor is not None:
                 s.execute(update(SinkRow).where(SinkRow.id == sink_id).values(cursor=cursor))
@@ -357,6 +377,7 @@ class SinkStore:
                 for r in rows
             ]
 
+    @_retry_deadlocks
     def complete(
         self,
         sink_id: int,
@@ -382,7 +403,7 @@ class SinkStore:
                 rows.update(
                     (r.id, r)
                     for r in s.execute(
-                        select(o.id, o.version, o.lease_owner, o.attempts).where(
+                        select(o.id, o.version, o.state, o.lease_owner, o.attempts).where(
                             o.id.in_(ids[start : start + _CHUNK])
                         )
                     )
@@ -416,6 +437,10 @@ class SinkStore:
                             "lease_until": None,
                         }
                     )
+                elif row.state == DELIVERED:
+                    # A late answer for an older version: the newer one is already
+                    # delivered (this lease lapsed and someone else sent it). Nothing to do.
+                    continue
                 else:
                     superseded.append(
                         {
@@ -453,6 +478,7 @@ class SinkStore:
                 for p in params:
                     groups.setdefault(tuple(sorted(p)), []).append(p)
                 for group in groups.values():
+                    group.sort(key=lambda u: int(u["id"]))  # lock rows in one order
                     s.execute(update(o), group)
             if gone:
                 s.execute(delete(o).where(o.id.in_(gone)))

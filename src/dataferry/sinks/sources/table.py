@@ -6,7 +6,7 @@ Rules (columns named by the sink's definition):
   *deleted* when ``deleted`` is not null;
 * after the partner accepted a new or modified row, ``last_sync`` is set to the
   ``modified`` value that was sent (not "now": an edit made while the request was in
-  flight has a later ``modified`` and is sent again);
+  flight has a later ``modified`` and is sent again), never to an older value;
 * after the partner accepted a deletion, the row is removed; a row deleted before it
   was ever delivered is removed without any request.
 
@@ -225,8 +225,14 @@ class TableSource:
                         sa.delete(t).where(key_col == k, t.c[s.deleted].is_not(None)), removed
                     )
                 if synced:
+                    # Never backwards: a late answer for an older version (its lease
+                    # lapsed, a newer one went out meanwhile) must not undo the newer mark.
+                    last_sync = t.c[s.last_sync]
+                    t_param: Any = sa.bindparam("t")
                     conn.execute(
-                        sa.update(t).where(key_col == k).values({s.last_sync: sa.bindparam("t")}),
+                        sa.update(t)
+                        .where(key_col == k, sa.or_(last_sync.is_(None), last_sync < t_param))
+                        .values({s.last_sync: t_param}),
                         synced,
                     )
                 if synced_now:
