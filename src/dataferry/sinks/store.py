@@ -397,17 +397,19 @@ class SinkStore:
         dead = 0
         o = SinkOutboxRow
         with self.db.session() as s:
-            ids = [c.id for c in done] + [f.claimed.id for f in bad]
+            ids = sorted({c.id for c in done} | {f.claimed.id for f in bad})
             rows: dict[int, Any] = {}
             for start in range(0, len(ids), _CHUNK):
-                rows.update(
-                    (r.id, r)
-                    for r in s.execute(
-                        select(o.id, o.version, o.state, o.lease_owner, o.attempts).where(
-                            o.id.in_(ids[start : start + _CHUNK])
-                        )
-                    )
+                query = (
+                    select(o.id, o.version, o.state, o.lease_owner, o.attempts)
+                    .where(o.id.in_(ids[start : start + _CHUNK]))
+                    .order_by(o.id)
                 )
+                if not self.db.is_sqlite:
+                    # Decide on rows a poll cannot change until we commit: otherwise a
+                    # newer version recorded meanwhile would be marked delivered.
+                    query = query.with_for_update()
+                rows.update((r.id, r) for r in s.execute(query))
             gone: list[int] = []
             finished: list[dict[str, Any]] = []
             superseded: list[dict[str, Any]] = []
