@@ -245,31 +245,43 @@ def _purge_rabbitmq(prefix: str) -> None:
 
 def test_a_flood_of_one_queue_does_not_starve_another(core: Any) -> None:
     """One Celery worker per queue (what `dataferry worker` runs): while the bulk
-    queue's only thread is busy and more bulk jobs wait, an interactive job runs."""
+    queue's only thread is busy and more bulk jobs wait, an interactive job runs.
+    The interactive worker is a process of its own, as in production."""
+    import multiprocessing
     import threading
 
     from dataferry.jobs.registry import JobKind
-    from tests.support.celery import embedded_workers
+    from tests.support.celery import embedded_workers, quick_kind_worker
 
     release = threading.Event()
     core.registry.register(JobKind("slow", lambda ctx: release.wait(60) and None, queue="bulk"))
     core.registry.register(JobKind("quick", lambda ctx: {"ok": True}, queue="interactive"))
     core.use_celery()
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop = spawn.Event(), spawn.Event()
+    other = spawn.Process(
+        target=quick_kind_worker, args=(core.settings, "interactive", ready, stop)
+    )
+    other.start()
     try:
-        with (
-            embedded_workers(core, ["bulk"], concurrency=1),
-            embedded_workers(core, ["interactive"], concurrency=1, tick=False),
-        ):
-            flood = [core.jobs.submit("slow", {}).id for _ in range(6)]
-            wait_for(lambda: core.jobs.get(flood[0]).state.value == "running")
-            quick = core.jobs.submit("quick", {})
-            wait_for(lambda: core.jobs.get(quick.id).state.value == "succeeded", timeout=30)
-            states = [core.jobs.get(i).state.value for i in flood]
-            assert states.count("queued") == 5, states  # the flood still waits
-            release.set()
-            wait_for(
-                lambda: all(core.jobs.get(i).state.value == "succeeded" for i in flood),
-                timeout=60,
-            )
+        assert ready.wait(120), "the interactive worker did not start"
+        with embedded_workers(core, ["bulk"], concurrency=1):
+            try:  # released before the worker stops, or it waits for the slow jobs
+                flood = [core.jobs.submit("slow", {}).id for _ in range(6)]
+                wait_for(lambda: core.jobs.get(flood[0]).state.value == "running")
+                quick = core.jobs.submit("quick", {})
+                wait_for(lambda: core.jobs.get(quick.id).state.value == "succeeded", timeout=30)
+                states = [core.jobs.get(i).state.value for i in flood]
+                assert states.count("queued") == 5, states  # the flood still waits
+                release.set()
+                wait_for(
+                    lambda: all(core.jobs.get(i).state.value == "succeeded" for i in flood),
+                    timeout=60,
+                )
+            finally:
+                release.set()
     finally:
-        release.set()
+        stop.set()
+        other.join(60)
+        if other.is_alive():
+            other.kill()

@@ -189,9 +189,11 @@ def embedded_workers(
     tests that register job kinds in-process; plus the scheduler tick thread."""
     from celery.contrib.testing.worker import start_worker
 
-    from dataferry.jobs.executors.celery import install_tasks
+    from dataferry.jobs.executors.celery import install_tasks, make_celery
 
-    app = core.celery
+    # A Celery app of its own: a worker's queue selection is kept on its app, so two
+    # workers of one app in one process could both end up consuming the same queue.
+    app = make_celery(core.settings)
     install_tasks(app, core)
     names = [core.settings.celery.broker_queue(q) for q in queues]
     with start_worker(
@@ -263,3 +265,25 @@ class PrivateRedis:
             self.proc.kill()  # as abrupt as a crash: every queued message is gone
             self.proc.wait(10)
         self.proc = None
+
+
+def quick_kind_worker(settings: Any, queue: str, ready: Any, stop: Any) -> None:
+    """A process of its own running one embedded worker for a job kind "quick" on
+    ``queue`` (Celery's in-process test workers share one event loop hub, so two in
+    one process can stall each other). Started with multiprocessing's spawn."""
+    from dataferry.app import build
+    from dataferry.jobs.registry import JobKind
+
+    core = build(settings)
+    core.registry.register(JobKind("quick", _quick, queue=queue))
+    core.use_celery()
+    try:
+        with embedded_workers(core, [queue], concurrency=1, tick=False):
+            ready.set()
+            stop.wait(300)
+    finally:
+        core.stop()
+
+
+def _quick(ctx: Any) -> dict[str, bool]:
+    return {"ok": True}
