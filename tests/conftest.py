@@ -77,6 +77,16 @@ def database_url(tmp_path: Path, postgres: PostgresDatabases | None) -> str:
 
 
 @pytest.fixture
+def consumer_db(tmp_path: Path, postgres: PostgresDatabases | None) -> str:
+    """A second instance's own database (the consumer of a provider/consumer pair)."""
+    if postgres is None:
+        folder = tmp_path / "consumer-db"
+        folder.mkdir()
+        return sqlite_url(folder)
+    return postgres.clone()
+
+
+@pytest.fixture
 def executor_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """``DATAFERRY_*`` variables selecting this run's executor (empty: inline)."""
     if EXECUTOR != "celery":

@@ -92,16 +92,3 @@ def shots(tmp_path: Path) -> Any:
         return path
 
     return save
-
-
-@pytest.fixture
-def consumer_db(tmp_path: Path, postgres: Any) -> str:
-    """A second instance's own database (the consumer of a provider/consumer pair)."""
-    from tests.support.databases import sqlite_url
-
-    if postgres is None:
-        folder = tmp_path / "consumer-db"
-        folder.mkdir()
-        return sqlite_url(folder)
-    url: str = postgres.clone()
-    return url

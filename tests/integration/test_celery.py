@@ -23,20 +23,11 @@ from tests.support.celery import (
 )
 from tests.support.server import Server
 from tests.support.trees import hash_tree, temporaries
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.celery_only
 
 MiB = 1024 * 1024
-
-
-def wait_for(predicate: Any, timeout: float = 60, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def attempt_history(server: Server, job_id: int) -> list[dict[str, Any]]:

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from tests.support.server import Server
 from tests.support.trees import hash_tree, temporaries
+from tests.support.waiting import wait_for
 
 MiB = 1024 * 1024
-
-
-def wait_for(predicate, timeout: float = 60, every: float = 0.02):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def test_kill_9_mid_transfer_resumes_without_recopying(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -44,7 +34,7 @@ def test_kill_9_mid_transfer_resumes_without_recopying(server_factory, tmp_path:
             done = [f for f in c.job_files(job_id) if f["state"] == "done"]
             return done if len(done) >= 3 else []
 
-        before = wait_for(some_done)
+        before = wait_for(some_done, every=0.02)
     server.kill()  # SIGKILL: no cleanup, no goodbye
     verified = {f["path"]: os.stat(dst / "big" / str(f["path"])) for f in before}
 

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.databases import PostgresDatabases, sqlite_url
 from tests.support.pair import make_pair
 from tests.support.server import Server
 from tests.support.trees import hash_tree, make_tree
@@ -28,14 +27,6 @@ def jsonrpc(server: Server, method: str, *params: Any) -> Any:
     if r.status_code == 404:
         pytest.skip("this build has no JSON-RPC door")
     return r.json()
-
-
-@pytest.fixture
-def consumer_db(tmp_path: Path, postgres: PostgresDatabases | None) -> str:
-    if postgres is None:
-        (tmp_path / "cdb").mkdir()
-        return sqlite_url(tmp_path / "cdb")
-    return postgres.clone()
 
 
 def test_dataset_methods_over_json_rpc_and_xml_rpc(

@@ -10,21 +10,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.databases import PostgresDatabases, sqlite_url
 from tests.support.pair import CONSUMER, Pair, make_pair
 from tests.support.trees import hash_tree, make_tree, temporaries
+from tests.support.waiting import wait_for
 
 UID = "fac.exp-0001"
-
-
-@pytest.fixture
-def consumer_db(tmp_path: Path, postgres: PostgresDatabases | None) -> str:
-    """The consumer's own database (the provider uses the test's)."""
-    if postgres is None:
-        folder = tmp_path / "consumer-db"
-        folder.mkdir()
-        return sqlite_url(folder)
-    return postgres.clone()
 
 
 def publish(pair: Pair, uid: str = UID, folder: str = "exp1", **meta: str) -> dict[str, Any]:
@@ -125,16 +115,6 @@ def big_dataset(root: Path, files: int = 48) -> dict[str, str]:
     return out
 
 
-def wait_for(predicate: Any, timeout: float = 120, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
 def landed(pair: Pair) -> dict[str, os.stat_result]:
     root = pair.inbox / "from-fac" / UID
     if not root.exists():
@@ -160,7 +140,7 @@ def test_kill_9_either_side_during_transfer_still_completes_without_resending(
     publish(pair)
     pair.provider.cli("dataset", "broadcast", UID)
     transfer_id = pair.wait_synced(UID, states=("in_progress",))["transfer_id"]
-    wait_for(lambda: len(delivered(pair, transfer_id)) >= 3)
+    wait_for(lambda: len(delivered(pair, transfer_id)) >= 3, timeout=120)
     if victim == "consumer":
         pair.consumer.kill()  # SIGKILL: no cleanup
         done = delivered(pair, transfer_id)

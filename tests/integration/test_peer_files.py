@@ -17,7 +17,6 @@ import pytest
 from dataferry.datasets.peer import PeerClient
 from dataferry.datasets.peerfs import BATCH_TYPE, PeerEndpointFS, PeerFileSystem, batch_body
 from dataferry.datasets.sites import SiteAccess
-from tests.support.databases import PostgresDatabases, sqlite_url
 from tests.support.pair import PROVIDER, TOKEN, make_pair
 from tests.support.server import Server
 from tests.support.trees import hash_tree, make_tree, temporaries
@@ -173,14 +172,6 @@ def test_fsspec_filesystem_reads_writes_and_resumes(host: tuple[Server, Path]) -
         assert not (shared / "d" / "big").exists()
     finally:
         fs.close()
-
-
-@pytest.fixture
-def consumer_db(tmp_path: Path, postgres: PostgresDatabases | None) -> str:
-    if postgres is None:
-        (tmp_path / "cdb").mkdir()
-        return sqlite_url(tmp_path / "cdb")
-    return postgres.clone()
 
 
 def test_transfers_read_and_write_another_instance(

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.support.receiver import ACCEPT, FAIL_500, Receiver
-from tests.support.tables import AppTable, make_table
+from tests.support.tables import AppTable, make_table, table_source
+from tests.support.waiting import wait_for
 
 FAST = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
 
@@ -19,26 +20,6 @@ FAST = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0
 @pytest.fixture
 def table(tmp_path: Path) -> Iterator[AppTable]:
     yield from make_table("sqlite", tmp_path)
-
-
-def table_source(table: AppTable) -> dict[str, Any]:
-    return {
-        "table": {
-            "url": table.url,
-            "name": table.name,
-            "key": "id",
-            "modified": "modified",
-            "deleted": "deleted",
-            "last_sync": "last_sync",
-        }
-    }
-
-
-def wait(check: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_rest_create_deliver_inspect_and_dead_letters(
@@ -64,14 +45,16 @@ def test_rest_create_deliver_inspect_and_dead_letters(
         assert r.status_code == 201, r.text
         assert r.json()["api_key"] == "(set)" and "k-123" not in r.text
         # Delivered at once (a new sink is polled immediately), record 3 dead after 2 tries.
-        wait(lambda: len(receiver.state) == 4)
-        wait(lambda: http.get("/api/v1/sinks/vet").json()["changes"]["dead"] == 1)
+        wait_for(lambda: len(receiver.state) == 4, every=0.1)
+        wait_for(lambda: http.get("/api/v1/sinks/vet").json()["changes"]["dead"] == 1, every=0.1)
         failures = http.get("/api/v1/sinks/vet/failures").json()["failures"]
         assert [f["key"] for f in failures] == ["3"] and "HTTP 500" in failures[0]["error"]
         assert 'dataferry_sink_delivered_total{sink="vet"} 4.0' in http.get("/metrics").text
         receiver.choose = lambda doc: ACCEPT
         assert http.post("/api/v1/sinks/vet/retry", json={"keys": ["3"]}).json()["requeued"] == 1
-        wait(lambda: http.get("/api/v1/sinks/vet").json()["changes"]["delivered"] == 5)
+        wait_for(
+            lambda: http.get("/api/v1/sinks/vet").json()["changes"]["delivered"] == 5, every=0.1
+        )
         assert "3" in receiver.state
         doc = http.get("/api/v1/sinks/vet").json()
         assert doc["changes"] == {
@@ -88,7 +71,7 @@ def test_rest_create_deliver_inspect_and_dead_letters(
         time.sleep(0.5)
         assert receiver.state["1"]["record"]["comment"] == ""
         assert http.post("/api/v1/sinks/vet/resume").json()["state"] == "active"
-        wait(lambda: receiver.state["1"]["record"]["comment"] == "while paused")
+        wait_for(lambda: receiver.state["1"]["record"]["comment"] == "while paused", every=0.1)
         assert http.delete("/api/v1/sinks/vet").status_code == 204
         assert http.get("/api/v1/sinks/vet").status_code == 404
 
@@ -127,13 +110,13 @@ def test_cli_add_list_show_pause_failures_retry_remove(
     assert "idle: no target URL configured" in listing
     receiver.choose = lambda doc: FAIL_500
     srv.cli("sink", "set", "vet", "--url", receiver.url)
-    wait(lambda: srv.cli_json("sink", "show", "vet")["changes"]["dead"] == 1)
+    wait_for(lambda: srv.cli_json("sink", "show", "vet")["changes"]["dead"] == 1, every=0.1)
     failures = srv.cli_json("sink", "failures", "vet")
     assert failures[0]["key"] == "1"
     assert "HTTP 500" in srv.cli("sink", "failures", "vet").stdout
     receiver.choose = lambda doc: ACCEPT
     assert "1 change(s) re-queued" in srv.cli("sink", "retry", "vet").stdout
-    wait(lambda: "1" in receiver.state)
+    wait_for(lambda: "1" in receiver.state, every=0.1)
     shown = srv.cli("sink", "show", "vet").stdout
     assert "delivered_total: 1" in shown
     srv.cli("sink", "pause", "vet")
@@ -176,7 +159,7 @@ last_sync = "last_sync"
     srv.env["DATAFERRY_CONFIG"] = str(config)
     srv.start()
     try:
-        wait(lambda: "1" in receiver.state)
+        wait_for(lambda: "1" in receiver.state, every=0.1)
         with srv.client() as c:
             [doc] = c.sinks()
         assert doc["origin"] == "config" and doc["api_key"] == "(set)"

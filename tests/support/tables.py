@@ -129,23 +129,29 @@ def make_table(kind: str, folder: Path) -> Iterator[AppTable]:
         table.drop()
 
 
+def table_source(table: AppTable, **extra: Any) -> dict[str, Any]:
+    """The ``source`` of a sink reading ``table`` (columns id, modified, deleted,
+    last_sync); keywords add keys to it."""
+    return {
+        "table": {
+            "url": table.url,
+            "name": table.name,
+            "key": "id",
+            "modified": "modified",
+            "deleted": "deleted",
+            "last_sync": "last_sync",
+            **extra,
+        }
+    }
+
+
 def table_sink(table: AppTable, url: str, **extra: Any) -> dict[str, Any]:
-    """A sink definition reading ``table`` (columns id, modified, deleted, last_sync);
+    """A sink definition reading ``table`` (see :func:`table_source`);
     ``table_extra`` adds keys to the table source, other keywords to the sink."""
     table_extra = extra.pop("table_extra", {})
     return {
         "name": "vet",
-        "source": {
-            "table": {
-                "url": table.url,
-                "name": table.name,
-                "key": "id",
-                "modified": "modified",
-                "deleted": "deleted",
-                "last_sync": "last_sync",
-                **table_extra,
-            }
-        },
+        "source": table_source(table, **table_extra),
         "url": url,
         "retry_interval": 0.01,
         "retry_cap": 0.02,
