@@ -49,6 +49,19 @@ _retry_deadlocks = retry(
 )
 
 
+def _pending(c: SourceChange, status: str, now: datetime) -> dict[str, Any]:
+    """Outbox columns of change ``c`` waiting to be sent as ``status``."""
+    return {
+        "state": PENDING,
+        "status": status,
+        "version": c.version,
+        "data": c.data,
+        "changed": c.changed,
+        "mark": c.mark,
+        "updated": now,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class StoredSink:
     id: int
@@ -256,15 +269,7 @@ class SinkStore:
                         status = "modified"
                     elif status == "modified" and c.maybe_new and not seen:
                         status = "new"
-                    values: dict[str, Any] = {
-                        "state": PENDING,
-                        "status": status,
-                        "version": c.version,
-                        "data": c.data,
-                        "changed": c.changed,
-                        "mark": c.mark,
-                        "updated": now,
-                    }
+                    values = _pending(c, status, now)
                     if row is None:
                         inserts.append(
                             {
@@ -301,18 +306,7 @@ class SinkStore:
                         if row_id in gone:
                             drops.append(c)
                         else:
-                            updates.append(
-                                {
-                                    "id": row_id,
-                                    "state": PENDING,
-                                    "status": c.status,
-                                    "version": c.version,
-                                    "data": c.data,
-                                    "changed": c.changed,
-                                    "mark": c.mark,
-                                    "updated": now,
-                                }
-                            )
+                            updates.append({**_pending(c, c.status, now), "id": row_id})
                 if inserts:
                     s.execute(insert(o), inserts)
                 if updates:
@@ -480,7 +474,6 @@ class SinkStore:
                 for p in params:
                     groups.setdefault(tuple(sorted(p)), []).append(p)
                 for group in groups.values():
-                    group.sort(key=lambda u: int(u["id"]))  # lock rows in one order
                     s.execute(update(o), group)
             if gone:
                 s.execute(delete(o).where(o.id.in_(gone)))
