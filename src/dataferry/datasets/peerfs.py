@@ -72,19 +72,20 @@ def batch_body(files: list[dict[str, Any]], blobs: list[bytes]) -> bytes:
     return b"".join(batch_parts(files, blobs))
 
 
-def parse_batch(body: bytes) -> tuple[list[dict[str, Any]], memoryview]:
-    """The header's files and the data that follows it; ``ValueError`` if malformed."""
-    if len(body) < _HEADER_LEN.size:
-        raise ValueError("batch body too short")
-    (n,) = _HEADER_LEN.unpack_from(body)
+def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] | None:
+    """The header's files and where the data begins, from the first bytes of a batch
+    body; None while more bytes are needed; ``ValueError`` if malformed."""
+    if len(start) < _HEADER_LEN.size:
+        return None
+    (n,) = _HEADER_LEN.unpack_from(start)
     end = _HEADER_LEN.size + n
-    if end > len(body):
-        raise ValueError("batch header longer than the body")
-    doc = json.loads(body[_HEADER_LEN.size : end])
+    if end > len(start):
+        return None
+    doc = json.loads(bytes(start[_HEADER_LEN.size : end]))
     files = doc.get("files") if isinstance(doc, dict) else None
     if not isinstance(files, list):
         raise ValueError("batch header needs a list of files")
-    return files, memoryview(body)[end:]
+    return files, end
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,17 @@ class _Reader:
         self.close()
 
 
+def _own_bytes(data: Any) -> bytes:
+    """``data`` as bytes that stay as they are while held: a view of a whole bytes
+    object is that object (bytes cannot change, no copy needed); anything else, such
+    as a view of a reused buffer, is copied."""
+    if isinstance(data, memoryview):
+        whole = data.obj
+        if isinstance(whole, bytes) and data.contiguous and data.nbytes == len(whole):
+            return whole
+    return bytes(data)
+
+
 class _Writer:
     """Buffers writes into large blocks, each one ``PUT`` at its offset.
 
@@ -210,7 +222,7 @@ class _Writer:
         self.closed = False
 
     def write(self, data: Any) -> int:
-        block = bytes(data)
+        block = _own_bytes(data)
         self._parts.append(block)
         self._pending += len(block)
         if self._pending >= BLOCK:
