@@ -82,6 +82,11 @@ class EndpointFS:
         """Called on a file opened by ``open_write`` before it is closed: make the bytes
         durable before the file is renamed into place (where the protocol can)."""
 
+    def start_writeback(self, fobj: Any, offset: int, length: int) -> None:
+        """A hint, called while a large file is being written: start writing the bytes
+        just written to ``fobj`` at ``offset`` to stable storage without waiting, so
+        ``make_durable`` at the end has little left to do. Nothing by default."""
+
     def make_durable_many(self, fulls: list[str]) -> None:
         """Make several closed files durable at once (before they are renamed). Backends
         with a cheaper group sync than one ``make_durable`` per file override it and
