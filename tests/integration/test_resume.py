@@ -4,6 +4,7 @@ temporary instead of restarting (local folders here; SFTP and HTTP in their modu
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import signal
 import time
@@ -128,3 +129,50 @@ def test_expected_checksum_mismatch_fails_and_leaves_nothing(
     (src / "folder").mkdir()
     result = server.cli("transfer", "src:folder", "dst:f", "--expected-checksum", good, check=False)
     assert result.returncode == 1 and "single file" in result.stderr
+
+
+def test_large_copy_starts_writeback_of_every_block_it_writes(core, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A pipelined copy (resumed half-way here) asks the destination to start writing
+    each block to disk as it goes, covering exactly the bytes it writes, and the
+    result is the source, synced and hashed whole."""
+    from dataferry.transfers.copy import PIPELINE_MIN_BYTES, temporary_name, write_temporary
+    from dataferry.transfers.request import Checksum
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    data = os.urandom(PIPELINE_MIN_BYTES + 8 * MiB)
+    (src / "f").write_bytes(data)
+    core.endpoints.add("s", str(src))
+    core.endpoints.add("d", str(dst))
+    s, d = core.endpoints.open("s"), core.endpoints.open("d")
+    half = 5 * MiB
+    with open(temporary_name(d.full("f"), 9), "wb") as f:
+        f.write(data[:half])
+    calls: list[tuple[int, int]] = []
+    real = d.start_writeback
+
+    def recording(fobj, offset: int, length: int) -> None:  # type: ignore[no-untyped-def]
+        calls.append((offset, length))
+        real(fobj, offset, length)
+
+    d.start_writeback = recording
+    item = write_temporary(
+        s,
+        s.full("f"),
+        d,
+        d.full("f"),
+        job_id=9,
+        algo=Checksum.SHA256,
+        chunk=4 * MiB,
+        on_bytes=lambda n: None,
+        size_hint=len(data),
+        resume=True,
+    )
+    assert item.resumed_from == half and item.size == len(data)
+    assert item.checksum == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert calls[0][0] == half
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(calls))
+    assert calls[-1][0] + calls[-1][1] == len(data)
+    with open(item.tmp, "rb") as f:
+        assert f.read() == data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -42,6 +43,10 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_background:
             core.start()
+        # Everything loaded so far (modules, the app, the core) lives as long as the
+        # process: moved out of the collector's sight, so the full collections that
+        # busy jobs set off walk only what they made, not the whole server.
+        gc.freeze()
         try:
             yield
         finally:

@@ -43,6 +43,15 @@ class EndpointFS:
     def check_inside(self, rel: str) -> None:
         """Refuse a path that leaves the root through a link (protocols without links: no-op)."""
 
+    def files_below(self, full: str) -> list[tuple[str, int]]:
+        """Every file under the folder ``full`` (full path, size), at any depth;
+        refuses links that leave the root (``check_inside``)."""
+        files = []
+        for path, entry in self.fs.find(full, detail=True, withdirs=False).items():
+            self.check_inside(self.rel(path))
+            files.append((path, int(entry.get("size") or 0)))
+        return files
+
     def check_writable(self, rel: str) -> None:
         if str(self.options.get("read_only", "")).lower() in ("1", "true", "yes"):
             raise Forbidden(f"endpoint {self.name!r} is read-only")
@@ -81,6 +90,11 @@ class EndpointFS:
     def make_durable(self, fobj: Any) -> None:
         """Called on a file opened by ``open_write`` before it is closed: make the bytes
         durable before the file is renamed into place (where the protocol can)."""
+
+    def start_writeback(self, fobj: Any, offset: int, length: int) -> None:
+        """A hint, called while a large file is being written: start writing the bytes
+        just written to ``fobj`` at ``offset`` to stable storage without waiting, so
+        ``make_durable`` at the end has little left to do. Nothing by default."""
 
     def make_durable_many(self, fulls: list[str]) -> None:
         """Make several closed files durable at once (before they are renamed). Backends

@@ -18,11 +18,9 @@ from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import join, parent
 from dataferry.ingest.tasks import BundleError
 from dataferry.transfers.copy import (
-    PIPELINE_MIN_BYTES,
     Written,
-    _stream,
-    _stream_pipelined,
     discard,
+    stream_file,
     temporary_name,
 )
 
@@ -65,10 +63,17 @@ class ArchiveWriter:
             self._made.add(folder)
         tmp = temporary_name(final, self.job_id)
         hasher = hashlib.new(hashtype)
-        stream = _stream_pipelined if size >= PIPELINE_MIN_BYTES else _stream
         try:
             with self.fs.open_write(tmp) as fout:
-                n = stream(fin, fout, hasher, self.chunk, self.on_bytes)
+                n = stream_file(
+                    fin,
+                    fout,
+                    hasher,
+                    self.chunk,
+                    self.on_bytes,
+                    size=size,
+                    writeback=self.fs.start_writeback,
+                )
                 if not self.fs.group_sync:
                     self.fs.make_durable(fout)
         except BaseException:

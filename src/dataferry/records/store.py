@@ -276,7 +276,9 @@ class RecordStore:
         data: Any = RecordRow.data
         if requester:
             data = case((RecordRow.via == requester, ""), else_=RecordRow.data)
-        rows = s.execute(
+        # On the session's connection (Core): the ORM's row handling cost more than
+        # SQLite's reading of the rows.
+        rows = s.connection().execute(
             select(
                 RecordRow.uuid,
                 RecordRow.origin,

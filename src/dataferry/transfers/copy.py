@@ -63,6 +63,9 @@ def _write_all(fout: Any, data: memoryview | bytes) -> None:
         view = view[n:]
 
 
+Writeback = Callable[[Any, int, int], None]
+
+
 def _stream(fin: Any, fout: Any, hasher: Any, chunk: int, on_bytes: Callable[[int], None]) -> int:
     written = 0
     while block := fin.read(chunk):
@@ -75,11 +78,20 @@ def _stream(fin: Any, fout: Any, hasher: Any, chunk: int, on_bytes: Callable[[in
 
 
 def _stream_pipelined(
-    fin: Any, fout: Any, hasher: Any, chunk: int, on_bytes: Callable[[int], None]
+    fin: Any,
+    fout: Any,
+    hasher: Any,
+    chunk: int,
+    on_bytes: Callable[[int], None],
+    *,
+    writeback: Writeback,
+    offset: int,
 ) -> int:
     """Read and hash here while a second thread writes, through a ring of reused
     buffers: hashing overlaps the write, and no memory is allocated per block.
-    hashlib and file I/O release the GIL, so both cores work."""
+    hashlib and file I/O release the GIL, so both cores work. The writer asks the
+    destination to start writing each block to disk (``writeback``) so the final
+    sync overlaps the copy instead of following it."""
     free: queue.Queue[bytearray] = queue.Queue()
     for _ in range(_PIPELINE_DEPTH):
         free.put(bytearray(chunk))
@@ -87,11 +99,14 @@ def _stream_pipelined(
     failure: list[BaseException] = []
 
     def writer() -> None:
+        at = offset
         while (item := full.get()) is not None:
             buf, n = item
             if not failure:
                 try:
                     _write_all(fout, memoryview(buf)[:n])
+                    writeback(fout, at, n)
+                    at += n
                 except BaseException as exc:
                     failure.append(exc)
             free.put(buf)
@@ -123,6 +138,30 @@ def _stream_pipelined(
     if failure:
         raise failure[0]
     return written
+
+
+def _no_writeback(fobj: Any, offset: int, length: int) -> None:
+    pass
+
+
+def stream_file(
+    fin: Any,
+    fout: Any,
+    hasher: Any,
+    chunk: int,
+    on_bytes: Callable[[int], None],
+    *,
+    size: int,
+    writeback: Writeback = _no_writeback,
+    offset: int = 0,
+) -> int:
+    """Copy ``fin`` to ``fout`` (written from ``offset``) through ``hasher``; a file of
+    ``size`` bytes or more is pipelined and has its writeback started as it goes."""
+    if size >= PIPELINE_MIN_BYTES:
+        return _stream_pipelined(
+            fin, fout, hasher, chunk, on_bytes, writeback=writeback, offset=offset
+        )
+    return _stream(fin, fout, hasher, chunk, on_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +240,7 @@ def write_temporary(
     offset, hasher = 0, new_hasher(algo)
     if resume:
         offset, hasher = resume_point(src, src_full, dst, tmp, algo, chunk, size_hint)
-    stream = _stream_pipelined if size_hint - offset >= PIPELINE_MIN_BYTES else _stream
+    writeback = dst.start_writeback if durable else _no_writeback
     try:
         fin = src.open_read_at(src_full, offset) if offset else src.open_read(src_full)
         try:
@@ -210,7 +249,16 @@ def write_temporary(
             fin.close()
             raise
         with fin, fout:
-            written = stream(fin, fout, hasher, chunk, on_bytes)
+            written = stream_file(
+                fin,
+                fout,
+                hasher,
+                chunk,
+                on_bytes,
+                size=size_hint - offset,
+                writeback=writeback,
+                offset=offset,
+            )
             if durable:
                 dst.make_durable(fout)
     except BaseException as exc:

