@@ -85,6 +85,30 @@ def test_link_leaving_the_root_inside_a_tree_fails_the_job(
     assert not (dst / "x").exists()
 
 
+def test_tree_with_a_pipe_or_a_broken_link_fails_the_job_and_a_link_loop_is_walked_once(
+    setup: tuple[Server, Path, Path],
+) -> None:
+    server, src, dst = setup
+    (src / "t" / "sub").mkdir(parents=True)
+    (src / "t" / "sub" / "g.txt").write_text("g")
+    (src / "t" / "sub" / "back").symlink_to(src / "t")  # a loop, inside the root
+    doc = server.cli_json("transfer", "src:t", "dst:t", "--wait", check=False)
+    assert doc["state"] == "succeeded", doc
+    assert (dst / "t" / "sub" / "g.txt").read_text() == "g"
+    for name, make in (
+        ("pipe", lambda p: os.mkfifo(p)),
+        ("dangling", lambda p: p.symlink_to(src / "t" / "nothing-here")),
+    ):
+        tree = src / name
+        tree.mkdir()
+        (tree / "ok.txt").write_text("ok")
+        make(tree / "odd")
+        doc = server.cli_json("transfer", f"src:{name}", f"dst:{name}", "--wait", check=False)
+        assert doc["state"] == "failed", doc
+        assert f"'{name}/odd' on endpoint 'src' is neither a file nor a folder" in doc["error"]
+        assert not (dst / name).exists()
+
+
 def test_bad_endpoints_refused(setup: tuple[Server, Path, Path], tmp_path: Path) -> None:
     server, _, _ = setup
     cases = [

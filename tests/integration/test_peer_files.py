@@ -129,6 +129,42 @@ def test_batch_upload_writes_syncs_checks_and_renames(host: tuple[Server, Path])
         assert r.status_code == 422 and not (shared / "z" / "a.bin").exists()
 
 
+def pieces(body: bytes, size: int) -> Any:
+    """``body`` sent chunked (no Content-Length), so the server learns its length only
+    as it arrives."""
+    for i in range(0, len(body), size):
+        yield body[i : i + size]
+
+
+def test_batch_upload_streamed_in_small_chunks(host: tuple[Server, Path]) -> None:
+    srv, shared = host
+    a, b = os.urandom(300_000), os.urandom(5_000_000)
+    files = [
+        {"upload": "s/.a.bin.1.dftmp", "path": "s/a.bin", "size": len(a), "data": True},
+        {"upload": "s/e/.empty.1.dftmp", "path": "s/e/empty", "size": 0, "data": True},
+        {"upload": "s/d/.b.bin.1.dftmp", "path": "s/d/b.bin", "size": len(b), "data": True},
+        {"upload": "s/.z.1.dftmp", "path": "s/z", "size": 0, "data": True},
+    ]
+    headers = {"Content-Type": BATCH_TYPE}
+    with api(srv) as c:
+        body = batch_body(files, [a, b])
+        r = c.post("/shared/uploads/batch", content=pieces(body, 7_000), headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["committed"] == ["s/a.bin", "s/e/empty", "s/d/b.bin", "s/z"]
+        assert (shared / "s" / "a.bin").read_bytes() == a
+        assert (shared / "s" / "d" / "b.bin").read_bytes() == b
+        assert (shared / "s" / "e" / "empty").read_bytes() == b""
+        assert (shared / "s" / "z").read_bytes() == b""
+        assert temporaries(shared) == []
+        # cut short, or longer than the sizes: refused, and what it wrote is removed
+        moved = [{**f, "upload": f"t/{f['upload']}", "path": f"t/{f['path']}"} for f in files]
+        whole = batch_body(moved, [a, b])
+        for bad in (whole[:-1000], whole + b"extra"):
+            r = c.post("/shared/uploads/batch", content=pieces(bad, 64_000), headers=headers)
+            assert r.status_code == 422, r.text
+            assert not (shared / "t").exists()
+
+
 def test_endpoint_permissions(host: tuple[Server, Path], tmp_path: Path) -> None:
     srv, _shared = host
     (tmp_path / "private" / "secret.txt").write_bytes(b"s")

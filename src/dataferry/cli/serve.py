@@ -65,8 +65,11 @@ def serve(
         f"(data in {s.home}, database {core.db.engine.url.render_as_string()})",
         highlight=False,
     )
+    from dataferry.api.body_protocol import BodyProtocol
+
     uvicorn.run(
         create_app(core),
+        http=BodyProtocol,
         host=s.host,
         port=s.port,
         log_level=log_level.lower(),

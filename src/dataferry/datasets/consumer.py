@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import defer
 
 from dataferry.config import DatasetSettings
 from dataferry.datasets.peer import PeerClient
@@ -55,13 +56,13 @@ class SyncedDataset:
     updated: datetime
 
     @classmethod
-    def from_row(cls, row: SyncedDatasetRow) -> SyncedDataset:
+    def from_row(cls, row: SyncedDatasetRow, manifest: bool = True) -> SyncedDataset:
         return cls(
             row.uid,
             row.site,
             State(row.state),
             dict(row.meta or {}),
-            list(row.manifest or []),
+            list(row.manifest or []) if manifest else [],
             row.version,
             row.destination,
             row.transfer_id,
@@ -144,12 +145,16 @@ class ConsumerService:
             s.flush()
             return SyncedDataset.from_row(row)
 
-    def get(self, uid: str) -> SyncedDataset:
+    def get(self, uid: str, manifest: bool = True) -> SyncedDataset:
+        """The dataset; without ``manifest`` its files are not read (left empty)."""
+        q = select(SyncedDatasetRow).where(SyncedDatasetRow.uid == uid)
+        if not manifest:
+            q = q.options(defer(SyncedDatasetRow.manifest))
         with self.db.read() as s:
-            row = s.scalar(select(SyncedDatasetRow).where(SyncedDatasetRow.uid == uid))
+            row = s.scalar(q)
             if row is None:
                 raise NotFound(f"synced dataset {uid!r} does not exist")
-            return SyncedDataset.from_row(row)
+            return SyncedDataset.from_row(row, manifest)
 
     def list(self, state: str | None = None) -> list[SyncedDataset]:
         if state is not None and state not in {s.value for s in State}:
@@ -220,7 +225,11 @@ class ConsumerService:
             self._tick_lock.release()
 
     def step(self, uid: str) -> bool:
-        ds = self.get(uid)
+        # Only the integrity check needs the manifest: decoding thousands of files at
+        # every poll (each tick) would take the CPU a delivery needs.
+        ds = self.get(uid, manifest=False)
+        if ds.state is State.CHECKING_INTEGRITY:
+            ds = self.get(uid)
         if ds.state in FINAL:
             return False
         if ds.state is State.REGISTERED:

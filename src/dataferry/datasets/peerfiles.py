@@ -9,10 +9,12 @@ the upload durable, checks its size and renames it into place in one step.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import io
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -211,40 +213,14 @@ class PeerFiles:
             return self.commit(site, endpoint, path, commit, len(data), durable)
         return Entry(clean_relative(path), "file", len(data))
 
-    def put_batch(
-        self, site: str, endpoint: str, files: builtins.list[Any], data: memoryview
-    ) -> builtins.list[Entry]:
-        """A group of uploads put in place in one call: the bytes of those that carry
-        data are written to their temporary names, the whole group is made durable at
-        once (one filesystem sync where the endpoint can), then each is checked and
-        renamed like ``commit`` does. Files before a failing one stay in place."""
+    def start_batch(self, site: str, endpoint: str, files: builtins.list[Any]) -> BatchUpload:
+        """A group of uploads to be put in place together (``POST /uploads/batch``):
+        every file is checked before any byte is written; the caller then writes the
+        data as it arrives (``BatchUpload.write``) and ends with ``finish``."""
         fs = self.endpoint(site, endpoint, WRITE)
         items = [_batch_item(f) for f in files]
-        if sum(size for _, _, size, has in items if has) != len(data):
-            raise InvalidRequest("batch: the data does not add up to the sizes given")
-        fulls, folders, pos = [], set(), 0
-        for upload, _, size, has in items:
-            _, _, full = self._upload_target(site, endpoint, upload)
-            fulls.append(full)
-            if not has:
-                continue
-            folder = parent(full)
-            if folder and folder not in folders:
-                fs.makedirs(folder)
-                folders.add(folder)
-            f = fs.open_write(full)
-            try:
-                view = data[pos : pos + size]
-                while view:
-                    view = view[f.write(view) :]
-            finally:
-                f.close()
-            pos += size
-        fs.make_durable_many([f for f in fulls if fs.exists(f)])
-        return [
-            self.commit(site, endpoint, upload, path, size, durable=False)
-            for upload, path, size, _ in items
-        ]
+        fulls = [self._upload_target(site, endpoint, upload)[2] for upload, _, _, _ in items]
+        return BatchUpload(self, site, endpoint, fs, items, fulls)
 
     def upload_size(self, site: str, endpoint: str, path: str) -> int:
         fs, _, full = self._upload_target(site, endpoint, path)
@@ -311,3 +287,142 @@ class PeerFiles:
         if fs.exists(full) and not fs.fs.isdir(full):
             raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a file")
         fs.makedirs(full)
+
+
+# At most this many buffers per writev(2) (Linux takes up to 1024).
+_IOV_MAX = 512
+
+
+def _write_views(f: Any, views: builtins.list[memoryview]) -> None:
+    """Write every byte of ``views`` in order: one writev(2) for many received chunks
+    on a plain file (no joining copy), else one write per chunk."""
+    if not isinstance(f, io.FileIO):
+        for view in views:
+            while view:
+                view = view[f.write(view) :]
+        return
+    fd = f.fileno()
+    while views:
+        n = os.writev(fd, views[:_IOV_MAX])
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views = views[1:]
+        if n:
+            views = [views[0][n:], *views[1:]]
+
+
+class BatchUpload:
+    """One ``POST /uploads/batch`` on the receiving side: the bytes of its files are
+    written to their temporary names as the body arrives (in runs of received
+    chunks, not as one body held in memory), then ``finish`` syncs the group once,
+    checks each size and renames each into place, like ``commit`` does. ``abort``
+    removes what was written when the body is refused or cut short."""
+
+    def __init__(
+        self,
+        files: PeerFiles,
+        site: str,
+        endpoint: str,
+        fs: EndpointFS,
+        items: builtins.list[tuple[str, str, int, bool]],
+        fulls: builtins.list[str],
+    ) -> None:
+        self.files = files
+        self.site = site
+        self.endpoint = endpoint
+        self.fs = fs
+        self.items = items
+        self.fulls = fulls
+        self.expected = sum(size for _, _, size, has in items if has)
+        self.received = 0
+        self._index = 0  # the file the next byte belongs to
+        self._left = 0  # bytes of it still to come
+        self._open: Any = None
+        self._written: builtins.list[str] = []
+        # folders this batch created: (folder, the highest one of its parents it made)
+        self._made: builtins.list[tuple[str, str]] = []
+        self._folders: set[str] = set()
+
+    def _next_file(self) -> None:
+        """Move to the next file that carries data, creating it (empty files too)."""
+        while self._index < len(self.items):
+            _, _, size, has = self.items[self._index]
+            if not has:
+                self._index += 1
+                continue
+            full = self.fulls[self._index]
+            folder = parent(full)
+            if folder and folder not in self._folders:
+                self._folders.add(folder)
+                top = folder
+                while parent(top) and not self.fs.exists(parent(top)):
+                    top = parent(top)
+                if not self.fs.exists(top):
+                    self.fs.makedirs(folder)
+                    self._made.append((folder, top))
+            self._open = self.fs.open_write(full)
+            self._written.append(full)
+            self._left = size
+            if size:
+                return
+            self._close_file()
+        self._open = None
+
+    def _close_file(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+        self._index += 1
+
+    def write(self, chunks: Sequence[bytes]) -> None:
+        """The next received bytes of the body's data, in order."""
+        views: builtins.list[memoryview] = []
+        for chunk in chunks:
+            view = memoryview(chunk)
+            self.received += len(view)
+            if self.received > self.expected:
+                raise InvalidRequest("batch: the data does not add up to the sizes given")
+            while view:
+                if self._open is None:
+                    self._next_file()
+                take = view[: self._left]
+                views.append(take)
+                view = view[len(take) :]
+                self._left -= len(take)
+                if not self._left:
+                    _write_views(self._open, views)
+                    views = []
+                    self._close_file()
+        if views:
+            _write_views(self._open, views)
+
+    def finish(self) -> builtins.list[Entry]:
+        """Sync the group, then check and rename each file; files before a failing one
+        stay in place."""
+        if self.received != self.expected:
+            raise InvalidRequest("batch: the data does not add up to the sizes given")
+        self._next_file()  # all data is written: this creates the empty files left
+        fs = self.fs
+        fs.make_durable_many([f for f in self.fulls if fs.exists(f)])
+        return [
+            self.files.commit(self.site, self.endpoint, upload, path, size, durable=False)
+            for upload, path, size, _ in self.items
+        ]
+
+    def abort(self) -> None:
+        """Remove the temporaries written so far and the folders made for them."""
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+        for full in self._written:
+            with contextlib.suppress(OSError):
+                self.fs.remove(full)
+        for folder, top in sorted(self._made, key=lambda made: len(made[0]), reverse=True):
+            try:
+                while not self.fs.fs.ls(folder):
+                    self.fs.remove_dir(folder)
+                    if folder == top:
+                        break
+                    folder = parent(folder)
+            except OSError:
+                pass

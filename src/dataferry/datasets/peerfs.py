@@ -30,29 +30,62 @@ API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
 BATCH_TYPE = "application/x-dataferry-batch"
 _HEADER_LEN = struct.Struct(">I")
+# A request body is handed to the HTTP client in pieces of at most this size: its
+# socket write copies what one send() did not take, so one large bytes object
+# costs copies quadratic in its size (a 16 MiB body: several times its size).
+SEND_PIECE = 1024 * 1024
+
+Body = list[bytes | memoryview]
+
+
+def pieces(parts: list[bytes]) -> Body:
+    """``parts`` as one request body, none of its pieces larger than ``SEND_PIECE``
+    (no bytes are copied here)."""
+    out: Body = []
+    for part in parts:
+        if len(part) <= SEND_PIECE:
+            out.append(part)
+            continue
+        view = memoryview(part)
+        out.extend(view[i : i + SEND_PIECE] for i in range(0, len(part), SEND_PIECE))
+    return out
+
+
+def send_body(parts: list[bytes]) -> dict[str, Any]:
+    """Keyword arguments that send ``parts`` as a request body of known length (a
+    list, not a generator, so a retried request can send it again)."""
+    size = sum(len(p) for p in parts)
+    return {"content": pieces(parts), "headers": {"Content-Length": str(size)}}
+
+
+def batch_parts(files: list[dict[str, Any]], blobs: list[bytes]) -> list[bytes]:
+    """A batch upload's body, in parts: the length of a JSON header (4 bytes,
+    big-endian), the header ``{"files": [{"upload", "path", "size", "data"}]}``, then
+    the bytes of each file whose ``data`` is true, one after the other, ``size``
+    bytes each."""
+    header = json.dumps({"files": files}).encode()
+    return [_HEADER_LEN.pack(len(header)) + header, *blobs]
 
 
 def batch_body(files: list[dict[str, Any]], blobs: list[bytes]) -> bytes:
-    """A batch upload's body: the length of a JSON header (4 bytes, big-endian), the
-    header ``{"files": [{"upload", "path", "size", "data"}]}``, then the bytes of each
-    file whose ``data`` is true, one after the other, ``size`` bytes each."""
-    header = json.dumps({"files": files}).encode()
-    return b"".join([_HEADER_LEN.pack(len(header)), header, *blobs])
+    """The whole batch body as one bytes object (see ``batch_parts``)."""
+    return b"".join(batch_parts(files, blobs))
 
 
-def parse_batch(body: bytes) -> tuple[list[dict[str, Any]], memoryview]:
-    """The header's files and the data that follows it; ``ValueError`` if malformed."""
-    if len(body) < _HEADER_LEN.size:
-        raise ValueError("batch body too short")
-    (n,) = _HEADER_LEN.unpack_from(body)
+def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] | None:
+    """The header's files and where the data begins, from the first bytes of a batch
+    body; None while more bytes are needed; ``ValueError`` if malformed."""
+    if len(start) < _HEADER_LEN.size:
+        return None
+    (n,) = _HEADER_LEN.unpack_from(start)
     end = _HEADER_LEN.size + n
-    if end > len(body):
-        raise ValueError("batch header longer than the body")
-    doc = json.loads(body[_HEADER_LEN.size : end])
+    if end > len(start):
+        return None
+    doc = json.loads(bytes(start[_HEADER_LEN.size : end]))
     files = doc.get("files") if isinstance(doc, dict) else None
     if not isinstance(files, list):
         raise ValueError("batch header needs a list of files")
-    return files, memoryview(body)[end:]
+    return files, end
 
 
 @dataclass(frozen=True)
@@ -161,6 +194,17 @@ class _Reader:
         self.close()
 
 
+def _own_bytes(data: Any) -> bytes:
+    """``data`` as bytes that stay as they are while held: a view of a whole bytes
+    object is that object (bytes cannot change, no copy needed); anything else, such
+    as a view of a reused buffer, is copied."""
+    if isinstance(data, memoryview):
+        whole = data.obj
+        if isinstance(whole, bytes) and data.contiguous and data.nbytes == len(whole):
+            return whole
+    return bytes(data)
+
+
 class _Writer:
     """Buffers writes into large blocks, each one ``PUT`` at its offset.
 
@@ -178,7 +222,7 @@ class _Writer:
         self.closed = False
 
     def write(self, data: Any) -> int:
-        block = bytes(data)
+        block = _own_bytes(data)
         self._parts.append(block)
         self._pending += len(block)
         if self._pending >= BLOCK:
@@ -188,13 +232,13 @@ class _Writer:
     def flush(self) -> None:
         if not self._parts and self.sent_any:
             return
-        body = b"".join(self._parts)
+        parts = self._parts
         self._parts, self._pending = [], 0
         answer = self.fs.client.json(
             "PUT",
             f"{self.fs.base}/uploads",
             params={"path": _rel(self.path), "offset": self.offset},
-            content=body,
+            **send_body(parts),
         )
         self.sent_any = True
         self.offset = int(answer["size"])
@@ -361,7 +405,7 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
                     "commit": _rel(path),
                     "durable": str(durable).lower(),
                 },
-                content=data,
+                **send_body([data]),
             )
             return
         self.client.request(
@@ -373,7 +417,7 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def put_batch(self, items: list[tuple[str, str, int]]) -> None:
         """Put a group of uploads in place in one request: the small ones held back are
         sent in it; the peer writes them, syncs the group once, checks every size and
-        renames each into place (see ``batch_body``)."""
+        renames each into place (see ``batch_parts``)."""
         files, blobs = [], []
         for upload, path, size in items:
             data = self.held(upload)
@@ -382,12 +426,9 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
             )
             if data is not None:
                 blobs.append(data)
-        self.client.request(
-            "POST",
-            f"{self.base}/uploads/batch",
-            content=batch_body(files, blobs),
-            headers={"Content-Type": BATCH_TYPE},
-        )
+        body = send_body(batch_parts(files, blobs))
+        body["headers"]["Content-Type"] = BATCH_TYPE
+        self.client.request("POST", f"{self.base}/uploads/batch", **body)
         for upload, _, _ in items:
             self.drop(upload)
 

@@ -43,6 +43,15 @@ class EndpointFS:
     def check_inside(self, rel: str) -> None:
         """Refuse a path that leaves the root through a link (protocols without links: no-op)."""
 
+    def files_below(self, full: str) -> list[tuple[str, int]]:
+        """Every file under the folder ``full`` (full path, size), at any depth;
+        refuses links that leave the root (``check_inside``)."""
+        files = []
+        for path, entry in self.fs.find(full, detail=True, withdirs=False).items():
+            self.check_inside(self.rel(path))
+            files.append((path, int(entry.get("size") or 0)))
+        return files
+
     def check_writable(self, rel: str) -> None:
         if str(self.options.get("read_only", "")).lower() in ("1", "true", "yes"):
             raise Forbidden(f"endpoint {self.name!r} is read-only")

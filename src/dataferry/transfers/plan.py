@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataferry.endpoints.filesystem import EndpointFS
-from dataferry.endpoints.paths import join
 from dataferry.transfers.store import PlannedFile
 
 # Our own temporary files never count as source files.
@@ -24,13 +23,10 @@ def plan(src: EndpointFS, rel: str) -> list[PlannedFile]:
     if info["type"] != "directory":
         src.check_inside(rel)
         return [PlannedFile("", int(info["size"] or 0))]
-    found = src.fs.find(full, detail=True, withdirs=False)
     files: list[PlannedFile] = []
-    for path, entry in sorted(found.items()):
+    for path, size in sorted(src.files_below(full)):
         sub = src.rel(path)
         inner = sub[len(rel) + 1 :] if rel else sub
-        if is_temporary(inner):
-            continue
-        src.check_inside(join(rel, inner))
-        files.append(PlannedFile(inner, int(entry.get("size") or 0)))
+        if not is_temporary(inner):
+            files.append(PlannedFile(inner, size))
     return files

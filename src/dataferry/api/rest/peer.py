@@ -6,7 +6,9 @@ token; the endpoint's ``peer_read`` / ``peer_write`` options say what it may do.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from dataferry.api.deps import core as get_core
 from dataferry.api.site_auth import require_site
 from dataferry.app import Core
-from dataferry.datasets.peerfs import parse_batch
+from dataferry.datasets.peerfiles import BatchUpload
+from dataferry.datasets.peerfs import batch_header
 from dataferry.datasets.sites import Site
 from dataferry.errors import InvalidRequest
 
@@ -138,16 +141,56 @@ def _write(f: Any, data: bytes) -> None:
 async def upload_batch(
     endpoint: str, request: Request, site: Site = Depends(require_site)
 ) -> dict[str, Any]:
-    """Several uploads put in place at once (body: see ``peerfs.batch_body``): the small
-    files' bytes written, the group synced once, each checked and renamed."""
+    """Several uploads put in place at once (body: see ``peerfs.batch_parts``): the small
+    files' bytes written as they arrive, the group synced once, each checked and renamed."""
     core: Core = request.app.state.core
-    body = await request.body()
+    declared = int(request.headers.get("content-length") or -1)
+    chunks = request.stream()
+    start = bytearray()
+    header = None
+    async for chunk in chunks:
+        start += chunk
+        try:
+            header = batch_header(start)
+        except ValueError as exc:
+            raise InvalidRequest(f"batch body: {exc}") from None
+        if header is not None:
+            break
+    if header is None:
+        raise InvalidRequest("batch body: shorter than its header")
+    files, data_at = header
+    batch = await run_in_threadpool(core.peer_files.start_batch, site.name, endpoint, files)
+    if declared >= 0 and declared - data_at != batch.expected:
+        raise InvalidRequest("batch: the data does not add up to the sizes given")
     try:
-        files, data = parse_batch(body)
-    except ValueError as exc:
-        raise InvalidRequest(f"batch body: {exc}") from None
-    entries = await run_in_threadpool(core.peer_files.put_batch, site.name, endpoint, files, data)
+        await _receive_batch(batch, bytes(start[data_at:]), chunks)
+        entries = await run_in_threadpool(batch.finish)
+    except BaseException:
+        await run_in_threadpool(batch.abort)
+        raise
     return {"committed": [e.path for e in entries]}
+
+
+async def _receive_batch(batch: BatchUpload, first: bytes, chunks: AsyncIterator[bytes]) -> None:
+    """Write the body's data as it arrives, in runs of ``_WRITE_BLOCK`` bytes; one run
+    is written (in a thread) while the next is received."""
+    run: list[bytes] = [first] if first else []
+    held = len(first)
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for chunk in chunks:
+            run.append(chunk)
+            held += len(chunk)
+            if held >= _WRITE_BLOCK:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(run_in_threadpool(batch.write, run))
+                run, held = [], 0
+    finally:
+        if writing is not None:
+            await writing
+    if run:
+        await run_in_threadpool(batch.write, run)
 
 
 @router.get("/uploads")

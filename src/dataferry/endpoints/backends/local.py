@@ -73,6 +73,36 @@ class LocalEndpointFS(EndpointFS):
                 f"path {rel!r} on endpoint {self.name!r} leads outside its root through a link"
             )
 
+    def files_below(self, full: str) -> list[tuple[str, int]]:
+        # os.scandir instead of fsspec's find: one stat per file instead of two, and
+        # only links are resolved (a path reached through real folders below the real
+        # root cannot leave it), instead of a realpath of every file.
+        self.check_inside(self.rel(full))
+        files: list[tuple[str, int]] = []
+        seen: set[tuple[int, int]] = set()
+
+        def walk(folder: str) -> None:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:  # a link back to a folder being walked
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        self.check_inside(self.rel(entry.path))
+                    if entry.is_dir():
+                        walk(entry.path)
+                    elif entry.is_file():
+                        files.append((entry.path, entry.stat().st_size))
+                    else:
+                        raise InvalidRequest(
+                            f"{self.rel(entry.path)!r} on endpoint {self.name!r} is neither "
+                            "a file nor a folder (a device, pipe, socket or broken link)"
+                        )
+
+        walk(full)
+        return files
+
     def check_writable(self, rel: str) -> None:
         super().check_writable(rel)
         # The nearest existing folder at or above the target decides.
