@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from dataferry.db.engine import SQLITE_PAGE_SIZE, Database
+from dataferry.db.engine import SQLITE_CACHE_KIB, SQLITE_PAGE_SIZE, Database
 from dataferry.db.walcheckpoint import SAFETY_PAGES
 
 
@@ -29,6 +29,7 @@ def test_commits_are_checkpointed_in_the_background_and_the_log_stays_bounded(
         with db.session() as s:
             assert s.execute(text("PRAGMA page_size")).scalar() == SQLITE_PAGE_SIZE
             assert s.execute(text("PRAGMA wal_autocheckpoint")).scalar() == SAFETY_PAGES
+            assert s.execute(text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
             s.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
         assert len(_checkpointers()) == before + 1
         body = "x" * 2000
@@ -41,7 +42,7 @@ def test_commits_are_checkpointed_in_the_background_and_the_log_stays_bounded(
             largest = max(largest, path.with_name("x.db-wal").stat().st_size)
             # A pause between commits: the thread copies the log meanwhile, so the
             # next commit starts it over. Nothing else checkpoints below SAFETY_PAGES
-            # (about 130 MB here), so without the thread it would hold all 64 MB.
+            # (64 MiB), so without the thread it would grow to about that.
             time.sleep(0.2)
         assert largest < 10 * 1_700_000
         with db.read() as s:

@@ -19,6 +19,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # replicated record of a little over 2 KiB (1 KiB of data, its stamps and ids)
 # took a page to itself, doubling what was written; 8 KiB pages waste less.
 SQLITE_PAGE_SIZE = 8192
+# Page cache per connection, in KiB (SQLite's default is 2 MiB). The primary key of
+# records is a random UUID: a replicated batch's inserts land all over that index,
+# and with 2 MiB its pages were read back from the OS on every batch (13% less
+# writer CPU applying 100,000 records with 16 MiB). Filled only as pages are read.
+SQLITE_CACHE_KIB = 16_384
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -32,6 +37,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     # Commits checkpoint the log themselves only past this bound; below it the
     # Database's WalCheckpointer does it off the committing thread.
     cur.execute(f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}")

@@ -20,8 +20,9 @@ import threading
 
 log = logging.getLogger(__name__)
 
-# Pages (4 KiB) past which a committing connection checkpoints by itself anyway.
-SAFETY_PAGES = 16_384
+# Pages (64 MiB of 8 KiB pages) past which a committing connection checkpoints by
+# itself anyway: the bound on the log if this thread falls behind or is not running.
+SAFETY_PAGES = 8_192
 # A commit that woke the thread may still be in flight when it checkpoints: it
 # looks once more this long after the last wake-up.
 SETTLE_SECONDS = 0.05
