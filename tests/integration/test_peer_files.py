@@ -123,6 +123,9 @@ def test_batch_upload_writes_syncs_checks_and_renames(host: tuple[Server, Path])
         assert short.status_code == 422 and not (shared / "z").exists()
         junk = c.post("/shared/uploads/batch", content=b"\xff\xff\xff\xffjunk", headers=headers)
         assert junk.status_code == 422
+        # a header claiming to be huge is refused before it is waited for
+        huge = c.post("/shared/uploads/batch", content=b"\x7f\xff\xff\xffjunk", headers=headers)
+        assert huge.status_code == 422 and "at most" in huge.text
         # only temporary names take bytes
         final = [{**files[0], "upload": "z/a.bin"}]
         r = c.post("/shared/uploads/batch", content=batch_body(final, [a]), headers=headers)

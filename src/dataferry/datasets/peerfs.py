@@ -30,6 +30,8 @@ API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
 BATCH_TYPE = "application/x-dataferry-batch"
 _HEADER_LEN = struct.Struct(">I")
+# The receiver holds a batch's header in memory until it is whole: bounded.
+MAX_HEADER = 16 * 1024 * 1024
 # A request body is handed to the HTTP client in pieces of at most this size: its
 # socket write copies what one send() did not take, so one large bytes object
 # costs copies quadratic in its size (a 16 MiB body: several times its size).
@@ -78,6 +80,8 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
     if len(start) < _HEADER_LEN.size:
         return None
     (n,) = _HEADER_LEN.unpack_from(start)
+    if n > MAX_HEADER:
+        raise ValueError(f"batch header of {n} bytes (at most {MAX_HEADER})")
     end = _HEADER_LEN.size + n
     if end > len(start):
         return None
