@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from dataferry.db.engine import SQLITE_CACHE_KIB, SQLITE_PAGE_SIZE, Database
-from dataferry.db.walcheckpoint import SAFETY_PAGES
+from dataferry.db.walcheckpoint import LOG_BYTES, SAFETY_PAGES
 
 
 def _checkpointers() -> list[threading.Thread]:
@@ -52,6 +52,31 @@ def test_commits_are_checkpointed_in_the_background_and_the_log_stays_bounded(
     assert len(_checkpointers()) == before  # stopped and joined
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 32_000
+
+
+def test_small_commits_do_not_each_cost_a_checkpoint(tmp_path: Path) -> None:
+    """A stream of small commits (heartbeats, outbox rows) leaves the log alone
+    until it passes LOG_BYTES: no checkpoint, and so no fsync, per commit."""
+    path = tmp_path / "s.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.session() as s:
+            assert s.execute(text("PRAGMA journal_size_limit")).scalar() == LOG_BYTES
+            s.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
+        for _ in range(30):
+            with db.session() as s:
+                s.execute(text("INSERT INTO t (body) VALUES (:b)"), {"b": "x" * 100})
+            time.sleep(0.05)  # time enough for the thread to checkpoint, were it to
+        time.sleep(0.3)
+        conn = sqlite3.connect(path)
+        try:
+            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
+        # Never copied, so never started over: the log still holds every commit.
+        assert frames >= 30
+    finally:
+        db.dispose()
 
 
 def test_a_database_that_only_reads_starts_no_thread(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from dataferry.db.walcheckpoint import SAFETY_PAGES, WalCheckpointer
+from dataferry.db.walcheckpoint import LOG_BYTES, SAFETY_PAGES, WalCheckpointer
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A row lives whole in one page when it fits: with the default 4 KiB pages a
@@ -41,6 +41,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Commits checkpoint the log themselves only past this bound; below it the
     # Database's WalCheckpointer does it off the committing thread.
     cur.execute(f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}")
+    cur.execute(f"PRAGMA journal_size_limit={LOG_BYTES}")
     cur.close()
 
 

@@ -10,11 +10,18 @@ blocks readers or writers, it copies what is committed and leaves the rest for
 its next round. A writer that begins while the log is fully copied starts it
 over, so the log stays small; if the thread falls behind (or is not running, as
 in a short CLI command), the safety bound still keeps the log bounded.
+
+Small commits (a job's heartbeat, a sink's outbox row) do not each cost a
+checkpoint and its fsync: the thread checkpoints only once the log file is
+larger than ``LOG_BYTES``, and connections truncate the file back to that size
+when they start the log over (``journal_size_limit``), so the file's size
+tells how much was written since.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 
@@ -23,6 +30,9 @@ log = logging.getLogger(__name__)
 # Pages (64 MiB of 8 KiB pages) past which a committing connection checkpoints by
 # itself anyway: the bound on the log if this thread falls behind or is not running.
 SAFETY_PAGES = 8_192
+# Log file size past which the thread checkpoints, and to which a restarted log
+# is truncated (SQLite's own default threshold was 1,000 pages of 4 KiB).
+LOG_BYTES = 8 * 1024 * 1024
 # A commit that woke the thread may still be in flight when it checkpoints: it
 # looks once more this long after the last wake-up.
 SETTLE_SECONDS = 0.05
@@ -73,13 +83,22 @@ class WalCheckpointer:
             while True:
                 self._wake.wait()
                 self._wake.clear()
-                self._checkpoint(conn)
                 if self._stopping:
-                    return
-                if not self._wake.wait(SETTLE_SECONDS):
                     self._checkpoint(conn)
+                    return
+                self._checkpoint_if_due(conn)
+                if not self._wake.wait(SETTLE_SECONDS):
+                    self._checkpoint_if_due(conn)
         finally:
             conn.close()
+
+    def _checkpoint_if_due(self, conn: sqlite3.Connection) -> None:
+        try:
+            size = os.path.getsize(self.path + "-wal")
+        except OSError:  # no log (yet, or any more): nothing to copy
+            return
+        if size > LOG_BYTES:
+            self._checkpoint(conn)
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
