@@ -45,7 +45,9 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
             core.start()
         # Everything loaded so far (modules, the app, the core) lives as long as the
         # process: moved out of the collector's sight, so the full collections that
-        # busy jobs set off walk only what they made, not the whole server.
+        # busy jobs set off walk only what they made, not the whole server. Garbage is
+        # collected first: a frozen unreachable cycle would never be freed.
+        gc.collect()
         gc.freeze()
         try:
             yield

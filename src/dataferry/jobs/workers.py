@@ -9,7 +9,6 @@ concurrency, so a flood of one kind of job cannot starve another.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import subprocess
@@ -68,9 +67,6 @@ def run_worker(core: Core, plan: WorkerPlan, *, beat: bool, loglevel: str) -> in
     broker_queues.append(settings.celery.tick_queue)
 
     def ready(**_: object) -> None:
-        # What is loaded by now lives as long as the worker: keep it out of the
-        # collector's full passes (as ``serve`` does once it has started).
-        gc.freeze()
         # Tests and operators wait for this line.
         print(
             f"dataferry worker {core.node} ready: queues {','.join(plan.queues)} "
