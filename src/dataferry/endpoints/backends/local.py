@@ -14,34 +14,23 @@ from dataferry.endpoints.paths import is_within
 from dataferry.errors import Forbidden, InvalidRequest
 
 
-def _load_syncfs() -> Any:
+def _libc_call(name: str, *argtypes: Any) -> Any:
+    """A C library function returning int, or None where this system has none
+    (syncfs(2) and sync_file_range(2) are Linux-only and not in the os module)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.syncfs
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int]
+    fn.argtypes = list(argtypes)
     fn.restype = ctypes.c_int
     return fn
 
 
-_syncfs = _load_syncfs()
-
-# sync_file_range(2) is Linux-only and not in the os module.
+_syncfs = _libc_call("syncfs", ctypes.c_int)
+_sync_file_range = _libc_call(
+    "sync_file_range", ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint
+)
 _SYNC_FILE_RANGE_WRITE = 2
-
-
-def _load_sync_file_range() -> Any:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_sync_file_range = _load_sync_file_range()
 
 
 def _root(url: SplitResult) -> str:
