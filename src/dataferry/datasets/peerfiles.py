@@ -23,6 +23,7 @@ from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import clean_relative, name, parent
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from dataferry.transfers.copy import write_all
 from dataferry.transfers.plan import TMP_SUFFIX
 
 READ, WRITE = "peer_read", "peer_write"
@@ -298,8 +299,7 @@ def _write_views(f: Any, views: builtins.list[memoryview]) -> None:
     on a plain file (no joining copy), else one write per chunk."""
     if not isinstance(f, io.FileIO):
         for view in views:
-            while view:
-                view = view[f.write(view) :]
+            write_all(f, view)
         return
     fd = f.fileno()
     while views:

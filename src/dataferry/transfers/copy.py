@@ -53,7 +53,7 @@ def checksum_of(fs: EndpointFS, full: str, algo: Checksum, chunk: int) -> str:
     return f"{algo.value}:{hasher.hexdigest()}"
 
 
-def _write_all(fout: Any, data: memoryview | bytes) -> None:
+def write_all(fout: Any, data: memoryview | bytes) -> None:
     """Write every byte: a raw file's write() may take only part of a block."""
     view = memoryview(data)
     while view:
@@ -71,7 +71,7 @@ def _stream(fin: Any, fout: Any, hasher: Any, chunk: int, on_bytes: Callable[[in
     while block := fin.read(chunk):
         if hasher is not None:
             hasher.update(block)
-        _write_all(fout, block)
+        write_all(fout, block)
         written += len(block)
         on_bytes(len(block))
     return written
@@ -104,7 +104,7 @@ def _stream_pipelined(
             buf, n = item
             if not failure:
                 try:
-                    _write_all(fout, memoryview(buf)[:n])
+                    write_all(fout, memoryview(buf)[:n])
                     writeback(fout, at, n)
                     at += n
                 except BaseException as exc:
