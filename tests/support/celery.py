@@ -82,12 +82,19 @@ class Worker:
     """A real ``dataferry worker`` (or ``beat``) subprocess sharing a test's settings."""
 
     def __init__(
-        self, home: Path, env: dict[str, str], args: list[str], name: str = "worker"
+        self,
+        home: Path,
+        env: dict[str, str],
+        args: list[str],
+        name: str = "worker",
+        python: list[str] | None = None,
     ) -> None:
         self.home = home
         self.env = {**env}
         self.env.pop("DATAFERRY_CONFIG", None)
         self.args = args
+        # What the interpreter runs before ``args``: the dataferry command line.
+        self.python = python or ["-m", "dataferry"]
         self.log = home / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -98,7 +105,7 @@ class Worker:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dataferry", *self.args],
+                [sys.executable, *self.python, *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -51,7 +51,7 @@ def worker(
     as you like, on as many machines as you like; they share the database."""
     from dataferry.app import build
     from dataferry.errors import InvalidRequest
-    from dataferry.jobs.workers import plan_workers, run_worker, supervise
+    from dataferry.jobs.workers import plan_workers, restart_process, run_worker, supervise
 
     s = _celery_settings()
     _logging(log_level)
@@ -68,10 +68,12 @@ def worker(
         core.stop()
         raise typer.Exit(supervise(plans, beat=beat, loglevel=log_level))
     try:
-        code = run_worker(core, plans[0], beat=beat, loglevel=log_level)
+        end = run_worker(core, plans[0], beat=beat, loglevel=log_level)
     finally:
         core.stop()
-    raise typer.Exit(code)
+    if end.crashed:
+        restart_process()
+    raise typer.Exit(end.code)
 
 
 def beat(

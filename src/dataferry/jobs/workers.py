@@ -10,6 +10,7 @@ concurrency, so a flood of one kind of job cannot starve another.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -53,8 +54,23 @@ def plan_workers(
     return [WorkerPlan((q,), concurrency or settings.celery.concurrency_of(q)) for q in known]
 
 
-def run_worker(core: Core, plan: WorkerPlan, *, beat: bool, loglevel: str) -> int:
-    """Run one Celery worker in this process until it is told to stop; its exit code."""
+@dataclass(frozen=True, slots=True)
+class WorkerEnd:
+    """How a Celery worker ended: its exit code, and whether it stopped on an error
+    of its own after it was ready (nobody asked it to stop): then it should run again."""
+
+    code: int
+    crashed: bool
+
+
+# Consecutive restarts of a worker that crashed soon after starting, carried across
+# the exec (outside the DATAFERRY_ prefix: it is not a setting).
+RESTARTS_ENV = "_DATAFERRY_WORKER_RESTARTS"
+STEADY_SECONDS = 60.0  # a worker that ran this long before crashing restarts at once
+
+
+def run_worker(core: Core, plan: WorkerPlan, *, beat: bool, loglevel: str) -> WorkerEnd:
+    """Run one Celery worker in this process until it stops."""
     from celery import signals
 
     from dataferry.jobs.executors.celery import install_tasks
@@ -74,7 +90,18 @@ def run_worker(core: Core, plan: WorkerPlan, *, beat: bool, loglevel: str) -> in
             flush=True,
         )
 
-    signals.worker_ready.connect(ready, weak=False)
+    started: list[float] = []
+    asked: list[bool] = []
+
+    def on_ready(**kw: object) -> None:
+        started.append(time.monotonic())
+        ready(**kw)
+
+    def on_shutting_down(**_: object) -> None:
+        asked.append(True)  # SIGTERM, SIGINT or SIGQUIT: a stop we were asked for
+
+    signals.worker_ready.connect(on_ready, weak=False)
+    signals.worker_shutting_down.connect(on_shutting_down, weak=False)
     worker = app.Worker(
         hostname=f"dataferry-{'+'.join(plan.queues)}@{core.node}",
         queues=broker_queues,
@@ -88,7 +115,33 @@ def run_worker(core: Core, plan: WorkerPlan, *, beat: bool, loglevel: str) -> in
         quiet=True,
     )
     worker.start()
-    return int(worker.exitcode or 0)
+    code = int(worker.exitcode or 0)
+    # Celery gives up on some errors it could survive: kombu 5.7's Redis transport
+    # can raise AttributeError while it closes a connection the broker dropped, and
+    # the worker then stops with "Unrecoverable error". It was running fine until
+    # then, so run it again rather than leave the queue without a consumer.
+    crashed = code != 0 and bool(started) and not asked
+    if crashed:
+        ran = time.monotonic() - started[0]
+        log.error("the Celery worker stopped on an error after %.0f s; starting it again", ran)
+        if ran >= STEADY_SECONDS:
+            os.environ.pop(RESTARTS_ENV, None)
+    return WorkerEnd(code, crashed)
+
+
+def restart_process() -> None:
+    """Replace this process with a fresh ``dataferry`` run of the same command line
+    (same pid, so a service manager or a test still sees the worker it started).
+    Waits 1, 2, 4 ... 60 s first if it keeps crashing soon after starting."""
+    n = int(os.environ.get(RESTARTS_ENV, "0") or 0)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a stop asked for meanwhile ends it
+        signal.signal(sig, signal.SIG_DFL)
+    time.sleep(min(60.0, 2.0**n) if n else 0.5)
+    os.environ[RESTARTS_ENV] = str(n + 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, "-m", "dataferry", *sys.argv[1:]])
 
 
 def run_beat(core: Core, *, loglevel: str) -> None:
