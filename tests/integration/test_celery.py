@@ -142,7 +142,7 @@ def test_broker_stopped_and_started_again_queued_jobs_finish_once(
         server: Server = server_factory("api", env=celery_env(broker.url), workers=False)
         group: WorkerGroup = workers(server)
         group.beat()
-        group.worker("--queues", "transfers", "--concurrency", "2", "--log-level", "info")
+        worker = group.worker("--queues", "transfers", "--concurrency", "2", "--log-level", "info")
         server.cli("endpoint", "add", "src", str(src))
         server.cli("endpoint", "add", "dst", str(dst))
         with server.client() as c:
@@ -155,7 +155,7 @@ def test_broker_stopped_and_started_again_queued_jobs_finish_once(
             time.sleep(1)
             broker.start()
             docs = [server.wait_job(i, timeout=180) for i in ids]
-        assert {d["state"] for d in docs} == {"succeeded"}, docs
+        assert {d["state"] for d in docs} == {"succeeded"}, (docs, worker.text()[-4000:])
         assert {d["attempts"] for d in docs} == {1}
         assert set(ran_once_each(database_url, ids).values()) == {1}
         assert hash_tree(dst / "out") == hash_tree(src)
