@@ -60,7 +60,7 @@ def test_records_and_replication_over_rpc(
 
     # One replication round by hand, through the doors only.
     hello_a, hello_b = jsonrpc(a, "replication.hello"), proxy_b.replication.hello()
-    assert hello_a["protocol"] == hello_b["protocol"] == 1 and "birds" in hello_a["collections"]
+    assert hello_a["protocol"] == hello_b["protocol"] == 2 and "birds" in hello_a["collections"]
     since = int(proxy_b.replication.checkpoint("birds", hello_a["instance_id"])["cursor"])
     batch = jsonrpc(
         a,

@@ -113,3 +113,40 @@ def test_a_cut_mid_pull_keeps_applied_batches_and_the_next_sync_resumes(
     stats = b.replication.sync_with(LocalTransport(a.replication_protocol), [COLLECTION])
     assert stats["pulled"] == RECORDS - len(covered)
     assert rows(b) == rows(a)
+
+
+def test_a_peer_that_speaks_version_1_gets_and_sends_a_stamp_per_field(
+    pair: tuple[Any, Any],
+) -> None:
+    """Version 2 stores and sends the stamp most fields share once; an older peer
+    (protocol 1) is served every field's stamp, and what it sends is understood."""
+    a, b = pair
+    a.records.put(COLLECTION, {"i": -1, "text": "edited later"}, uuid=FIXED)
+    a.records.put(COLLECTION, {"i": -1, "text": "edited"}, uuid=FIXED)
+    for protocol, shared in ((2, True), (1, False)):
+        batch = LocalTransport(a.replication_protocol, protocol=protocol).pull(
+            COLLECTION, "someone", 0, 500, 10**7
+        )
+        assert batch["protocol"] == protocol
+        metas = {c["uuid"]: c["meta"] for c in batch["changes"]}
+        assert len(metas) == RECORDS + 1
+        if shared:
+            assert all(set(m) <= {"s", "f"} and "s" in m for m in metas.values())
+            assert list(metas[FIXED]["f"]) == ["text"]  # only the edited field
+        else:
+            assert all(list(m) == ["f"] for m in metas.values())
+            assert all(sorted(m["f"]) == ["i", "text"] for m in metas.values())
+            assert len(metas[FIXED]["f"]["text"]) == 5  # with the stamp it replaced
+    # b syncs with a over version 1 both ways and ends with the same states
+    stats = b.replication.sync_with(LocalTransport(a.replication_protocol, protocol=1))
+    assert stats["pulled"] == RECORDS + 1
+    b.records.put(COLLECTION, {"i": -2, "text": "from b"}, uuid=FIXED)
+    transport = LocalTransport(a.replication_protocol, protocol=1)
+    b.replication.sync_with(transport)
+    assert b'"protocol":1' in transport.sent[-1] and b'"s":' not in transport.sent[-1]
+    assert rows(a) == rows(b)
+    fetched = transport.fetch(COLLECTION, [FIXED])
+    assert list(fetched[0]["meta"]) == ["f"]
+
+
+FIXED = "00000000-0000-4000-8000-00000000f1ed"

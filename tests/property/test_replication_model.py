@@ -32,7 +32,7 @@ from hypothesis.stateful import (
 from dataferry.config import Settings
 from dataferry.errors import Conflict, TransientError
 from dataferry.records import hlc, merge
-from dataferry.records.service import state_of
+from dataferry.records.service import PROTOCOLS, state_of
 from tests.support.replication import LocalTransport
 
 UUIDS = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(4)]
@@ -120,8 +120,9 @@ class Replicas(RuleBasedStateMachine):
         j=st.integers(0, 2),
         cut_at=st.none() | st.integers(0, 12),
         after=st.booleans(),
+        protocol=st.sampled_from(PROTOCOLS),  # version 1: as an older instance would sync
     )
-    def sync(self, i: int, j: int, cut_at: int | None, after: bool) -> None:
+    def sync(self, i: int, j: int, cut_at: int | None, after: bool, protocol: int) -> None:
         if i == j:
             return
         calls = [0]
@@ -132,7 +133,7 @@ class Replicas(RuleBasedStateMachine):
                     raise TransientError(f"network cut at {call} ({phase})")
                 calls[0] += 1
 
-        transport = LocalTransport(self.cores[j].replication_protocol, fault)
+        transport = LocalTransport(self.cores[j].replication_protocol, fault, protocol)
         original_pull = transport.pull
 
         def recording_pull(*args: Any) -> dict[str, Any]:

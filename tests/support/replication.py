@@ -12,6 +12,7 @@ from typing import Any
 from dataferry.errors import TransientError
 from dataferry.records.model import loads
 from dataferry.records.protocol import ProtocolService
+from dataferry.records.service import PROTOCOL
 from tests.support.databases import PostgresDatabases, sqlite_url
 
 TOKENS = {name: f"token-{name}-0123456789abcdef" for name in ("a", "b", "c", "d")}
@@ -44,8 +45,10 @@ class LocalTransport:
         self,
         remote: ProtocolService,
         fault: Callable[[str, str], None] | None = None,
+        protocol: int = PROTOCOL,
     ) -> None:
         self.remote = remote
+        self.protocol = protocol  # 1: as an instance that speaks only version 1 would
         self.fault = fault or (lambda call, phase: None)
         self.sent: list[bytes] = []  # push bodies, for replaying duplicates
 
@@ -66,7 +69,7 @@ class LocalTransport:
         self, collection: str, requester: str, since: int, limit: int, max_bytes: int
     ) -> dict[str, Any]:
         body = {
-            "protocol": 1,
+            "protocol": self.protocol,
             "collection": collection,
             "requester": requester,
             "since": since,
@@ -83,7 +86,7 @@ class LocalTransport:
         return result
 
     def fetch(self, collection: str, uuids: list[str]) -> list[dict[str, Any]]:
-        body = {"protocol": 1, "collection": collection, "uuids": uuids}
+        body = {"protocol": self.protocol, "collection": collection, "uuids": uuids}
         result: list[dict[str, Any]] = self._around(
             "fetch", lambda: loads(self.remote.fetch(body))["changes"]
         )

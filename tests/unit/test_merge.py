@@ -3,6 +3,7 @@ field-level merges, and the algebraic laws (idempotent, commutative, associative
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -269,3 +270,88 @@ def test_inspect_agrees_with_decode(x: State) -> None:
     meta, data = merge.encode_meta(x), x.data()
     assert merge.inspect(meta, data) == (x.last(), x.deleted)
     assert merge.decode(meta, data) == x
+
+
+# -- storage form --------------------------------------------------------------------
+
+
+def test_a_record_written_at_once_stores_one_shared_stamp() -> None:
+    s = created({"x": 1, "y": 2, "z": 3}, 10)
+    assert merge.encode_meta(s) == {"s": [10, A]}
+    assert merge.decode({"s": [10, A]}, s.data()) == s
+
+
+def test_fields_off_the_shared_stamp_have_entries_of_their_own() -> None:
+    s = merge.put(created({"x": 1, "y": 2, "z": 3}, 10), {"x": 1, "y": 5}, (20, B))
+    assert s
+    # y was edited (with the stamp it replaced), z removed; x keeps the shared stamp
+    assert merge.encode_meta(s) == {
+        "s": [10, A],
+        "f": {"y": [20, B, 1, 10, A], "z": [20, B, 0, 10, A]},
+    }
+    assert merge.decode(merge.encode_meta(s), s.data()) == s
+
+
+def test_the_storage_form_is_canonical() -> None:
+    one = State({"a": Field((1, A), True, 1), "b": Field((2, B), True, 2)})
+    other = State({"b": Field((2, B), True, 2), "a": Field((1, A), True, 1)})
+    # a tie between shared stamps goes to the higher one; entries are sorted by field
+    assert (
+        merge.encode_meta(one) == merge.encode_meta(other) == {"s": [2, B], "f": {"a": [1, A, 1]}}
+    )
+    assert list(
+        merge.encode_meta(State({"b": Field((1, A), False), "a": Field((1, A), False)}))["f"]
+    ) == ["a", "b"]
+
+
+def test_the_older_form_with_an_entry_per_field_still_reads() -> None:
+    s = merge.put(created({"x": 1, "y": 2}, 10), {"x": 1, "y": 5}, (20, B))
+    assert s
+    older = {"f": {"x": [10, A, 1], "y": [20, B, 1, 10, A]}}
+    assert merge.decode(older, s.data()) == s
+    assert merge.inspect(older, s.data()) == ((20, B), False)
+
+
+@pytest.mark.parametrize(
+    ("meta", "data", "message"),
+    [
+        ({"s": [1]}, {"x": 1}, "list of 2"),
+        ({"s": (1, A)}, {"x": 1}, "list of 2"),
+        ({"s": [1, ""]}, {"x": 1}, "non-empty"),
+        ({"s": [-1, A]}, {"x": 1}, "non-negative"),
+        ({"s": [1, A]}, {}, "stamps no field"),
+        ({"s": [1, A], "f": {"x": [2, B, 1]}}, {"x": 1}, "stamps no field"),
+        ({"s": [1, A], "f": {"x": [2, B, 0]}}, {"x": 1, "y": 2}, "marked removed"),
+        ({"s": [1, A], "f": {"x": [2, B, 1]}}, {"y": 2}, "no value"),
+    ],
+)
+def test_a_malformed_shared_stamp_is_refused(meta: Any, data: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        merge.decode(meta, data)
+    with pytest.raises(ValueError, match=message):
+        merge.inspect(meta, data)
+
+
+@st.composite
+def states_with_bases(draw: st.DrawFn) -> State:
+    keys = draw(st.lists(st.sampled_from("uvwxyz"), unique=True, max_size=6))
+    fields = {
+        k: Field(s, p, k if p else None, draw(st.none() | stamps))
+        for k in keys
+        for s, p in [(draw(stamps), draw(st.booleans()))]
+    }
+    delete = draw(st.none() | stamps)
+    if not fields and delete is None:
+        delete = (1, A)
+    return State(fields, delete, draw(st.none() | stamps) if delete else None)
+
+
+@given(states_with_bases())
+def test_every_state_round_trips_through_the_storage_form(x: State) -> None:
+    meta = merge.encode_meta(x)
+    text = json.dumps(meta)
+    assert merge.decode(json.loads(text), x.data()) == x
+    assert merge.inspect(json.loads(text), x.data()) == (x.last(), x.deleted)
+    # one text per state, whatever order its fields came in
+    backwards = State(dict(reversed(list(x.fields.items()))), x.delete, x.delete_base)
+    assert json.dumps(merge.encode_meta(backwards)) == text

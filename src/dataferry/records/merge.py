@@ -199,9 +199,41 @@ def _delete_conflicts(
 
 
 def encode_meta(state: State) -> dict[str, Any]:
-    """The stamps as JSON (values live in the document column)."""
+    """The stamps as JSON (values live in the document column).
+
+    ``{"s": [hlc, origin], "f": {field: entry}, "d": delete}``: ``s`` is the stamp
+    most present fields share (usually all of them: a record written at once), and
+    those fields need no entry of their own; ``f`` holds the others, each
+    ``[hlc, origin, present, base hlc, base origin]`` (the base only if known);
+    ``d`` is the delete stamp and its base. Each part is left out when empty. The
+    form is canonical (one text per state), which echo digests rely on."""
+    common = _commonest(state)
     f: dict[str, list[Any]] = {}
-    for key, fld in state.fields.items():
+    for key, fld in sorted(state.fields.items()):
+        if fld.stamp == common and fld.present and fld.base is None:
+            continue
+        entry: list[Any] = [fld.stamp[0], fld.stamp[1], 1 if fld.present else 0]
+        if fld.base is not None:
+            entry += [fld.base[0], fld.base[1]]
+        f[key] = entry
+    meta: dict[str, Any] = {}
+    if common is not None:
+        meta["s"] = [common[0], common[1]]
+    if f or (common is None and state.delete is None):
+        meta["f"] = f
+    if state.delete is not None:
+        d: list[Any] = [state.delete[0], state.delete[1]]
+        if state.delete_base is not None:
+            d += [state.delete_base[0], state.delete_base[1]]
+        meta["d"] = d
+    return meta
+
+
+def encode_meta_v1(state: State) -> dict[str, Any]:
+    """The stamps in the form of replication protocol 1 (for peers that speak only
+    it): an entry for every field, no shared stamp."""
+    f: dict[str, list[Any]] = {}
+    for key, fld in sorted(state.fields.items()):
         entry: list[Any] = [fld.stamp[0], fld.stamp[1], 1 if fld.present else 0]
         if fld.base is not None:
             entry += [fld.base[0], fld.base[1]]
@@ -215,8 +247,21 @@ def encode_meta(state: State) -> dict[str, Any]:
     return meta
 
 
+def _commonest(state: State) -> Stamp | None:
+    """The stamp most plain fields (present, no base) share; ties: the higher."""
+    counts: dict[Stamp, int] = {}
+    for fld in state.fields.values():
+        if fld.present and fld.base is None:
+            counts[fld.stamp] = counts.get(fld.stamp, 0) + 1
+    if not counts:
+        return None
+    return max(counts, key=lambda st: (counts[st], st))
+
+
 def decode(meta: Mapping[str, Any], data: Mapping[str, Any]) -> State:
-    """Rebuild a state from its stamps and document; raises ValueError if malformed."""
+    """Rebuild a state from its stamps and document; raises ValueError if malformed.
+    Reads the form :func:`encode_meta` writes and the older one without ``s``
+    (every field with an entry)."""
     try:
         fields: dict[str, Field] = {}
         raw_fields = meta.get("f", {})
@@ -231,9 +276,18 @@ def decode(meta: Mapping[str, Any], data: Mapping[str, Any]) -> State:
                 raise ValueError(f"field {key!r} is present but has no value")
             base = _stamp(e[3], e[4]) if len(e) == 5 else None
             fields[key] = Field(stamp, present, data.get(key) if present else None, base)
-        extra = set(data) - {k for k, f in fields.items() if f.present}
-        if extra:
-            raise ValueError(f"fields without stamps: {sorted(extra)}")
+        shared = _shared_stamp(meta)
+        used = False
+        for key in data:
+            if key not in fields:
+                if shared is None:
+                    raise ValueError(f"fields without stamps: {sorted(set(data) - set(fields))}")
+                fields[key] = Field(shared, True, data[key])
+                used = True
+            elif not fields[key].present:
+                raise ValueError(f"field {key!r} has a value but is marked removed")
+        if shared is not None and not used:
+            raise ValueError("'s' stamps no field")
         d = meta.get("d")
         dstamp = dbase = None
         if d is not None:
@@ -248,6 +302,15 @@ def decode(meta: Mapping[str, Any], data: Mapping[str, Any]) -> State:
         raise ValueError(f"malformed record state: {exc}") from exc
 
 
+def _shared_stamp(meta: Mapping[str, Any]) -> Stamp | None:
+    s = meta.get("s")
+    if s is None:
+        return None
+    if type(s) is not list or len(s) != 2:
+        raise ValueError("'s' must be a list of 2")
+    return _stamp(s[0], s[1])
+
+
 def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bool]:
     """Check a stored or received state as strictly as :func:`decode`, without
     building it: returns (stamp of the last change, deleted). The fast path for
@@ -256,8 +319,8 @@ def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bo
     if not isinstance(meta, Mapping) or not isinstance(data, Mapping):
         raise ValueError("meta and data must be objects")
     for k in meta:
-        if k != "f" and k != "d":
-            raise ValueError(f"unknown keys in meta: {sorted(set(meta) - {'f', 'd'})}")
+        if k != "f" and k != "d" and k != "s":
+            raise ValueError(f"unknown keys in meta: {sorted(set(meta) - {'f', 'd', 's'})}")
     raw_fields = meta.get("f", {})
     if not isinstance(raw_fields, Mapping):
         raise ValueError("'f' must be an object")
@@ -284,7 +347,17 @@ def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bo
                 raise ValueError(f"field {key!r} is present but has no value")
         if h > top_hlc or (h == top_hlc and o > top_origin):
             top_hlc, top_origin = h, o
-    if present != len(data):
+    if "s" in meta:
+        h, o = _shared_stamp(meta)  # type: ignore[misc]
+        if present == len(data):  # every field has its own entry
+            raise ValueError("'s' stamps no field")
+        for key in data if raw_fields else ():
+            e = raw_fields.get(key)
+            if e is not None and not e[2]:
+                raise ValueError(f"field {key!r} has a value but is marked removed")
+        if h > top_hlc or (h == top_hlc and o > top_origin):
+            top_hlc, top_origin = h, o
+    elif present != len(data):
         extra = set(data) - {k for k, e in raw_fields.items() if e[2]}
         raise ValueError(f"fields without stamps: {sorted(extra)}")
     top: Stamp | None = (top_hlc, top_origin) if top_hlc >= 0 else None

@@ -1,5 +1,5 @@
-"""The serving side of the replication protocol (version 1), shared by REST and
-JSON-RPC. See ``docs/replication.md`` for the wire format."""
+"""The serving side of the replication protocol (version 2, and 1 for older peers),
+shared by REST and JSON-RPC. See ``docs/replication.md`` for the wire format."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from dataferry.config import RecordSettings
 from dataferry.errors import InvalidRequest
 from dataferry.records import gcpause
 from dataferry.records.model import loads
-from dataferry.records.service import MAX_PAGE, PROTOCOL, RecordService, render_batch
+from dataferry.records.service import (
+    MAX_PAGE,
+    PROTOCOL,
+    PROTOCOLS,
+    RecordService,
+    render_batch,
+)
 
 
 def _int(body: Mapping[str, Any], key: str, default: int | None = None, low: int = 0) -> int:
@@ -28,12 +34,15 @@ def _str(body: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _check_protocol(body: Mapping[str, Any]) -> None:
-    if body.get("protocol") != PROTOCOL:
+def _check_protocol(body: Mapping[str, Any]) -> int:
+    """The protocol version a request speaks (one of ours, or 422)."""
+    version = body.get("protocol")
+    if type(version) is not int or version not in PROTOCOLS:
         raise InvalidRequest(
-            f"replication protocol {body.get('protocol')!r} is not supported; this instance "
-            f"speaks {PROTOCOL}"
+            f"replication protocol {version!r} is not supported; this instance speaks "
+            f"{', '.join(map(str, PROTOCOLS))}"
         )
+    return version
 
 
 class ProtocolService:
@@ -45,6 +54,7 @@ class ProtocolService:
         """Who this instance is and which collections it holds."""
         return {
             "protocol": PROTOCOL,
+            "protocols": list(PROTOCOLS),
             "version": dataferry.__version__,
             "instance_id": self.records.instance_id,
             "epoch": self.records.epoch,
@@ -57,13 +67,14 @@ class ProtocolService:
         """The next batch of our feed for the requester (JSON bytes)."""
         if not isinstance(body, Mapping):
             raise InvalidRequest("a pull request must be a JSON object")
-        _check_protocol(body)
+        protocol = _check_protocol(body)
         header, changes = self.records.feed_batch(
             _str(body, "collection"),
             _int(body, "since"),
             requester=_str(body, "requester"),
             limit=min(_int(body, "limit", self.settings.batch_records, 1), MAX_PAGE),
             max_bytes=_int(body, "max_bytes", self.settings.batch_bytes, 1),
+            protocol=protocol,
         )
         return render_batch(header, changes)
 
@@ -71,11 +82,11 @@ class ProtocolService:
         """Full states of the given records (for a peer that lost what it once sent)."""
         if not isinstance(body, Mapping):
             raise InvalidRequest("a fetch request must be a JSON object")
-        _check_protocol(body)
+        protocol = _check_protocol(body)
         uuids = body.get("uuids")
         if not isinstance(uuids, list) or not all(isinstance(u, str) for u in uuids):
             raise InvalidRequest("uuids must be a list of strings")
-        states = self.records.states(_str(body, "collection"), uuids)
+        states = self.records.states(_str(body, "collection"), uuids, protocol)
         return ('{"changes":[' + ",".join(states) + "]}").encode()
 
     def checkpoint(self, collection: str, source: str) -> dict[str, Any]:

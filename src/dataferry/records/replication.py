@@ -298,6 +298,7 @@ class Replicator:
                 requester=peer_id,
                 limit=self.settings.batch_records,
                 max_bytes=self.settings.batch_bytes,
+                protocol=transport.protocol,
             )
 
         since = int(transport.checkpoint(collection, self.records.instance_id)["cursor"])

@@ -1,6 +1,6 @@
 """The records and replication methods of the XML-RPC and JSON-RPC doors: thin
-adapters over the records service and the replication protocol (version 1), the
-same calls the REST routes make."""
+adapters over the records service and the replication protocol (version 2, and 1
+for older peers), the same calls the REST routes make."""
 
 from __future__ import annotations
 

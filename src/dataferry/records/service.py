@@ -37,7 +37,10 @@ from dataferry.records.store import RecordStore, StoredRow
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 10000
-PROTOCOL = 1
+# The replication protocol this instance speaks, and the older ones it still serves
+# (version 1 sent a stamp per field; 2 sends the stamp most fields share once).
+PROTOCOL = 2
+PROTOCOLS = (1, 2)
 
 Listener = Callable[[str, int], None]
 _Values = list[dict[str, Any]]
@@ -279,7 +282,7 @@ class RecordService:
                         "hlc": stamp,
                         "deleted": False,
                         "data": dumps(data),
-                        "meta": dumps({"f": {k: [stamp, me, 1] for k in data}}),
+                        "meta": dumps({"s": [stamp, me]}),  # = merge.encode_meta
                         "seq": clock.next_seq(),
                         "via": "",
                         "updated": now,
@@ -574,7 +577,9 @@ class RecordService:
                 return [u for u in echoes if u not in full]
             return self._unmatched(s, collection, echoes, full)
 
-    def states(self, collection: str, uuids: builtins.list[str]) -> builtins.list[str]:
+    def states(
+        self, collection: str, uuids: builtins.list[str], protocol: int = PROTOCOL
+    ) -> builtins.list[str]:
         """Full states of these records (raw JSON texts, for a peer that lost them)."""
         if len(uuids) > MAX_PAGE:
             raise InvalidRequest(f"at most {MAX_PAGE} uuids per fetch")
@@ -583,7 +588,8 @@ class RecordService:
             self._collection_row(s, collection)
             rows = self.store.get_many(s, collection, wanted)
         return [
-            f'{{"uuid":"{r.uuid}","origin":{dumps(r.origin)},"data":{r.data},"meta":{r.meta}}}'
+            f'{{"uuid":"{r.uuid}","origin":{dumps(r.origin)},"data":{r.data},'
+            f'"meta":{meta_for(protocol, r.meta, r.data)}}}'
             for r in rows.values()
         ]
 
@@ -596,6 +602,7 @@ class RecordService:
         requester: str = "",
         limit: int | None = None,
         max_bytes: int | None = None,
+        protocol: int = PROTOCOL,
     ) -> tuple[dict[str, Any], builtins.list[str]]:
         """The next batch of this instance's feed for a peer: a header and the
         changes as raw JSON texts (no re-encoding of stored documents).
@@ -621,10 +628,13 @@ class RecordService:
                 if requester and via == requester:
                     # Not echoed back: a stub lets the requester check it still has this
                     # state (and fetch it if it lost it, e.g. restored from a backup).
+                    # The state is as the requester sent it, in its protocol's form.
                     out.append(f'{{"uuid":"{uuid}","echo":"{digest(meta)}"}}')
                     echoes += 1
                     size += 80
                 else:
+                    if protocol != PROTOCOL:
+                        meta = meta_for(protocol, meta, data)
                     quoted = origins.get(origin)
                     if quoted is None:
                         quoted = origins[origin] = dumps(origin)
@@ -633,7 +643,7 @@ class RecordService:
                 if size >= max_bytes:
                     break
         header = {
-            "protocol": PROTOCOL,
+            "protocol": protocol,
             "collection": collection,
             "source": self.instance_id,
             "epoch": self.epoch,
@@ -645,6 +655,13 @@ class RecordService:
             "echoes": echoes,
         }
         return header, out
+
+
+def meta_for(protocol: int, meta: str, data: str) -> str:
+    """A stored state's stamps (JSON text) in the form of ``protocol``."""
+    if protocol == PROTOCOL:
+        return meta
+    return dumps(merge.encode_meta_v1(merge.decode(loads(meta), loads(data))))
 
 
 def render_batch(header: Mapping[str, Any], changes: list[str]) -> bytes:

@@ -20,12 +20,14 @@ from dataferry.errors import (
 )
 from dataferry.records import gcpause
 from dataferry.records.model import dumps, loads
-from dataferry.records.service import PROTOCOL
+from dataferry.records.service import PROTOCOL, PROTOCOLS
 
 PREFIX = "/api/v1/replication"
 
 
 class Transport(Protocol):
+    protocol: int  # the version spoken with this peer (set by ``hello``)
+
     def hello(self) -> dict[str, Any]: ...
 
     def pull(
@@ -43,6 +45,7 @@ class Transport(Protocol):
 
 class HttpTransport:
     def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
+        self.protocol = PROTOCOL
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
@@ -74,18 +77,21 @@ class HttpTransport:
 
     def hello(self) -> dict[str, Any]:
         doc: dict[str, Any] = self._call("GET", "/hello")
-        if doc.get("protocol") != PROTOCOL:
+        theirs = doc.get("protocol")
+        if type(theirs) is not int or theirs < min(PROTOCOLS):
             raise PermanentError(
-                f"peer {self.url} speaks replication protocol {doc.get('protocol')!r}; "
-                f"this instance speaks {PROTOCOL}"
+                f"peer {self.url} speaks replication protocol {theirs!r}; this instance "
+                f"speaks {', '.join(map(str, PROTOCOLS))}"
             )
+        # A newer peer serves older versions too: speak the highest both know.
+        self.protocol = min(theirs, PROTOCOL)
         return doc
 
     def pull(
         self, collection: str, requester: str, since: int, limit: int, max_bytes: int
     ) -> dict[str, Any]:
         body = {
-            "protocol": PROTOCOL,
+            "protocol": self.protocol,
             "collection": collection,
             "requester": requester,
             "since": since,
@@ -104,7 +110,7 @@ class HttpTransport:
         return doc
 
     def fetch(self, collection: str, uuids: list[str]) -> list[dict[str, Any]]:
-        body = {"protocol": PROTOCOL, "collection": collection, "uuids": uuids}
+        body = {"protocol": self.protocol, "collection": collection, "uuids": uuids}
         doc = self._call(
             "POST", "/fetch", content=dumps(body), headers={"Content-Type": "application/json"}
         )

@@ -1,6 +1,6 @@
-"""``/api/v1/replication``: the instance-to-instance protocol (version 1), and
-``/api/v1/peers``: the peer table and on-demand syncs. Peers authenticate with
-the bearer tokens this instance accepts (``tokens``)."""
+"""``/api/v1/replication``: the instance-to-instance protocol (version 2, and 1 for
+older peers), and ``/api/v1/peers``: the peer table and on-demand syncs. Peers
+authenticate with the bearer tokens this instance accepts (``tokens``)."""
 
 from __future__ import annotations
 
