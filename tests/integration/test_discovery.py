@@ -64,6 +64,7 @@ def test_two_instances_find_each_other(
         pytest.fail(f"instances did not find each other: {found}")
     seen_b = next(d for d in found[a] if d["instance_id"] == ids[b])
     assert seen_b["port"] == b.port and seen_b["owner"] == "field team"
+    assert seen_b["protocol"] == "2"  # the replication protocol it speaks
     # discovery is a hint: nothing is registered or synced
     assert a.cli_json("peer", "list") == []
     assert a.cli_json("jobs") == []

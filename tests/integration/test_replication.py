@@ -174,3 +174,33 @@ def test_restore_from_backup_loses_nothing(
         for rec in (early, late, from_a, newer):
             assert srv.cli_json("records", "get", "obs", rec["uuid"])["data"] == rec["data"]
     assert snapshot(a, "obs") == snapshot(b, "obs")
+
+
+def test_the_http_doors_speak_version_2_and_serve_version_1(make_instance: Any) -> None:
+    """Over real HTTP: hello says 2 (and 1 still served); a pull or fetch asking for
+    version 1 gets a stamp per field; an unknown version gets 422; the transport
+    speaks the lower of the two sides' versions."""
+    from dataferry.records.transport import HttpTransport
+
+    a = make_instance("a")
+    uuid = a.cli_json("records", "put", "obs", '{"x": 1, "y": 2}')["uuid"]
+    transport = HttpTransport(a.url, TOKENS["a"])
+    try:
+        hello = transport.hello()
+        assert hello["protocol"] == 2 and hello["protocols"] == [1, 2]
+        assert transport.protocol == 2
+        assert list(transport.pull("obs", "me", 0, 10, 10**6)["changes"][0]["meta"]) == ["s"]
+        transport.protocol = 1  # as an instance that speaks only version 1 would ask
+        batch = transport.pull("obs", "me", 0, 10, 10**6)
+        assert batch["protocol"] == 1
+        assert sorted(batch["changes"][0]["meta"]["f"]) == ["x", "y"]
+        assert "s" not in batch["changes"][0]["meta"]
+        assert sorted(transport.fetch("obs", [uuid])[0]["meta"]["f"]) == ["x", "y"]
+    finally:
+        transport.close()
+    r = httpx.post(
+        f"{a.url}/api/v1/replication/pull",
+        json={"protocol": 3, "collection": "obs", "requester": "me", "since": 0},
+        headers={"Authorization": f"Bearer {TOKENS['a']}"},
+    )
+    assert r.status_code == 422 and "protocol 3" in r.text

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from dataferry.db.base import utcnow
+from dataferry.records.service import PROTOCOL
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Discovery:
                 port=self.port,
                 properties={
                     "id": self.instance_id,
-                    "protocol": "1",
+                    "protocol": str(PROTOCOL),
                     "owner": self.owner,
                     "contact": self.contact,
                 },
