@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,14 @@ def workers(tmp_path: Path) -> Any:
     yield make
     for g in groups:
         g.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, which the test may stop and start again."""
+    redis = PrivateRedis(tmp_path / "redis").start()
+    yield redis
+    redis.stop()
 
 
 def test_worker_killed_mid_transfer_another_worker_finishes(
@@ -130,38 +139,34 @@ def ran_once_each(database_url: str, job_ids: list[int]) -> dict[int, int]:
 
 
 def test_broker_stopped_and_started_again_queued_jobs_finish_once(
-    server_factory: Any, workers: Any, tmp_path: Path, database_url: str
+    server_factory: Any, workers: Any, broker: PrivateRedis, tmp_path: Path, database_url: str
 ) -> None:
-    broker = PrivateRedis(tmp_path / "redis").start()
-    try:
-        src, dst = tmp_path / "src", tmp_path / "dst"
-        src.mkdir()
-        dst.mkdir()
-        for i in range(30):
-            (src / f"f{i}").write_bytes(os.urandom(200_000))
-        server: Server = server_factory("api", env=celery_env(broker.url), workers=False)
-        group: WorkerGroup = workers(server)
-        group.beat()
-        worker = group.worker("--queues", "transfers", "--concurrency", "2", "--log-level", "info")
-        server.cli("endpoint", "add", "src", str(src))
-        server.cli("endpoint", "add", "dst", str(dst))
-        with server.client() as c:
-            ids = [c.transfer(f"src:f{i}", f"dst:out/f{i}")["job_id"] for i in range(20)]
-            wait_for(lambda: c.jobs(state="succeeded", limit=1)["total"] >= 3)
-            broker.stop()  # messages queued in the broker are lost
-            # Submitting still works while the broker is down: the rows are queued.
-            ids += [c.transfer(f"src:f{i}", f"dst:out/f{i}")["job_id"] for i in range(20, 30)]
-            assert {c.job(i)["state"] for i in ids[20:]} == {"queued"}
-            time.sleep(1)
-            broker.start()
-            docs = [server.wait_job(i, timeout=180) for i in ids]
-        assert {d["state"] for d in docs} == {"succeeded"}, (docs, worker.text()[-4000:])
-        assert {d["attempts"] for d in docs} == {1}
-        assert set(ran_once_each(database_url, ids).values()) == {1}
-        assert hash_tree(dst / "out") == hash_tree(src)
-        assert temporaries(dst) == []
-    finally:
-        broker.stop()
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    for i in range(30):
+        (src / f"f{i}").write_bytes(os.urandom(200_000))
+    server: Server = server_factory("api", env=celery_env(broker.url), workers=False)
+    group: WorkerGroup = workers(server)
+    group.beat()
+    worker = group.worker("--queues", "transfers", "--concurrency", "2", "--log-level", "info")
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+    with server.client() as c:
+        ids = [c.transfer(f"src:f{i}", f"dst:out/f{i}")["job_id"] for i in range(20)]
+        wait_for(lambda: c.jobs(state="succeeded", limit=1)["total"] >= 3)
+        broker.stop()  # messages queued in the broker are lost
+        # Submitting still works while the broker is down: the rows are queued.
+        ids += [c.transfer(f"src:f{i}", f"dst:out/f{i}")["job_id"] for i in range(20, 30)]
+        assert {c.job(i)["state"] for i in ids[20:]} == {"queued"}
+        time.sleep(1)
+        broker.start()
+        docs = [server.wait_job(i, timeout=180) for i in ids]
+    assert {d["state"] for d in docs} == {"succeeded"}, (docs, worker.text()[-4000:])
+    assert {d["attempts"] for d in docs} == {1}
+    assert set(ran_once_each(database_url, ids).values()) == {1}
+    assert hash_tree(dst / "out") == hash_tree(src)
+    assert temporaries(dst) == []
 
 
 # Run by the worker of the next test in place of ``python -m dataferry``: the same
@@ -181,48 +186,44 @@ main()
 
 
 def test_worker_that_stops_on_an_error_starts_again_and_runs_jobs(
-    server_factory: Any, workers: Any, tmp_path: Path
+    server_factory: Any, workers: Any, broker: PrivateRedis, tmp_path: Path
 ) -> None:
-    broker = PrivateRedis(tmp_path / "redis").start()
-    try:
-        src, dst = tmp_path / "src", tmp_path / "dst"
-        src.mkdir()
-        dst.mkdir()
-        (src / "before").write_bytes(os.urandom(50_000))
-        (src / "after").write_bytes(os.urandom(50_000))
-        server: Server = server_factory("api", env=celery_env(broker.url), workers=False)
-        group: WorkerGroup = workers(server)
-        group.beat()
-        worker = Worker(
-            group.home,
-            group.env,
-            ["worker", "--queues", "transfers", "-c", "2", "--log-level", "info"],
-            python=["-c", CRASH_ON_CONNECTION_LOSS],
-        )
-        group.started.append(worker.start())
-        server.cli("endpoint", "add", "src", str(src))
-        server.cli("endpoint", "add", "dst", str(dst))
-        first = server.cli_json("transfer", "src:before", "dst:before", "--wait")
-        assert first["state"] == "succeeded", first
-        pid = worker.pid
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "before").write_bytes(os.urandom(50_000))
+    (src / "after").write_bytes(os.urandom(50_000))
+    server: Server = server_factory("api", env=celery_env(broker.url), workers=False)
+    group: WorkerGroup = workers(server)
+    group.beat()
+    worker = Worker(
+        group.home,
+        group.env,
+        ["worker", "--queues", "transfers", "-c", "2", "--log-level", "info"],
+        python=["-c", CRASH_ON_CONNECTION_LOSS],
+    )
+    group.started.append(worker.start())
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+    first = server.cli_json("transfer", "src:before", "dst:before", "--wait")
+    assert first["state"] == "succeeded", first
+    pid = worker.pid
 
-        broker.stop()
-        wait_for(lambda: "Unrecoverable error" in worker.text(), timeout=60)
-        broker.start()
-        # The same process (exec'd again, so without the injected fault) is ready again.
-        wait_for(lambda: worker.text().count(" ready: ") == 2, timeout=120)
-        assert worker.proc is not None and worker.proc.poll() is None
-        log = worker.text()
-        assert "starting it again" in log, log[-3000:]
-        assert log.count(f":{pid} ready: ") == 2, log[-3000:]
+    broker.stop()
+    wait_for(lambda: "Unrecoverable error" in worker.text(), timeout=60)
+    broker.start()
+    # The same process (exec'd again, so without the injected fault) is ready again.
+    wait_for(lambda: worker.text().count(" ready: ") == 2, timeout=120)
+    assert worker.proc is not None and worker.proc.poll() is None
+    log = worker.text()
+    assert "starting it again" in log, log[-3000:]
+    assert log.count(f":{pid} ready: ") == 2, log[-3000:]
 
-        second = server.cli_json("transfer", "src:after", "dst:after", "--wait")
-        assert second["state"] == "succeeded" and f":{pid}/" in second["worker"], second
-        assert (dst / "after").read_bytes() == (src / "after").read_bytes()
-        # Asked to stop, it stops (and is not started again).
-        assert worker.kill(signal.SIGTERM, timeout=60) == 0
-    finally:
-        broker.stop()
+    second = server.cli_json("transfer", "src:after", "dst:after", "--wait")
+    assert second["state"] == "succeeded" and f":{pid}/" in second["worker"], second
+    assert (dst / "after").read_bytes() == (src / "after").read_bytes()
+    # Asked to stop, it stops (and is not started again).
+    assert worker.kill(signal.SIGTERM, timeout=60) == 0
 
 
 def test_500_jobs_over_rest_on_two_workers_each_run_once(

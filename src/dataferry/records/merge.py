@@ -208,43 +208,47 @@ def encode_meta(state: State) -> dict[str, Any]:
     ``d`` is the delete stamp and its base. Each part is left out when empty. The
     form is canonical (one text per state), which echo digests rely on."""
     common = _commonest(state)
-    f: dict[str, list[Any]] = {}
-    for key, fld in sorted(state.fields.items()):
-        if fld.stamp == common and fld.present and fld.base is None:
-            continue
-        entry: list[Any] = [fld.stamp[0], fld.stamp[1], 1 if fld.present else 0]
-        if fld.base is not None:
-            entry += [fld.base[0], fld.base[1]]
-        f[key] = entry
+    f = {
+        key: _field_entry(fld)
+        for key, fld in sorted(state.fields.items())
+        if not (fld.stamp == common and fld.present and fld.base is None)
+    }
     meta: dict[str, Any] = {}
     if common is not None:
         meta["s"] = [common[0], common[1]]
     if f or (common is None and state.delete is None):
         meta["f"] = f
     if state.delete is not None:
-        d: list[Any] = [state.delete[0], state.delete[1]]
-        if state.delete_base is not None:
-            d += [state.delete_base[0], state.delete_base[1]]
-        meta["d"] = d
+        meta["d"] = _delete_entry(state)
     return meta
 
 
 def encode_meta_v1(state: State) -> dict[str, Any]:
     """The stamps in the form of replication protocol 1 (for peers that speak only
     it): an entry for every field, no shared stamp."""
-    f: dict[str, list[Any]] = {}
-    for key, fld in sorted(state.fields.items()):
-        entry: list[Any] = [fld.stamp[0], fld.stamp[1], 1 if fld.present else 0]
-        if fld.base is not None:
-            entry += [fld.base[0], fld.base[1]]
-        f[key] = entry
-    meta: dict[str, Any] = {"f": f}
+    meta: dict[str, Any] = {
+        "f": {key: _field_entry(fld) for key, fld in sorted(state.fields.items())}
+    }
     if state.delete is not None:
-        d: list[Any] = [state.delete[0], state.delete[1]]
-        if state.delete_base is not None:
-            d += [state.delete_base[0], state.delete_base[1]]
-        meta["d"] = d
+        meta["d"] = _delete_entry(state)
     return meta
+
+
+def _field_entry(fld: Field) -> list[Any]:
+    """``[hlc, origin, present(1/0)]``, plus ``[base hlc, base origin]`` if known."""
+    entry: list[Any] = [fld.stamp[0], fld.stamp[1], 1 if fld.present else 0]
+    if fld.base is not None:
+        entry += [fld.base[0], fld.base[1]]
+    return entry
+
+
+def _delete_entry(state: State) -> list[Any]:
+    """``[hlc, origin]`` of the delete, plus its base if known (``state.delete`` is set)."""
+    assert state.delete is not None
+    d: list[Any] = [state.delete[0], state.delete[1]]
+    if state.delete_base is not None:
+        d += [state.delete_base[0], state.delete_base[1]]
+    return d
 
 
 def _commonest(state: State) -> Stamp | None:

@@ -633,8 +633,7 @@ class RecordService:
                     echoes += 1
                     size += 80
                 else:
-                    if protocol != PROTOCOL:
-                        meta = meta_for(protocol, meta, data)
+                    meta = meta_for(protocol, meta, data)
                     quoted = origins.get(origin)
                     if quoted is None:
                         quoted = origins[origin] = dumps(origin)
