@@ -10,6 +10,8 @@ import httpx
 from dataferry.errors import DataferryError
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+# One long-poll request of Client.wait; the server allows up to 60 s.
+WAIT_SECONDS = 30.0
 
 
 class ClientError(DataferryError):
@@ -24,6 +26,7 @@ class Client:
     def __init__(self, url: str, token: str = "", timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
+        self.timeout = timeout
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
@@ -110,9 +113,25 @@ class Client:
         result: dict[str, Any] = self.request("POST", "/api/v1/transfers", json=body)
         return result
 
-    def job(self, job_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/jobs/{job_id}")
+    def job(self, job_id: int, wait: float = 0) -> dict[str, Any]:
+        """The job document; with ``wait`` (seconds, at most 60) the server answers
+        as soon as the job is finished, or after ``wait`` seconds."""
+        if not wait:
+            result: dict[str, Any] = self.request("GET", f"/api/v1/jobs/{job_id}")
+            return result
+        result = self.request(
+            "GET",
+            f"/api/v1/jobs/{job_id}",
+            params={"wait": wait},
+            timeout=self.timeout + wait,
+        )
         return result
+
+    def wait(self, job_id: int) -> dict[str, Any]:
+        """The job document once the job is finished (however long that takes)."""
+        while (doc := self.job(job_id, wait=WAIT_SECONDS))["state"] not in FINAL_STATES:
+            pass
+        return doc
 
     def jobs(
         self, state: str | None = None, kind: str | None = None, limit: int = 50, offset: int = 0

@@ -111,9 +111,12 @@ class Server:
         deadline = time.monotonic() + timeout
         with self.client() as c:
             while True:
-                doc = c.job(job_id)
+                # Waiting for the end: a long poll, answered as soon as it comes.
+                # Other states (running, retrying) are polled.
+                doc = c.job(job_id, wait=0 if states - FINAL_STATES else 5.0)
                 if doc["state"] in states:
                     return doc
                 if time.monotonic() > deadline:
                     raise AssertionError(f"job {job_id} still {doc} after {timeout}s")
-                time.sleep(0.1)
+                if states - FINAL_STATES:
+                    time.sleep(0.1)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 from rich.table import Table
 
 from dataferry.cli.common import JSON_OPTION, client, console, print_json
-from dataferry.cli.watch import POLL_SECONDS, describe, follow
-from dataferry.client import FINAL_STATES
+from dataferry.cli.watch import describe, follow
 
 
 def _exit_for(doc: dict[str, object]) -> None:
@@ -90,10 +87,7 @@ def status(
     """Show a job's state and progress."""
     with client() as c:
         if watch and as_json:
-            doc = c.job(job_id)
-            while doc["state"] not in FINAL_STATES:
-                time.sleep(POLL_SECONDS)
-                doc = c.job(job_id)
+            doc = c.wait(job_id)
         elif watch:
             doc = follow(c, job_id, show_bar=True)
         else:

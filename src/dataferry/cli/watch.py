@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.progress import (
@@ -18,17 +17,17 @@ from rich.progress import (
 from dataferry.cli.common import console
 from dataferry.client import FINAL_STATES, Client
 
+# How often the progress bar is redrawn (each redraw is one long-poll request).
 POLL_SECONDS = 0.5
 
 
 def follow(c: Client, job_id: int, show_bar: bool) -> dict[str, Any]:
-    """Poll the job until it reaches a final state; return its last document."""
-    doc = c.job(job_id)
+    """Follow the job until it reaches a final state; return its last document. The
+    server answers each request as soon as the job ends (a long poll), so this returns
+    without a polling delay."""
     if not show_bar or not console.is_terminal:
-        while doc["state"] not in FINAL_STATES:
-            time.sleep(POLL_SECONDS)
-            doc = c.job(job_id)
-        return doc
+        return c.wait(job_id)
+    doc = c.job(job_id)
     columns = (
         TextColumn("[bold]job {task.fields[job]}[/bold] {task.description}"),
         BarColumn(),
@@ -49,8 +48,7 @@ def follow(c: Client, job_id: int, show_bar: bool) -> dict[str, Any]:
             )
             if doc["state"] in FINAL_STATES:
                 break
-            time.sleep(POLL_SECONDS)
-            doc = c.job(job_id)
+            doc = c.job(job_id, wait=POLL_SECONDS)
     return doc
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 from typing import Any
 
 from dataferry.config import JobSettings
@@ -13,6 +16,11 @@ from dataferry.jobs.states import JobEvent, JobState
 from dataferry.jobs.store import JobStore
 
 MAX_PAGE = 1000
+# The longest a caller may wait for a job to end in one request.
+MAX_WAIT_SECONDS = 60.0
+# A waiter re-reads the job this often: a job ended by another process (a Celery
+# worker, a second server) sends no wake-up to this one.
+RECHECK_SECONDS = 0.25
 
 
 class NoExecutor:
@@ -46,6 +54,33 @@ class JobService:
 
     def get(self, job_id: int) -> Job:
         return self.store.get(job_id)
+
+    async def wait(self, job_id: int, seconds: float) -> Job:
+        """The job as soon as it is in a final state, or as it is after ``seconds``.
+        A job ended in this process wakes the waiter at once; one ended elsewhere is
+        seen within RECHECK_SECONDS."""
+        if not (math.isfinite(seconds) and 0 <= seconds <= MAX_WAIT_SECONDS):
+            raise InvalidRequest(f"wait must be between 0 and {MAX_WAIT_SECONDS:g} seconds")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            woken = asyncio.Event()
+
+            def wake(woken: asyncio.Event = woken) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(woken.set)
+
+            # Subscribe before reading, so a change between the two is not missed.
+            unsubscribe = self.store.changes.subscribe(job_id, wake)
+            try:
+                job = await asyncio.to_thread(self.store.get, job_id)
+                left = deadline - loop.time()
+                if job.state.final or left <= 0:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(left, RECHECK_SECONDS))
+            finally:
+                unsubscribe()
 
     def page(
         self,

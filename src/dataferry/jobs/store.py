@@ -20,6 +20,7 @@ from dataferry.db.models import JobAttemptRow, JobFileRow, JobRow
 from dataferry.errors import JobLost, NotFound
 from dataferry.jobs.model import Job
 from dataferry.jobs.states import JobEvent, JobState, next_state, sources_of
+from dataferry.jobs.waiting import JobChanges
 
 _PROGRESS_FIELDS = frozenset(
     {"task", "task_percent", "bytes_done", "bytes_total", "files_done", "files_total", "result"}
@@ -42,6 +43,8 @@ _TRANSITION_TRIES = 5
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Told after each committed change of a job's state, for JobService.wait.
+        self.changes = JobChanges()
 
     # -- reads -----------------------------------------------------------------
     def get(self, job_id: int) -> Job:
@@ -309,7 +312,8 @@ class JobStore:
             if rowcount(done) != 1:
                 return False
             self._end_attempt(s, job_id, target.value, error, now)
-            return True
+        self.changes.changed(job_id)
+        return True
 
     def _end_attempt(
         self, s: Session, job_id: int, outcome: str, error: str, now: datetime
@@ -355,7 +359,9 @@ class JobStore:
                 self._end_attempt(s, job_id, target.value, values.get("error", ""), now)
             fresh = s.get(JobRow, job_id, populate_existing=True)
             assert fresh is not None
-            return Job.from_row(fresh)
+            job = Job.from_row(fresh)
+        self.changes.changed(job_id)
+        return job
 
     def due_retries(self, now: datetime) -> list[int]:
         with self.db.read() as s:
@@ -411,4 +417,5 @@ class JobStore:
             if rowcount(done) != 1:
                 return None
             self._end_attempt(s, job_id, "lease_expired", "worker stopped answering", now)
-            return target
+        self.changes.changed(job_id)
+        return target

@@ -29,8 +29,16 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: int, core: Core = Depends(get_core)) -> dict[str, Any]:
-    return core.jobs.get(job_id).document()
+async def get_job(
+    job_id: int,
+    wait: float = Query(
+        0,
+        description="answer as soon as the job is finished (succeeded, failed or "
+        "cancelled), or after this many seconds (at most 60)",
+    ),
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    return (await core.jobs.wait(job_id, wait)).document()
 
 
 @router.get("/jobs/{job_id}/detail")
