@@ -77,7 +77,7 @@ def main() -> None:
             runs["n"] += 1
             uid = f"fac.bench-{runs['n']}"
             job = p.publish(uid, "data:exp")["job_id"]
-            wait(lambda: p.job(job)["state"] == "succeeded")
+            p.wait(job)
             runs["uid"] = uid
 
         def deliver() -> None:
@@ -86,7 +86,7 @@ def main() -> None:
             p.broadcast(uid)
             tid = wait(lambda: c.synced_dataset(uid)["transfer_id"])
             t0 = time.perf_counter()
-            wait(lambda: p.job(tid)["state"] in ("succeeded", "failed"))
+            p.wait(tid)
             t1 = time.perf_counter()
             doc = wait(
                 lambda: (

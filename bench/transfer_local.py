@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,11 +60,7 @@ def main() -> None:
 
     def dataferry(name: str) -> None:
         job = client.transfer(f"src:{name}", f"out:df-{name}", checksum="sha256")
-        while True:
-            doc = client.job(job["job_id"])
-            if doc["state"] in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(0.01)
+        doc = client.wait(job["job_id"])  # a long poll: answered when the job ends
         if doc["state"] != "succeeded":
             raise SystemExit(f"dataferry job failed: {doc}")
 

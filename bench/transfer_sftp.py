@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +64,7 @@ def main() -> None:
 
     def dataferry(source: str, destination: str) -> None:
         job = client.transfer(source, destination, checksum="sha256")
-        while True:
-            doc = client.job(job["job_id"])
-            if doc["state"] in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(0.02)
+        doc = client.wait(job["job_id"])  # a long poll: answered when the job ends
         if doc["state"] != "succeeded":
             raise SystemExit(f"dataferry job failed: {doc}")
 
