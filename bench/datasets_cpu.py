@@ -41,7 +41,7 @@ def used(before: tuple[float, float], after: tuple[float, float]) -> str:
 def deliver(p: Any, c: Any, uid: str, pp: int, cp: int) -> str:
     """Publish ``uid``, deliver it once; the times and CPU of both servers."""
     job = p.publish(uid, "data:exp")["job_id"]
-    case.p.wait(job)
+    p.wait(job)
     subprocess.run(["sync"], check=True)
     time.sleep(1)
     p0, c0 = cpu(pp), cpu(cp)
@@ -49,7 +49,7 @@ def deliver(p: Any, c: Any, uid: str, pp: int, cp: int) -> str:
     p.broadcast(uid)
     tid = case.wait(lambda: c.synced_dataset(uid)["transfer_id"])
     t0, p1, c1 = time.perf_counter(), cpu(pp), cpu(cp)
-    case.p.wait(tid)
+    p.wait(tid)
     t1, p2, c2 = time.perf_counter(), cpu(pp), cpu(cp)
     doc = case.wait(
         lambda: (d := c.synced_dataset(uid))["state"] in ("complete", "failed_permanent") and d

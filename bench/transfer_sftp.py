@@ -11,6 +11,7 @@ measured in the same run. Target (issue 3): >= 1x rclone on every case.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +52,36 @@ def main() -> None:
         # no md5sum/sha1sum shell command per file on the server: the faster rclone
         "--sftp-disable-hashcheck",
     ]
+    sftp = shutil.which("sftp")
+    # OpenSSH's own client as a second reference: the native floor of an SFTP copy on
+    # this machine (no checksum, no sync), with the cipher rclone and dataferry use.
+    os_flags = [
+        "-q",
+        "-b",
+        "-",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-i",
+        str(key),
+        "-P",
+        str(sshd.port),
+        "-c",
+        "aes128-gcm@openssh.com",
+        f"{sshd.user}@127.0.0.1",
+    ]
+
+    def openssh(command: str) -> None:
+        assert sftp is not None
+        subprocess.run(
+            [sftp, *os_flags],
+            input=command + "\n",
+            text=True,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
     server = start_server(work / "home")
     client = server.client()
     client.add_endpoint("src", str(base / "src"))
@@ -76,7 +107,7 @@ def main() -> None:
         label = f"{name} up ({mb:,.0f} MB)"
 
         def clear_remote() -> None:
-            for tool in ("df", "rc"):
+            for tool in ("df", "rc", "os"):
                 shutil.rmtree(remote / f"{tool}-{name}", ignore_errors=True)
 
         t_df = timed_once(
@@ -90,6 +121,12 @@ def main() -> None:
             )
             rows.append((label, "rclone copy", t_rc, mb, ""))
             ratio = f"{t_rc / t_df:.2f}x rclone"
+        if sftp:
+            t_os = timed_once(
+                lambda: openssh(f"put -r {src} {remote}/os-{name}"), before=clear_remote
+            )
+            rows.append((label, "openssh sftp", t_os, mb, ""))
+            ratio += f", {t_os / t_df:.2f}x openssh"
         rows.append((label, "dataferry", t_df, mb, ratio))
 
         # download: SFTP -> local (from the copy dataferry just made)
@@ -98,7 +135,7 @@ def main() -> None:
             dataferry(f"src:{name}", f"remote:df-{name}")
 
         def clear_back() -> None:
-            for tool in ("df", "rc"):
+            for tool in ("df", "rc", "os"):
                 shutil.rmtree(back / f"{tool}-{name}", ignore_errors=True)
 
         t_df = timed_once(
@@ -120,6 +157,12 @@ def main() -> None:
             )
             rows.append((label, "rclone copy", t_rc, mb, ""))
             ratio = f"{t_rc / t_df:.2f}x rclone"
+        if sftp:
+            t_os = timed_once(
+                lambda: openssh(f"get -r {remote}/df-{name} {back}/os-{name}"), before=clear_back
+            )
+            rows.append((label, "openssh sftp", t_os, mb, ""))
+            ratio += f", {t_os / t_df:.2f}x openssh"
         rows.append((label, "dataferry", t_df, mb, ratio))
 
     try:
