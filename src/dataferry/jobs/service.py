@@ -7,6 +7,8 @@ import contextlib
 import math
 from typing import Any
 
+import anyio.to_thread
+
 from dataferry.config import JobSettings
 from dataferry.errors import InvalidRequest
 from dataferry.jobs.executor import Executor
@@ -73,7 +75,8 @@ class JobService:
             # Subscribe before reading, so a change between the two is not missed.
             unsubscribe = self.store.changes.subscribe(job_id, wake)
             try:
-                job = await asyncio.to_thread(self.store.get, job_id)
+                # anyio's worker threads: the pool the web server's other requests use
+                job = await anyio.to_thread.run_sync(self.store.get, job_id)
                 left = deadline - loop.time()
                 if job.state.final or left <= 0:
                     return job
