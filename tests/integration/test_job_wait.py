@@ -34,6 +34,10 @@ def test_changes_wake_each_subscriber_once_and_not_after_unsubscribing() -> None
     changes.changed(1)  # subscriptions are used up by the first change
     assert woken == ["a"]
     cancel_b()  # cancelling twice is harmless
+    changes.subscribe(3, lambda: woken.append("c"))
+    changes.wake_all()  # a shutdown: every waiter of every job
+    changes.changed(2)
+    assert woken == ["a", "other job", "c"]
 
 
 def _blocking_job(core: Any) -> tuple[int, threading.Event]:
@@ -120,3 +124,35 @@ def test_long_poll_over_http(server: Server, tmp_path: Path) -> None:
             assert r.status_code == 422, (bad, r.text)
         r = httpx.get(f"{server.url}/api/v1/jobs/999999", params={"wait": "1"})
         assert r.status_code == 404
+
+
+def test_a_server_shutting_down_answers_its_long_polls(server_factory: Any, tmp_path: Path) -> None:
+    """uvicorn waits for open requests before it stops: a long poll must not hold a
+    stopping server for its whole wait."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "big.bin").write_bytes(b"\0" * (20 * 1024 * 1024))
+    # 1 MB/s: the job runs for about 20 s, far longer than the test waits for it.
+    server = server_factory(env={"DATAFERRY_TRANSFER__BANDWIDTH_LIMIT": "1000000"})
+    answers: list[Any] = []
+    with server.client() as c:
+        c.add_endpoint("a", str(src))
+        c.add_endpoint("b", str(dst))
+        job = c.transfer("a:big.bin", "b:big.bin")
+        server.wait_job(job["job_id"], states=frozenset({"running"}))
+
+        def long_poll() -> None:
+            try:
+                answers.append(c.job(job["job_id"], wait=50))
+            except Exception as exc:  # recorded and checked below
+                answers.append(exc)
+
+        poller = threading.Thread(target=long_poll)
+        poller.start()
+        time.sleep(0.5)  # the request is in the server, waiting
+        server.stop()  # SIGTERM, then up to 30 s for the process to end
+        poller.join(5)
+    assert not poller.is_alive()
+    assert isinstance(answers[0], dict), answers
+    assert answers[0]["state"] == "running"  # answered at the shutdown, not at the end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from pathlib import Path
 
 import typer
@@ -67,15 +68,27 @@ def serve(
     )
     from dataferry.api.body_protocol import BodyProtocol
 
-    uvicorn.run(
-        create_app(core),
-        http=BodyProtocol,
-        host=s.host,
-        port=s.port,
-        log_level=log_level.lower(),
-        ssl_certfile=str(certfile) if certfile else None,
-        ssl_keyfile=str(keyfile) if keyfile else None,
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Long polls (GET /api/v1/jobs/{id}?wait=) answer before uvicorn waits
+            # for the open requests to end.
+            core.jobs.stop_waiting()
+            await super().shutdown(sockets)
+
+    server = Server(
+        uvicorn.Config(
+            create_app(core),
+            http=BodyProtocol,
+            host=s.host,
+            port=s.port,
+            log_level=log_level.lower(),
+            ssl_certfile=str(certfile) if certfile else None,
+            ssl_keyfile=str(keyfile) if keyfile else None,
+        )
     )
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run: the application did not start
 
 
 def init_db() -> None:

@@ -42,6 +42,8 @@ class JobService:
         self.registry = registry
         self.settings = settings
         self.executor: Executor = NoExecutor()
+        # Set when the server shuts down: waits answer at once instead of holding it.
+        self._closing = False
 
     def submit(self, kind: str, params: dict[str, Any]) -> Job:
         spec = self.registry.get(kind)
@@ -78,12 +80,18 @@ class JobService:
                 # anyio's worker threads: the pool the web server's other requests use
                 job = await anyio.to_thread.run_sync(self.store.get, job_id)
                 left = deadline - loop.time()
-                if job.state.final or left <= 0:
+                if job.state.final or left <= 0 or self._closing:
                     return job
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(left, RECHECK_SECONDS))
             finally:
                 unsubscribe()
+
+    def stop_waiting(self) -> None:
+        """Answer every wait now and every later one at once: a server shutting down
+        waits for its open requests, and a long poll would hold it up to a minute."""
+        self._closing = True
+        self.store.changes.wake_all()
 
     def page(
         self,

@@ -38,3 +38,11 @@ class JobChanges:
             waiting = self._waiters.pop(job_id, [])
         for wake in waiting:
             wake()
+
+    def wake_all(self) -> None:
+        """Wake every waiter of every job (the server is shutting down)."""
+        with self._lock:
+            waiting = [wake for wakes in self._waiters.values() for wake in wakes]
+            self._waiters.clear()
+        for wake in waiting:
+            wake()
