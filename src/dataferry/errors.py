@@ -66,3 +66,10 @@ class JobLost(DataferryError):
     """This worker no longer owns the job (cancelled, or its lease was taken over)."""
 
     code = "job_lost"
+
+
+class JobInterrupted(JobLost):
+    """This process is stopping: the run ends here and the job goes back to the queue
+    (a handler stops on it exactly as on JobLost)."""
+
+    code = "job_interrupted"

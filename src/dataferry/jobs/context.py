@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from dataferry.errors import JobLost
+from dataferry.errors import JobInterrupted, JobLost
 from dataferry.jobs.model import Job
 from dataferry.jobs.store import JobStore
 
@@ -24,8 +24,10 @@ class JobContext:
         owner: str,
         lease_seconds: float,
         progress_interval: float,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.job = job
+        self._stopping = stopping
         self.store = store
         self.owner = owner
         self._lease = lease_seconds
@@ -56,9 +58,12 @@ class JobContext:
         self._beat.join()
 
     def check(self) -> None:
-        """Raise :class:`JobLost` if this run should stop (cancelled or taken over)."""
+        """Raise :class:`JobLost` if this run should stop (cancelled or taken over), or
+        :class:`JobInterrupted` if this process is stopping."""
         if self._lost.is_set():
             raise JobLost(f"job {self.job.id} is no longer ours")
+        if self._stopping is not None and self._stopping.is_set():
+            raise JobInterrupted(f"job {self.job.id}: this process is stopping")
 
     def progress(self, *, force: bool = False, **fields: Any) -> None:
         """Record progress (task, task_percent, bytes_done, ...); stored when due."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from dataferry.config import JobSettings
 from dataferry.db.base import utcnow
-from dataferry.errors import DataferryError, JobLost, TransientError
+from dataferry.errors import DataferryError, JobInterrupted, JobLost, TransientError
 from dataferry.jobs.backoff import backoff_delay
 from dataferry.jobs.context import JobContext
 from dataferry.jobs.model import Job
@@ -23,16 +24,28 @@ class JobRunner:
         self.store = store
         self.registry = registry
         self.settings = settings
+        # Set when this process stops: running jobs end at their next check and go
+        # back to the queue at once, instead of waiting for their lease to expire.
+        self.stopping = threading.Event()
 
     def run(self, job: Job, owner: str) -> None:
         """Run ``job`` (already claimed by ``owner``) to an outcome."""
         kind = self.registry.get(job.kind)
         ctx = JobContext(
-            job, self.store, owner, self.settings.lease_seconds, self.settings.progress_interval
+            job,
+            self.store,
+            owner,
+            self.settings.lease_seconds,
+            self.settings.progress_interval,
+            self.stopping,
         )
         try:
             with ctx:
                 result = kind.handler(ctx)
+        except JobInterrupted:
+            if self.store.hand_back(job.id, owner, **ctx.pending()):
+                log.info("job %s: handed back to the queue (this process is stopping)", job.id)
+            return
         except JobLost:
             log.info("job %s: stopped, no longer ours (cancelled or taken over)", job.id)
             return

@@ -315,6 +315,29 @@ class JobStore:
         self.changes.changed(job_id)
         return True
 
+    def hand_back(self, job_id: int, owner: str, **progress: Any) -> bool:
+        """Put a job this process is running back in the queue because the process is
+        stopping (not the job's fault: the attempt is not counted); False if the job
+        was taken from us meanwhile."""
+        target = next_state(JobState.RUNNING, JobEvent.LEASE_EXPIRED)
+        now = utcnow()
+        with self.db.session() as s:
+            done = s.execute(
+                self._owned(job_id, owner).values(
+                    state=target.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=JobRow.attempts - 1,
+                    updated=now,
+                    **progress,
+                )
+            )
+            if rowcount(done) != 1:
+                return False
+            self._end_attempt(s, job_id, "interrupted", "the process running it stopped", now)
+        self.changes.changed(job_id)
+        return True
+
     def _end_attempt(
         self, s: Session, job_id: int, outcome: str, error: str, now: datetime
     ) -> None:

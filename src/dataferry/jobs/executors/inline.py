@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from dataferry.jobs.executor import claim_owner
 from dataferry.jobs.runner import JobRunner
@@ -35,17 +36,22 @@ class InlineExecutor:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        self.runner.stopping.clear()  # a core started again after a stop
         for i in range(self.workers):
             t = threading.Thread(target=self._loop, name=f"dataferry-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop claiming; running jobs end at their next check and are handed back to
+        the queue (JobRunner.stopping). Waits up to ``timeout`` seconds in all."""
         self._stopping.set()
+        self.runner.stopping.set()
         with self._wake:
             self._wake.notify_all()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     def dispatch(self, job_id: int, queue: str) -> None:
