@@ -122,6 +122,55 @@ def test_worker_killed_mid_transfer_another_worker_finishes(
     assert temporaries(dst) == []
 
 
+def test_worker_stopped_mid_transfer_hands_it_to_another_at_once(
+    server_factory: Any, workers: Any, tmp_path: Path
+) -> None:
+    """A warm shutdown (SIGTERM) of the worker running a transfer: the job goes back
+    to the queue at once (not counted as an attempt), is sent to the other worker,
+    and the stopped worker does not wait for the job to end."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "big").mkdir(parents=True)
+    dst.mkdir()
+    for i in range(12):
+        (src / "big" / f"part-{i:03d}.bin").write_bytes(os.urandom(4 * MiB))
+    expected = hash_tree(src / "big")
+    # 48 MiB at 4 MiB/s: about 12 s of copying, checked after every 256 KiB.
+    env = {
+        "DATAFERRY_TRANSFER__CONCURRENCY": "1",
+        "DATAFERRY_TRANSFER__CHUNK_SIZE": "262144",
+        "DATAFERRY_TRANSFER__BANDWIDTH_LIMIT": str(4 * MiB),
+    }
+    server: Server = server_factory("api", env=env, workers=False)
+    group: WorkerGroup = workers(server)
+    group.beat()
+    pair = group.workers(["--queues", "transfers", "-c", "1"], ["--queues", "transfers", "-c", "1"])
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+    job_id = server.cli_json("transfer", "src:big", "dst:big")["job_id"]
+    with server.client() as c:
+        wait_for(lambda: [f for f in c.job_files(job_id) if f["state"] == "done"])
+        running = c.job(job_id)
+        first, second = sorted(pair, key=lambda w: f":{w.pid}/" not in running["worker"])
+        first_pid = first.pid
+        first.kill(signal.SIGTERM)  # returns once the worker has exited
+        at_stop = c.job(job_id)
+    assert running["state"] == "running" and f":{first_pid}/" in running["worker"], running
+    # Handed back before the worker exited, long before the copy could have ended.
+    assert at_stop["state"] in ("queued", "running"), at_stop
+    assert f":{first_pid}/" not in (at_stop["worker"] if at_stop["state"] == "running" else "")
+
+    doc = server.wait_job(job_id, timeout=120)
+    assert doc["state"] == "succeeded", doc
+    assert f":{second.pid}/" in doc["worker"]
+    assert doc["attempts"] == 1, doc  # the interrupted run is not counted
+    assert [h["outcome"] for h in attempt_history(server, job_id)] == [
+        "interrupted",
+        "succeeded",
+    ]
+    assert hash_tree(dst / "big") == expected
+    assert temporaries(dst) == []
+
+
 def ran_once_each(database_url: str, job_ids: list[int]) -> dict[int, int]:
     """Runs per job, counted in the attempts ledger (each run starts with one claim)."""
     from sqlalchemy import create_engine, text

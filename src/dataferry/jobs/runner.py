@@ -28,8 +28,9 @@ class JobRunner:
         # back to the queue at once, instead of waiting for their lease to expire.
         self.stopping = threading.Event()
 
-    def run(self, job: Job, owner: str) -> None:
-        """Run ``job`` (already claimed by ``owner``) to an outcome."""
+    def run(self, job: Job, owner: str) -> bool:
+        """Run ``job`` (already claimed by ``owner``) to an outcome. True when the job
+        went back to the queue instead (this process is stopping)."""
         kind = self.registry.get(job.kind)
         ctx = JobContext(
             job,
@@ -45,25 +46,27 @@ class JobRunner:
         except JobInterrupted:
             if self.store.hand_back(job.id, owner, **ctx.pending()):
                 log.info("job %s: handed back to the queue (this process is stopping)", job.id)
-            return
+                return True
+            return False
         except JobLost:
             log.info("job %s: stopped, no longer ours (cancelled or taken over)", job.id)
-            return
+            return False
         except TransientError as exc:
             self._retry_or_fail(job, owner, ctx, str(exc))
-            return
+            return False
         except DataferryError as exc:
             self.store.finish(job.id, owner, JobEvent.FAIL, error=str(exc), **ctx.pending())
-            return
+            return False
         except Exception as exc:
             log.exception("job %s: unexpected error", job.id)
             error = f"internal error: {type(exc).__name__}: {exc}"
             self.store.finish(job.id, owner, JobEvent.FAIL, error=error, **ctx.pending())
-            return
+            return False
         progress = ctx.pending()
         if result is not None:
             progress["result"] = result
         self.store.finish(job.id, owner, JobEvent.SUCCEED, **progress)
+        return False
 
     def _retry_or_fail(self, job: Job, owner: str, ctx: JobContext, error: str) -> None:
         attempt = job.attempts

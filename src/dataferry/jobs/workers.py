@@ -99,6 +99,9 @@ def run_worker(core: Core, plan: WorkerPlan, *, beat: bool, loglevel: str) -> Wo
 
     def on_shutting_down(**_: object) -> None:
         asked.append(True)  # SIGTERM, SIGINT or SIGQUIT: a stop we were asked for
+        # Running jobs stop at their next check and go back to the queue, instead of
+        # holding the warm shutdown until they end.
+        core.runner.stopping.set()
 
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)

@@ -153,7 +153,11 @@ def install_tasks(app: Celery, core: Core) -> None:
         job = core.job_store.claim(job_id, owner, lease)
         if job is None:  # already run, running elsewhere, cancelled or unknown
             return "not claimed"
-        core.runner.run(job, owner)
+        if core.runner.run(job, owner):
+            # Handed back by a worker that is stopping: send it to the others now
+            # rather than wait for the tick's re-dispatch.
+            core.executor.dispatch(job.id, job.queue)
+            return "handed back"
         return "ran"
 
     @app.task(name=TICK_TASK, acks_late=False, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
