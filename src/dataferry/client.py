@@ -116,13 +116,10 @@ class Client:
     def job(self, job_id: int, wait: float = 0) -> dict[str, Any]:
         """The job document; with ``wait`` (seconds, at most 60) the server answers
         as soon as the job is finished, or after ``wait`` seconds."""
-        if not wait:
-            result: dict[str, Any] = self.request("GET", f"/api/v1/jobs/{job_id}")
-            return result
-        result = self.request(
+        result: dict[str, Any] = self.request(
             "GET",
             f"/api/v1/jobs/{job_id}",
-            params={"wait": wait},
+            params={"wait": wait} if wait else None,
             timeout=self.timeout + wait,
         )
         return result

@@ -295,46 +295,40 @@ class JobStore:
         **progress: Any,
     ) -> bool:
         """End this run with ``event``; False if the job was taken from us meanwhile."""
-        target = next_state(JobState.RUNNING, event)
-        now = utcnow()
-        with self.db.session() as s:
-            done = s.execute(
-                self._owned(job_id, owner).values(
-                    state=target.value,
-                    error=error,
-                    next_run_at=next_run_at,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated=now,
-                    **progress,
-                )
-            )
-            if rowcount(done) != 1:
-                return False
-            self._end_attempt(s, job_id, target.value, error, now)
-        self.changes.changed(job_id)
-        return True
+        target = next_state(JobState.RUNNING, event).value
+        return self._end_run(
+            job_id, owner, target, target, error, error=error, next_run_at=next_run_at, **progress
+        )
 
     def hand_back(self, job_id: int, owner: str, **progress: Any) -> bool:
         """Put a job this process is running back in the queue because the process is
         stopping (not the job's fault: the attempt is not counted); False if the job
         was taken from us meanwhile."""
-        target = next_state(JobState.RUNNING, JobEvent.LEASE_EXPIRED)
+        target = next_state(JobState.RUNNING, JobEvent.LEASE_EXPIRED).value
+        return self._end_run(
+            job_id,
+            owner,
+            target,
+            "interrupted",
+            "the process running it stopped",
+            attempts=JobRow.attempts - 1,
+            **progress,
+        )
+
+    def _end_run(
+        self, job_id: int, owner: str, state: str, outcome: str, attempt_error: str, **values: Any
+    ) -> bool:
+        """Move a job ``owner`` runs to ``state`` and close its attempt with ``outcome``."""
         now = utcnow()
         with self.db.session() as s:
             done = s.execute(
                 self._owned(job_id, owner).values(
-                    state=target.value,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    attempts=JobRow.attempts - 1,
-                    updated=now,
-                    **progress,
+                    state=state, lease_owner=None, lease_expires_at=None, updated=now, **values
                 )
             )
             if rowcount(done) != 1:
                 return False
-            self._end_attempt(s, job_id, "interrupted", "the process running it stopped", now)
+            self._end_attempt(s, job_id, outcome, attempt_error, now)
         self.changes.changed(job_id)
         return True
 
