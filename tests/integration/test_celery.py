@@ -62,6 +62,26 @@ def broker(tmp_path: Path) -> Iterator[PrivateRedis]:
     redis.stop()
 
 
+def transfer_on_two_workers(
+    server_factory: Any, workers: Any, tmp_path: Path, rate: int
+) -> tuple[Server, list[Worker], int]:
+    """``src/big`` (filled by the caller) copied to ``dst/big`` at ``rate`` bytes/s, one
+    file at a time in 256 KiB blocks, by one of two workers on the transfers queue."""
+    env = {
+        "DATAFERRY_TRANSFER__CONCURRENCY": "1",
+        "DATAFERRY_TRANSFER__CHUNK_SIZE": "262144",
+        "DATAFERRY_TRANSFER__BANDWIDTH_LIMIT": str(rate),
+    }
+    server: Server = server_factory("api", env=env, workers=False)
+    group: WorkerGroup = workers(server)
+    group.beat()
+    pair = group.workers(["--queues", "transfers", "-c", "1"], ["--queues", "transfers", "-c", "1"])
+    server.cli("endpoint", "add", "src", str(tmp_path / "src"))
+    server.cli("endpoint", "add", "dst", str(tmp_path / "dst"))
+    job_id = server.cli_json("transfer", "src:big", "dst:big")["job_id"]
+    return server, pair, job_id
+
+
 def test_worker_killed_mid_transfer_another_worker_finishes(
     server_factory: Any, workers: Any, tmp_path: Path
 ) -> None:
@@ -75,18 +95,7 @@ def test_worker_killed_mid_transfer_another_worker_finishes(
     expected = hash_tree(src / "big")
     # 84 MiB at 6 MiB/s: three files in, about 12 s of copying remain while the test
     # looks who runs it and kills that worker, however fast the disk, however loaded the machine.
-    env = {
-        "DATAFERRY_TRANSFER__CONCURRENCY": "1",
-        "DATAFERRY_TRANSFER__CHUNK_SIZE": "262144",
-        "DATAFERRY_TRANSFER__BANDWIDTH_LIMIT": str(6 * MiB),
-    }
-    server: Server = server_factory("api", env=env, workers=False)
-    group: WorkerGroup = workers(server)
-    group.beat()
-    pair = group.workers(["--queues", "transfers", "-c", "1"], ["--queues", "transfers", "-c", "1"])
-    server.cli("endpoint", "add", "src", str(src))
-    server.cli("endpoint", "add", "dst", str(dst))
-    job_id = server.cli_json("transfer", "src:big", "dst:big")["job_id"]
+    server, pair, job_id = transfer_on_two_workers(server_factory, workers, tmp_path, 6 * MiB)
 
     with server.client() as c:
 
@@ -135,18 +144,7 @@ def test_worker_stopped_mid_transfer_hands_it_to_another_at_once(
         (src / "big" / f"part-{i:03d}.bin").write_bytes(os.urandom(4 * MiB))
     expected = hash_tree(src / "big")
     # 48 MiB at 4 MiB/s: about 12 s of copying, checked after every 256 KiB.
-    env = {
-        "DATAFERRY_TRANSFER__CONCURRENCY": "1",
-        "DATAFERRY_TRANSFER__CHUNK_SIZE": "262144",
-        "DATAFERRY_TRANSFER__BANDWIDTH_LIMIT": str(4 * MiB),
-    }
-    server: Server = server_factory("api", env=env, workers=False)
-    group: WorkerGroup = workers(server)
-    group.beat()
-    pair = group.workers(["--queues", "transfers", "-c", "1"], ["--queues", "transfers", "-c", "1"])
-    server.cli("endpoint", "add", "src", str(src))
-    server.cli("endpoint", "add", "dst", str(dst))
-    job_id = server.cli_json("transfer", "src:big", "dst:big")["job_id"]
+    server, pair, job_id = transfer_on_two_workers(server_factory, workers, tmp_path, 4 * MiB)
     with server.client() as c:
         wait_for(lambda: [f for f in c.job_files(job_id) if f["state"] == "done"])
         running = c.job(job_id)

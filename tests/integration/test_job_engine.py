@@ -14,19 +14,10 @@ from dataferry.errors import Conflict, NotFound, PermanentError, TransientError
 from dataferry.jobs.context import JobContext
 from dataferry.jobs.registry import JobKind
 from dataferry.jobs.states import JobState
+from tests.support.jobs import wait_state
 
 # Runs again with Celery workers and a real broker (make test-celery).
 pytestmark = pytest.mark.executors
-
-
-def wait_state(core: Any, job_id: int, states: set[str], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = core.jobs.get(job_id)
-        if job.state.value in states:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} is {core.jobs.get(job_id).state}, wanted {states}")
 
 
 def test_claim_is_atomic_across_threads(core: Any) -> None:

@@ -13,6 +13,7 @@ from dataferry.jobs.context import JobContext
 from dataferry.jobs.executors.inline import InlineExecutor
 from dataferry.jobs.registry import JobKind
 from dataferry.jobs.states import JobState
+from tests.support.jobs import wait_state
 from tests.support.server import Server
 
 
@@ -30,10 +31,7 @@ def test_stopping_executor_hands_its_running_job_back(core: Any) -> None:
     core.registry.register(JobKind("patient", patient, max_attempts=1))
     core.start()
     job = core.jobs.submit("patient", {})
-    deadline = time.monotonic() + 20
-    while core.jobs.get(job.id).state is not JobState.RUNNING:
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.02)
+    wait_state(core, job.id, {"running"})
 
     core.executor.stop()
     back = core.jobs.get(job.id)
@@ -46,10 +44,7 @@ def test_stopping_executor_hands_its_running_job_back(core: Any) -> None:
     other = InlineExecutor(core.job_store, core.runner, "other-node", 1, 30)
     other.start()
     try:
-        deadline = time.monotonic() + 20
-        while not (done := core.jobs.get(job.id)).state.final:
-            assert time.monotonic() < deadline, f"job still {done.state}"
-            time.sleep(0.02)
+        done = wait_state(core, job.id, {"succeeded", "failed", "cancelled"})
     finally:
         other.stop()
     assert done.state is JobState.SUCCEEDED and done.attempts == 1

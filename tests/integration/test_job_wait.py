@@ -19,6 +19,7 @@ from dataferry.jobs.registry import JobKind
 from dataferry.jobs.states import JobEvent, JobState
 from dataferry.jobs.store import JobStore
 from dataferry.jobs.waiting import JobChanges
+from tests.support.jobs import wait_state
 from tests.support.server import Server
 from tests.support.trees import make_tree
 
@@ -51,10 +52,7 @@ def _blocking_job(core: Any) -> tuple[int, threading.Event]:
     core.registry.register(JobKind("hold", hold))
     core.start()
     job = core.jobs.submit("hold", {})
-    deadline = time.monotonic() + 20
-    while core.jobs.get(job.id).state is not JobState.RUNNING:
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.02)
+    wait_state(core, job.id, {"running"})
     return job.id, release
 
 

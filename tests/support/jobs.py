@@ -1,15 +1,29 @@
-"""Many finished jobs at once, written straight into the database (for paging tests
-and the dashboard benchmark): the executor has nothing to run."""
+"""Jobs in tests: waiting for an in-process core's job to reach a state, and many
+finished jobs at once written straight into the database (for paging tests and the
+dashboard benchmark: the executor has nothing to run)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import insert
 
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
 from dataferry.db.models import JobRow
+
+
+def wait_state(core: Any, job_id: int, states: set[str], timeout: float = 20) -> Any:
+    """The job once its state is one of ``states`` (polled every 0.05 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = core.jobs.get(job_id)
+        if job.state.value in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} is {core.jobs.get(job_id).state}, wanted {states}")
 
 
 def insert_jobs(database_url: str, n: int, batch: int = 5000) -> None:
