@@ -26,6 +26,10 @@ FAST_ENV = {
 }
 
 
+# Ports tried when another process takes the chosen one first.
+PORT_TRIES = 5
+
+
 class Server:
     def __init__(
         self,
@@ -36,6 +40,7 @@ class Server:
     ) -> None:
         self.home = home
         self.port = port or free_port()
+        self.port_given = port is not None
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -51,8 +56,32 @@ class Server:
         self.log = home / f"serve-{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> Server:
+        # free_port() only finds a port that was free: a server of a parallel test may
+        # take it first. Then this one cannot bind and exits; start again elsewhere.
+        for _ in range(1 if self.port_given else PORT_TRIES):
+            if self._start(timeout):
+                return self
+            if not self.port_given:
+                self._use_port(free_port())
+        raise RuntimeError(f"server exited early:\n{self.log.read_text()[-3000:]}")
+
+    def _use_port(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env.update({"DATAFERRY_PORT": str(port), "DATAFERRY_URL": self.url})
+
+    def _ours(self, response: httpx.Response) -> bool:
+        """A health answer from this server's process, not another test's on the port."""
+        assert self.proc is not None
+        node = str(response.json().get("node", ""))
+        named = self.env.get("DATAFERRY_NODE_NAME")
+        return node == named if named else node.endswith(f":{self.proc.pid}")
+
+    def _start(self, timeout: float) -> bool:
+        """True once the server answers; False if it could not bind its port."""
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
+            logged_before = log.tell()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dataferry", "serve", "--log-level", "warning"],
                 env=self.env,
@@ -62,10 +91,15 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                with open(self.log, "rb") as log:
+                    log.seek(logged_before)
+                    if b"address already in use" in log.read():
+                        return False
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+                response = httpx.get(f"{self.url}/healthz", timeout=1)
+                if response.status_code == 200 and self._ours(response):
+                    return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
