@@ -64,6 +64,7 @@ bench: install system-deps
 	$(BIN)/python bench/transfer_local.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/datasets.py
+	$(BIN)/python bench/datasets_integrity.py
 	$(BIN)/python bench/transfer_sftp.py
 	$(BIN)/python bench/sinks.py
 	$(BIN)/python bench/jobs.py

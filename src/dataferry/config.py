@@ -187,6 +187,11 @@ class DatasetSettings(_Section):
         5.0, gt=0, description="how often a consumer asks a provider about a transfer"
     )
     peer_timeout: float = Field(60.0, gt=0, description="seconds before a peer request gives up")
+    integrity_reread: bool = Field(
+        False,
+        description="the integrity check reads every delivered file back, instead of using "
+        "the sha256 taken as its bytes arrived while the file is unchanged since",
+    )
 
 
 class AlaSettings(_Section):

@@ -242,3 +242,65 @@ def test_transfers_read_and_write_another_instance(
     assert doc["state"] == "succeeded", doc
     assert hash_tree(pair.inbox / "pushed") == expected
     assert temporaries(pair.inbox) == []
+
+
+def test_uploads_keep_a_receipt_of_what_arrived(host: tuple[Server, Path]) -> None:
+    """Every upload written from its first byte keeps the SHA-256 of the bytes that
+    arrived on the file (the consumer's integrity check uses it instead of reading
+    the file back); a resumed upload keeps none, and a receipt stops counting once
+    the file changes."""
+    from dataferry.datasets import receipts
+    from dataferry.endpoints.backends.local import LocalEndpointFS
+
+    srv, shared = host
+    fs = LocalEndpointFS("shared", str(shared), {})
+
+    def receipt(rel: str) -> str | None:
+        return receipts.recorded(fs, str(shared / rel))
+
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    small, big = os.urandom(50_000), os.urandom(5 * 1024 * 1024 + 3)  # one call; streamed
+    a, b = os.urandom(70_000), os.urandom(9_000)
+    files = [
+        {"upload": "r/.a.1.dftmp", "path": "r/a.bin", "size": len(a), "data": True},
+        {"upload": "r/.e.1.dftmp", "path": "r/empty", "size": 0, "data": True},
+        {"upload": "r/.b.1.dftmp", "path": "r/b.bin", "size": len(b), "data": True},
+    ]
+    with api(srv) as c:
+        for rel, data in (("r/small.bin", small), ("r/big.bin", big)):
+            tmp = f"r/.{rel[2:]}.1.dftmp"
+            r = c.put("/shared/uploads", params={"path": tmp, "commit": rel}, content=data)
+            assert r.status_code == 200, r.text
+        body = batch_body(files, [a, b])
+        r = c.post("/shared/uploads/batch", content=body, headers={"Content-Type": BATCH_TYPE})
+        assert r.status_code == 200, r.text
+        for rel, data in (("r/small.bin", small), ("r/big.bin", big), ("r/a.bin", a)):
+            assert receipt(rel) == sha(data), rel
+        assert receipt("r/b.bin") == sha(b) and receipt("r/empty") == sha(b"")
+        # an upload resumed from the middle: no receipt (its hash would need a read)
+        tmp = "r/.resumed.1.dftmp"
+        c.put("/shared/uploads", params={"path": tmp}, content=small[:20_000])
+        r = c.put(
+            "/shared/uploads",
+            params={"path": tmp, "offset": 20_000, "commit": "r/resumed.bin"},
+            content=small[20_000:],
+        )
+        assert r.status_code == 200, r.text
+        assert (shared / "r" / "resumed.bin").read_bytes() == small
+        assert receipt("r/resumed.bin") is None
+    # the file changes after it arrived: appended, rewritten at the same size, or
+    # replaced by another file under its name: the receipt no longer counts
+    with open(shared / "r" / "small.bin", "ab") as f:
+        f.write(b"more")
+    assert receipt("r/small.bin") is None
+    time.sleep(0.01)
+    (shared / "r" / "a.bin").write_bytes(os.urandom(len(a)))
+    assert receipt("r/a.bin") is None
+    (shared / "other").write_bytes(b)
+    os.replace(shared / "other", shared / "r" / "b.bin")
+    assert receipt("r/b.bin") is None
+    # a receipt that is not one: ignored
+    os.setxattr(shared / "r" / "big.bin", receipts.XATTR, b"not a digest")
+    assert receipt("r/big.bin") is None

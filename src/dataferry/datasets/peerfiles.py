@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import io
 import os
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from dataferry.datasets import receipts
 from dataferry.endpoints.backends.local import LocalEndpointFS
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import clean_relative, name, parent
@@ -178,7 +180,7 @@ class PeerFiles:
         fs.check_writable(rel)
         return fs, rel, full
 
-    def open_upload(self, site: str, endpoint: str, path: str, offset: int) -> BinaryIO:
+    def open_upload(self, site: str, endpoint: str, path: str, offset: int) -> Upload:
         """A file to write an upload's bytes from ``offset`` on: 0 starts it again,
         otherwise ``offset`` must be the size already stored (resume)."""
         fs, rel, full = self._upload_target(site, endpoint, path)
@@ -188,28 +190,28 @@ class PeerFiles:
         if offset == 0:
             if folder:
                 fs.makedirs(folder)
-            f: BinaryIO = fs.open_write(full)
-            return f
+            return Upload(fs, fs.open_write(full), 0)
         have = fs.size(full) if fs.exists(full) else 0
         if have != offset:
             raise Conflict(f"{rel!r} holds {have} bytes, not {offset}: resume from {have}")
         if isinstance(fs, LocalEndpointFS):
-            return open(full, "ab", buffering=0)
-        appended: BinaryIO = fs.fs.open(full, "ab")
-        return appended
+            appended: BinaryIO = open(full, "ab", buffering=0)  # noqa: SIM115 - Upload closes it
+        else:
+            appended = fs.fs.open(full, "ab")
+        receipts.forget(fs, appended)  # its digest covers the first part only
+        return Upload(fs, appended, offset)
 
     def put_small(
         self, site: str, endpoint: str, path: str, data: bytes, commit: str, durable: bool
     ) -> Entry:
         """A whole small file in one call: write the temporary name, then (with
         ``commit``) sync it and rename it into place."""
-        f = self.open_upload(site, endpoint, path, 0)
+        upload = self.open_upload(site, endpoint, path, 0)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[f.write(view) :]
+            upload.write(data)
+            upload.finish()
         finally:
-            f.close()
+            upload.close()
         if commit:
             return self.commit(site, endpoint, path, commit, len(data), durable)
         return Entry(clean_relative(path), "file", len(data))
@@ -290,6 +292,38 @@ class PeerFiles:
         fs.makedirs(full)
 
 
+class Upload:
+    """An upload's bytes on their way into its temporary file: written in full and,
+    when the file is written from its first byte, hashed: ``finish`` keeps that
+    SHA-256 on the file as its receipt (see ``receipts``)."""
+
+    def __init__(self, fs: EndpointFS, f: BinaryIO, offset: int) -> None:
+        self.fs = fs
+        self.f = f
+        self.hasher = hashlib.sha256() if offset == 0 and receipts.kept_on(fs) else None
+
+    def write(self, data: bytes | memoryview) -> None:
+        write_all(self.f, data)
+        if self.hasher is not None:
+            self.hasher.update(data)
+
+    def writev(self, views: builtins.list[memoryview]) -> None:
+        """Several received chunks in order, in one writev(2) on a plain file."""
+        _write_views(self.f, views)
+        if self.hasher is not None:
+            for view in views:
+                self.hasher.update(view)
+
+    def finish(self) -> None:
+        """Every byte is written: keep the receipt digest, then close."""
+        if self.hasher is not None and not self.f.closed:
+            receipts.record(self.fs, self.f, self.hasher.hexdigest())
+        self.close()
+
+    def close(self) -> None:
+        self.f.close()
+
+
 # At most this many buffers per writev(2) (Linux takes up to 1024).
 _IOV_MAX = 512
 
@@ -337,7 +371,7 @@ class BatchUpload:
         self.received = 0
         self._index = 0  # the file the next byte belongs to
         self._left = 0  # bytes of it still to come
-        self._open: Any = None
+        self._open: Upload | None = None
         self._written: builtins.list[str] = []
         # folders this batch created: (folder, the highest one of its parents it made)
         self._made: builtins.list[tuple[str, str]] = []
@@ -360,7 +394,7 @@ class BatchUpload:
                 if not self.fs.exists(top):
                     self.fs.makedirs(folder)
                     self._made.append((folder, top))
-            self._open = self.fs.open_write(full)
+            self._open = Upload(self.fs, self.fs.open_write(full), 0)
             self._written.append(full)
             self._left = size
             if size:
@@ -370,7 +404,7 @@ class BatchUpload:
 
     def _close_file(self) -> None:
         if self._open is not None:
-            self._open.close()
+            self._open.finish()
             self._open = None
         self._index += 1
 
@@ -385,16 +419,17 @@ class BatchUpload:
             while view:
                 if self._open is None:
                     self._next_file()
+                assert self._open is not None  # data beyond the sizes was refused above
                 take = view[: self._left]
                 views.append(take)
                 view = view[len(take) :]
                 self._left -= len(take)
                 if not self._left:
-                    _write_views(self._open, views)
+                    self._open.writev(views)
                     views = []
                     self._close_file()
-        if views:
-            _write_views(self._open, views)
+        if views and self._open is not None:
+            self._open.writev(views)
 
     def finish(self) -> builtins.list[Entry]:
         """Sync the group, then check and rename each file; files before a failing one

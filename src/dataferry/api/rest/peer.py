@@ -114,12 +114,13 @@ async def upload(
             pending.append(chunk)
             held += len(chunk)
             if held >= _WRITE_BLOCK:
-                await run_in_threadpool(_write, f, b"".join(pending))
+                await run_in_threadpool(f.write, b"".join(pending))
                 size += held
                 pending, held = [], 0
         if pending:
-            await run_in_threadpool(_write, f, b"".join(pending))
+            await run_in_threadpool(f.write, b"".join(pending))
             size += held
+        await run_in_threadpool(f.finish)
     finally:
         f.close()
     if commit:
@@ -128,13 +129,6 @@ async def upload(
         )
         return entry.document()
     return {"path": path, "size": size}
-
-
-def _write(f: Any, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = f.write(view)
-        view = view[n:]
 
 
 @router.post("/uploads/batch")
