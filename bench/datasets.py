@@ -68,7 +68,7 @@ def main() -> None:
         c.add_endpoint("inbox", str(inbox), {"peer_write": "fac"})
         p.add_site("home", consumer.url, TOKEN, "consumer", "inbox:from-fac")
         c.add_site("fac", provider.url, TOKEN, "provider")
-        runs = {"n": 0}
+        runs: dict[str, Any] = {"n": 0}
         results: dict[str, float] = {}
 
         def clear() -> None:

@@ -30,9 +30,9 @@ def make_sources(base: Path) -> tuple[Path, Path]:
     large, small = base / "large", base / "small"
     if not (large / "one.bin").exists() or (large / "one.bin").stat().st_size != LARGE:
         fresh(large)
-        with open(large / "one.bin", "wb") as f:
+        with open(large / "one.bin", "wb") as out:
             for _ in range(LARGE // (64 * MiB)):
-                f.write(os.urandom(64 * MiB))
+                out.write(os.urandom(64 * MiB))
     if not small.exists() or sum(1 for _ in small.rglob("*.bin")) != SMALL_FILES:
         fresh(small)
         for i in range(SMALL_FILES):

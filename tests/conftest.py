@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests marked ``celery_only`` belong to the Celery pass; leave them out of the others."""
     if EXECUTOR == "celery":
         return
-    keep, drop = [], []
+    keep: list[Any] = []
+    drop: list[Any] = []
     for item in items:
         (drop if item.get_closest_marker("celery_only") else keep).append(item)
     if drop:
@@ -117,7 +118,7 @@ def settings(tmp_path: Path, database_url: str, executor_env: dict[str, str]) ->
             "backoff_base": 0.1,
             "backoff_cap": 0.5,
             "progress_interval": 0.1,
-        },  # type: ignore[arg-type]
+        },
     )
 
 
@@ -139,7 +140,7 @@ def core(settings: Settings) -> Iterator[Any]:
                 queues = sorted({*c.registry.queues(), "default"})
                 stack.enter_context(embedded_workers(c, queues))
 
-            c.start = start
+            c.start = start  # type: ignore[method-assign]
         try:
             yield c
         finally:

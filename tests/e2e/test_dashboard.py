@@ -81,7 +81,7 @@ def test_transfer_from_the_form_advances_to_succeeded(
         def partial() -> bool:
             doc = c.job(job_id)
             assert doc["state"] in ("queued", "running"), (doc, worker.log.read_text()[-2000:])
-            return 0 < doc["bytes_done"] < (doc["bytes_total"] or 0)
+            return bool(0 < doc["bytes_done"] < (doc["bytes_total"] or 0))
 
         wait_for(
             partial,

@@ -22,8 +22,8 @@ SAFE = "urn_lsid_biodiversity.org.au_afd.taxon_0c7e4d2a-5b8a-4a3b-b0a4-1a2b3c4d5
 
 @pytest.fixture
 def ala_server(
-    server_factory, tmp_path: Path
-) -> Iterator[Callable[[str], tuple[Server, FakeALA, Path]]]:  # type: ignore[no-untyped-def]
+    server_factory: Any, tmp_path: Path
+) -> Iterator[Callable[[str], tuple[Server, FakeALA, Path]]]:
     fakes: list[FakeALA] = []
 
     def make(mode: str) -> tuple[Server, FakeALA, Path]:
@@ -54,9 +54,9 @@ def follow(p: Any, job_id: int) -> tuple[dict[str, Any], list[str]]:
     raise AssertionError(f"ALA job {job_id} did not finish: {seen}")
 
 
-def test_ala_pull_success(ala_server) -> None:  # type: ignore[no-untyped-def]
+def test_ala_pull_success(ala_server: Any) -> None:
     server, fake, out = ala_server("ok")
-    p = xmlrpc.client.ServerProxy(server.url + "/data_mover")
+    p: Any = xmlrpc.client.ServerProxy(server.url + "/data_mover")
     doc = p.pullOccurrenceFromALA(LSID)
     assert doc["status"] == "PENDING"
     final, seen = follow(p, doc["id"])
@@ -72,9 +72,9 @@ def test_ala_pull_success(ala_server) -> None:  # type: ignore[no-untyped-def]
     assert p.check_move_status(doc["id"])["status"] == "REJECTED"
 
 
-def test_ala_transient_failures_are_retried(ala_server) -> None:  # type: ignore[no-untyped-def]
+def test_ala_transient_failures_are_retried(ala_server: Any) -> None:
     server, _fake, out = ala_server("flaky")
-    p = xmlrpc.client.ServerProxy(server.url + "/data_mover")
+    p: Any = xmlrpc.client.ServerProxy(server.url + "/data_mover")
     doc = p.pullOccurrenceFromALA(LSID)
     final, _ = follow(p, doc["id"])
     assert final["status"] == "COMPLETED", final
@@ -86,9 +86,9 @@ def test_ala_transient_failures_are_retried(ala_server) -> None:  # type: ignore
     ("mode", "reason"),
     [("garbage", "not gzip"), ("missing", "not found")],
 )
-def test_ala_permanent_failure_has_a_reason(ala_server, mode: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_ala_permanent_failure_has_a_reason(ala_server: Any, mode: str, reason: str) -> None:
     server, _, out = ala_server(mode)
-    p = xmlrpc.client.ServerProxy(server.url + "/data_mover")
+    p: Any = xmlrpc.client.ServerProxy(server.url + "/data_mover")
     doc = p.pullOccurrenceFromALA(LSID)
     final, _ = follow(p, doc["id"])
     assert final["status"] == "FAILED" and reason in final["reason"], final
@@ -97,9 +97,9 @@ def test_ala_permanent_failure_has_a_reason(ala_server, mode: str, reason: str) 
     assert leftovers == []  # nothing half-written stays behind
 
 
-def test_ala_rejections(ala_server) -> None:  # type: ignore[no-untyped-def]
+def test_ala_rejections(ala_server: Any) -> None:
     server, _, _ = ala_server("ok")
-    p = xmlrpc.client.ServerProxy(server.url + "/data_mover")
+    p: Any = xmlrpc.client.ServerProxy(server.url + "/data_mover")
     assert p.pullOccurrenceFromALA("")["reason"] == "missing lsid"
     assert p.pullOccurrenceFromALA("bad lsid <>")["status"] == "REJECTED"
     assert p.checkALAJobStatus(31337) == {"status": "REJECTED", "reason": "Job does not exist"}

@@ -39,7 +39,7 @@ def post(server: Server, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{server.url}/api/v1/transfers", json=body, timeout=10)
 
 
-REFUSED = [
+REFUSED: list[tuple[dict[str, Any], int, str]] = [
     ({"source": "nope:d", "destination": "dst:x"}, 404, "endpoint 'nope' does not exist"),
     ({"source": "src:d", "destination": "nope:x"}, 404, "endpoint 'nope' does not exist"),
     (

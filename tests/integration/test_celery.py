@@ -333,9 +333,9 @@ def test_transfer_on_rabbitmq(server_factory: Any, workers: Any, tmp_path: Path)
 
 
 def _purge_rabbitmq(prefix: str) -> None:
-    from kombu import Connection
+    from kombu.connection import Connection
 
-    with Connection(RABBITMQ_URL) as conn:
+    with Connection(RABBITMQ_URL) as conn:  # type: ignore[no-untyped-call]
         channel = conn.default_channel
         for name in ("transfers", "tick", "default"):
             try:
@@ -355,7 +355,11 @@ def test_a_flood_of_one_queue_does_not_starve_another(core: Any) -> None:
     from tests.support.celery import embedded_workers, quick_kind_worker
 
     release = threading.Event()
-    core.registry.register(JobKind("slow", lambda ctx: release.wait(60) and None, queue="bulk"))
+
+    def slow(ctx: Any) -> None:
+        release.wait(60)
+
+    core.registry.register(JobKind("slow", slow, queue="bulk"))
     core.registry.register(JobKind("quick", lambda ctx: {"ok": True}, queue="interactive"))
     core.use_celery()
     spawn = multiprocessing.get_context("spawn")

@@ -142,7 +142,7 @@ def test_actions_need_the_csrf_token(server: Server, browser: httpx.Client, tmp_
     # bad input: a clear message and the form again
     again = browser.post("/endpoints", data={**form, "csrf": token})
     assert again.status_code == 409 and "already exists" in again.text
-    bad = browser.post(
+    missing = browser.post(
         "/transfers/new",
         data={
             "csrf": token,
@@ -152,7 +152,7 @@ def test_actions_need_the_csrf_token(server: Server, browser: httpx.Client, tmp_
             "destination_path": "x",
         },
     )
-    assert bad.status_code == 404 and "does not exist" in bad.text
+    assert missing.status_code == 404 and "does not exist" in missing.text
 
 
 def test_login_with_a_token(server_factory: Any) -> None:

@@ -60,7 +60,7 @@ def test_check_uses_receipts_while_files_are_unchanged(core: Any, tmp_path: Path
     # check did not read the file (this is how a receipt is seen to be used).
     forged = inbox / "ds" / "run-0/frame-0.bin"
     digest = receipts.recorded(core.endpoints.open("inbox"), str(forged))
-    assert digest == ds.manifest[0]["sha256"]
+    assert digest is not None and digest == ds.manifest[0]["sha256"]
     value = os.getxattr(forged, receipts.XATTR).replace(digest.encode(), b"0" * 64)
     os.setxattr(forged, receipts.XATTR, value)
     assert core.consumer.verify_files(ds) == [f"run-0/frame-0.bin: sha256 {'0' * 64} != {digest}"]

@@ -51,7 +51,7 @@ def consumer(tmp_path: Path, database_url: str, webhook: tuple[str, list[Any]]) 
     settings = Settings(
         home=tmp_path / "consumer",
         database_url=database_url,
-        datasets={"site_name": "home", "max_retries": 2, "webhook_url": webhook[0]},  # type: ignore[arg-type]
+        datasets={"site_name": "home", "max_retries": 2, "webhook_url": webhook[0]},
     )
     core = build(settings)
     yield core

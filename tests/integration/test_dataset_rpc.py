@@ -40,7 +40,7 @@ def test_dataset_methods_over_json_rpc_and_xml_rpc(
     shown = jsonrpc(pair.provider, "datasets.show", UID)["result"]
     assert shown["files"] == 20 and shown["meta"] == {"beamline": "I04"}
 
-    proxy = xmlrpc.client.ServerProxy(pair.provider.url + "/RPC2", allow_none=True)
+    proxy: Any = xmlrpc.client.ServerProxy(pair.provider.url + "/RPC2", allow_none=True)
     methods = proxy.system.listMethods()
     for name in ("publish", "broadcast", "status", "restart", "history"):
         assert f"datasets.{name}" in methods

@@ -132,8 +132,8 @@ def test_rest_and_cli(server: Server, tmp_path: Path) -> None:
     assert {r["uuid"] for r in listed} == {uuid, kiwi}
     changes = server.cli_json("records", "changes", "obs")
     assert changes["changes"][-1]["uuid"] == kiwi
-    bad = server.cli("records", "put", "obs", '{"count": "many"}', check=False)
-    assert bad.returncode == 1 and "schema" in bad.stderr
+    refused = server.cli("records", "put", "obs", '{"count": "many"}', check=False)
+    assert refused.returncode == 1 and "schema" in refused.stderr
     cols = server.cli_json("records", "collections")
     assert [c["name"] for c in cols] == ["obs"]
     assert "records" in server.cli("records", "--help").stdout.lower()

@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -357,8 +358,8 @@ def test_http_wrong_token_is_permanent(server: Server, files: FileServer, tmp_pa
 
 @pytest.mark.parametrize("ranges", [True, False], ids=["range", "no-range"])
 def test_http_download_resumes_with_range(
-    server_factory, files: FileServer, tmp_path: Path, ranges: bool
-) -> None:  # type: ignore[no-untyped-def]
+    server_factory: Any, files: FileServer, tmp_path: Path, ranges: bool
+) -> None:
     from tests.integration.test_resume import job_result
 
     size = 12 * MiB
@@ -401,8 +402,8 @@ def test_http_download_resumes_with_range(
 
 
 def test_s3_crash_mid_upload_restarts_and_never_shows_a_half_object(
-    server_factory, s3_service: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    server_factory: Any, s3_service: str, tmp_path: Path
+) -> None:
     import time
 
     import boto3

@@ -31,7 +31,7 @@ def pair(tmp_path: Path, postgres: PostgresDatabases | None) -> Iterator[tuple[A
         s = Settings(
             home=tmp_path / name,
             database_url=own_database(tmp_path, postgres, name),
-            records={"batch_records": BATCH},  # type: ignore[arg-type]
+            records={"batch_records": BATCH},
         )
         cores.append(build(s))
     a, b = cores
@@ -71,7 +71,7 @@ def test_waiting_batches_are_applied_in_one_transaction(pair: tuple[Any, Any]) -
         applies.append((kwargs["cursor_from"], kwargs["cursor_to"]))
         return plain_apply(*args, **kwargs)
 
-    transport.pull = pull  # type: ignore[method-assign]
+    transport.pull = pull  # type: ignore[method-assign,assignment]
     b.records.apply = apply
     stats = b.replication.sync_with(transport, [COLLECTION])
 

@@ -174,5 +174,5 @@ def test_large_copy_starts_writeback_of_every_block_it_writes(core, tmp_path: Pa
     assert calls[0][0] == half
     assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(calls))
     assert calls[-1][0] + calls[-1][1] == len(data)
-    with open(item.tmp, "rb") as f:
-        assert f.read() == data
+    with open(item.tmp, "rb") as back:
+        assert back.read() == data

@@ -108,12 +108,12 @@ def assert_receiver_matches(receiver: Receiver, table: AppTable) -> None:
     seen: dict[str, list[Any]] = defaultdict(list)
     for r in receiver.applied():
         seen[r.id].append((r.status, r.document["record"]["rev"]))
-    for rid, history in seen.items():
+    for record_id, history in seen.items():
         revs = [rev for _, rev in history]
-        assert revs == sorted(revs), (rid, history)
+        assert revs == sorted(revs), (record_id, history)
         statuses = [s for s, _ in history]
         if "deleted" in statuses:
-            assert set(statuses[statuses.index("deleted") :]) == {"deleted"}, (rid, history)
+            assert set(statuses[statuses.index("deleted") :]) == {"deleted"}, (record_id, history)
     # ... and every copy of one change carried the same idempotency key.
     keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for r in receiver.requests():

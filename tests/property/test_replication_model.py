@@ -12,6 +12,7 @@ not seen it) is in some instance's conflict log."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ UUIDS = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(4)]
 FIELDS = ["a", "b", "c"]
 COLLECTION = "obs"
 SKEW_MS = 60_000  # within the default allowed drift of 300 s
+
+
+def skewed_wall(skew: int) -> int:
+    """An instance's wall clock, ``skew`` ms off the real one."""
+    return hlc.wall_ms() + skew
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,10 @@ class Replicas(RuleBasedStateMachine):
         for i, skew in enumerate(skews):
             s = Settings(
                 home=self.tmp / f"home{i}",
-                records={"batch_records": 2},  # type: ignore[arg-type]
+                records={"batch_records": 2},
             )
             core = build(s)
-            core.records.store.wall = lambda skew=skew: hlc.wall_ms() + skew
+            core.records.store.wall = functools.partial(skewed_wall, skew)
             self.cores.append(core)
 
     def teardown(self) -> None:
@@ -141,7 +147,7 @@ class Replicas(RuleBasedStateMachine):
             self.pulled.append((i, self.cores[j].records.instance_id, batch))
             return batch
 
-        transport.pull = recording_pull  # type: ignore[method-assign]
+        transport.pull = recording_pull  # type: ignore[method-assign,assignment]
         with contextlib.suppress(TransientError):  # interrupted: the next sync resumes
             self.cores[i].replication.sync_with(transport)
         self.sent += [(j, body) for body in transport.sent]

@@ -52,7 +52,7 @@ class Receiver:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/vettings"
+        return f"http://{host!s}:{port}/vettings"
 
     def start(self) -> Receiver:
         receiver = self

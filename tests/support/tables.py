@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def table_url(kind: str, folder: Path) -> str:
     return sa.make_url(url).render_as_string(hide_password=False)
 
 
-def make_table(kind: str, folder: Path) -> Iterator[AppTable]:
+def make_table(kind: str, folder: Path) -> Generator[AppTable, None, None]:
     table = AppTable(table_url(kind, folder), f"vettings_{uuid.uuid4().hex[:8]}")
     try:
         yield table

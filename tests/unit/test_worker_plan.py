@@ -14,7 +14,7 @@ def settings(**celery: object) -> Settings:
     return Settings(
         executor="celery",
         broker_url="redis://127.0.0.1:6379/0",
-        celery=celery,  # type: ignore[arg-type]
+        celery=celery,
     )
 
 

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,7 +248,7 @@ class RecordService:
         return self.put_many(collection, [(uuid, data)])[0]
 
     def put_many(
-        self, collection: str, items: list[tuple[str | None, Mapping[str, Any]]]
+        self, collection: str, items: Sequence[tuple[str | None, Mapping[str, Any]]]
     ) -> list[Record]:
         """``put`` for many records in one transaction (all or nothing)."""
         check_collection(collection)
