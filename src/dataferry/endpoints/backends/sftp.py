@@ -40,8 +40,11 @@ CIPHERS = (
     "aes192-ctr",
     "aes128-ctr",
 )
-# The first read of a file asks for at most this much (one SFTP request); each
-# full read allows the next one four times as much, up to what the caller asks.
+# The first read of a file asks for at most this much, and no more than the
+# server's largest read (limits@openssh.com: 255 KiB from OpenSSH), so that it is
+# one SFTP request: a small file then costs one read and one more that meets the end
+# (asking 256 KiB from OpenSSH took three). Each full read allows the next one four
+# times as much, up to what the caller asks.
 _FIRST_READ = 256 * 1024
 # Writes are held back until this much is waiting, so that a small file is sent
 # with its open, fsync and close in one round of requests.
@@ -177,6 +180,8 @@ class _SFTPReader:
         if self.handle is None:
             async with self.fs._pool.get() as channel:
                 self.handle = await channel.open(self.path, "rb")
+            if self.pos == 0:
+                self.next = min(self.next, getattr(self.handle, "read_len", 0) or _FIRST_READ)
         parts: list[bytes] = []
         ask = 0
         while n > 0:
