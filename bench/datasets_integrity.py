@@ -11,7 +11,6 @@ first, which is what a dataset larger than memory meets.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -24,15 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK
 
 from dataferry.datasets import receipts
+from dataferry.datasets.manifest import sha256_of
 from dataferry.endpoints.backends.local import LocalEndpointFS
-
-
-def read_back(full: str) -> str:
-    h = hashlib.sha256()
-    with open(full, "rb", buffering=0) as f:
-        while block := f.read(8 * 1024 * 1024):
-            h.update(block)
-    return h.hexdigest()
 
 
 def drop_cache() -> bool:
@@ -53,7 +45,7 @@ def main() -> None:
     files = [str(p) for p in root.rglob("*") if p.is_file()]
     size = sum(os.path.getsize(f) for f in files)
     ways: list[tuple[str, Callable[[str], str | None]]] = [
-        ("read back", read_back),
+        ("read back", lambda full: sha256_of(fs, full)[1]),
         ("receipts", lambda full: receipts.recorded(fs, full)),
     ]
     print(f"{len(files)} files, {size / 1e6:,.0f} MB in {root}")

@@ -6,7 +6,6 @@ does its I/O, and stores the outcome only if nobody moved the dataset meanwhile
 from __future__ import annotations
 
 import builtins
-import hashlib
 import logging
 import ssl
 import threading
@@ -21,6 +20,7 @@ from sqlalchemy.orm import defer
 
 from dataferry.config import DatasetSettings
 from dataferry.datasets import receipts
+from dataferry.datasets.manifest import sha256_of
 from dataferry.datasets.peer import PeerClient
 from dataferry.datasets.provider import Status
 from dataferry.datasets.sites import SiteService
@@ -35,7 +35,6 @@ from dataferry.jobs.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8 * 1024 * 1024
 MAX_NAMED = 20  # mismatches named in a reason; the rest are counted
 
 
@@ -358,11 +357,7 @@ class ConsumerService:
                 return f"{path}: size {size} != {entry['size']}"
             digest = None if reread else receipts.recorded(fs, full)
             if digest is None:
-                h = hashlib.sha256()
-                with fs.open_read(full) as f:
-                    while block := f.read(CHUNK):
-                        h.update(block)
-                digest = h.hexdigest()
+                digest = sha256_of(fs, full)[1]
             if digest != entry["sha256"]:
                 return f"{path}: sha256 {digest} != {entry['sha256']}"
             return None
