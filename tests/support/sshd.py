@@ -121,6 +121,9 @@ def start_sshd(folder: Path) -> SSHServer:
                 "MaxSessions 64",
                 "MaxStartups 64:30:128",
                 "LogLevel ERROR",
+                # OpenSSH's defaults plus one CBC cipher, for the test that the empty
+                # SSH_MSG_IGNORE countermeasure is kept on CBC (test_sftp_packets.py)
+                "Ciphers +aes128-cbc",
                 "",
             ]
         )

@@ -23,6 +23,7 @@ import socket
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
+from dataferry.endpoints.backends import ssh_packets
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.errors import DataferryError, InvalidRequest, PermanentError, TransientError
 
@@ -460,6 +461,9 @@ def open_fs(
                 )
             ]
         fs = SSHFileSystem(host, **kwargs)
+        # Fewer SSH packets and less Python per packet: see ssh_packets.
+        ssh_packets.drop_empty_ignores(fs.client)
+        ssh_packets.skip_packet_log_formatting()
     except Exception as exc:
         err = _classify(name, exc, "connecting")
         if err is None:
