@@ -122,7 +122,7 @@ def start_sshd(folder: Path) -> SSHServer:
                 "MaxStartups 64:30:128",
                 "LogLevel ERROR",
                 # OpenSSH's defaults plus one CBC cipher, for the test that the empty
-                # SSH_MSG_IGNORE countermeasure is kept on CBC (test_sftp_packets.py)
+                # SSH_MSG_IGNORE countermeasure is kept on CBC (test_sftp_wire.py)
                 "Ciphers +aes128-cbc",
                 "",
             ]

@@ -146,61 +146,92 @@ def _classify(name: str, exc: BaseException, what: str) -> DataferryError | None
 
 class _SFTPReader:
     """A remote file opened for reading on first use, read in growing requests, and
-    closed on the server as soon as the end of the file is met (asyncssh's reader
-    only returns fewer bytes than asked at the end of the file)."""
+    closed on the server as soon as the end of the file is met.
+
+    A block is asked for as requests of at most the server's largest read, all sent
+    at once, and handed on as the pieces that arrived: asyncssh's own reader would
+    copy them into one buffer and that buffer again into bytes, on the event-loop
+    thread that also decrypts every packet. ``readinto`` copies each piece once,
+    on the caller's thread, into the caller's buffer."""
 
     def __init__(self, fs: Any, path: str) -> None:
         self.fs = fs
         self.path = path
         self.pos = 0
         self.next = _FIRST_READ
+        self.piece = _FIRST_READ  # the largest request: the server's largest read
         self.handle: Any = None
         self.ahead: tuple[int, int, Any] | None = None  # (offset, size, task)
         self.eof = False
         self.closed = False
 
-    async def _block(self, ask: int) -> bytes:
-        """``ask`` bytes at ``pos`` (fewer at the end): the block read ahead if it is
-        that one, else a new read."""
+    async def _span(self, offset: int, size: int) -> list[bytes]:
+        """``size`` bytes at ``offset`` (fewer only at the end of the file), asking
+        again for the rest of a short answer as asyncssh's reader does."""
+        out: list[bytes] = []
+        while size > 0:
+            data = await self.handle.read(size, offset)  # b"" at the end of the file
+            if not data:
+                break
+            out.append(data)
+            offset += len(data)
+            size -= len(data)
+        return out
+
+    async def _fetch(self, offset: int, size: int) -> list[bytes]:
+        spans = [
+            (at, min(self.piece, offset + size - at))
+            for at in range(offset, offset + size, self.piece)
+        ]
+        if len(spans) == 1:
+            return await self._span(*spans[0])
+        parts = await asyncio.gather(*(self._span(at, n) for at, n in spans))
+        return [piece for part in parts for piece in part]
+
+    async def _block(self, ask: int) -> list[bytes]:
+        """``ask`` bytes at ``pos`` (fewer at the end) as pieces: the block read ahead
+        if it is that one, else a new read."""
         ahead, self.ahead = self.ahead, None
         if ahead is not None:
             at, size, task = ahead
             if at == self.pos and size == ask:
-                data: bytes = await task
-                return data
+                pieces: list[bytes] = await task
+                return pieces
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        data = await self.handle.read(ask, self.pos)
-        return data
+        return await self._fetch(self.pos, ask)
 
-    async def _read(self, n: int) -> bytes:
-        """Up to ``n`` bytes from ``pos``: fewer only at the end of the file. After a
-        large full read the next block of the same size is asked for at once, so the
-        server keeps sending while the caller hashes and writes this one."""
+    async def _read(self, n: int) -> list[bytes]:
+        """Up to ``n`` bytes from ``pos`` as pieces: fewer only at the end of the file.
+        After a large full read the next block of the same size is asked for at once,
+        so the server keeps sending while the caller hashes and writes this one."""
         if self.handle is None:
             async with self.fs._pool.get() as channel:
-                self.handle = await channel.open(self.path, "rb")
+                # block_size=0: each read is the one request we ask for (see _fetch)
+                self.handle = await channel.open(self.path, "rb", block_size=0)
+                self.piece = channel.limits.max_read_len or _FIRST_READ
             if self.pos == 0:
-                self.next = min(self.next, getattr(self.handle, "read_len", 0) or _FIRST_READ)
+                self.next = min(self.next, self.piece)
         parts: list[bytes] = []
         ask = 0
         while n > 0:
             ask = min(n, self.next)
-            data = await self._block(ask)
-            parts.append(data)
-            self.pos += len(data)
-            n -= len(data)
-            if len(data) < ask:
+            pieces = await self._block(ask)
+            got = sum(len(p) for p in pieces)
+            parts.extend(pieces)
+            self.pos += got
+            n -= got
+            if got < ask:
                 self.eof = True
                 handle, self.handle = self.handle, None
                 await handle.close()
                 break
             self.next = min(self.next * 4, 1 << 30)
         if not self.eof and ask >= _READ_AHEAD_MIN:
-            task = asyncio.ensure_future(self.handle.read(ask, self.pos))
+            task = asyncio.ensure_future(self._fetch(self.pos, ask))
             self.ahead = (self.pos, ask, task)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return parts
 
     async def _close(self) -> None:
         ahead, self.ahead = self.ahead, None
@@ -212,18 +243,30 @@ class _SFTPReader:
             handle, self.handle = self.handle, None
             await handle.close()
 
-    def read(self, n: int = -1) -> bytes:
+    def _pieces(self, n: int) -> list[bytes]:
         from fsspec.asyn import sync
         from sshfs.utils import wrap_exceptions
 
         if self.closed:
             raise ValueError("I/O operation on closed file")
         if self.eof or n == 0:
-            return b""
+            return []
+        pieces: list[bytes] = sync(self.fs.loop, wrap_exceptions(self._read), n)
+        return pieces
+
+    def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = 1 << 62  # to the end of the file
-        data: bytes = sync(self.fs.loop, wrap_exceptions(self._read), n)
-        return data
+        pieces = self._pieces(n)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")
+        at = 0
+        for piece in self._pieces(len(view)):
+            view[at : at + len(piece)] = piece
+            at += len(piece)
+        return at
 
     def seek(self, offset: int, whence: int = 0) -> int:
         if whence != 0 or offset < 0:

@@ -1,6 +1,8 @@
-"""What the SFTP endpoint puts on the wire, against the real OpenSSH sshd: no empty
-SSH_MSG_IGNORE before each packet on ciphers that do not need it, still one on CBC,
-and asyncssh's packet log intact at its debug level 3 (ssh_packets.py)."""
+"""The SFTP endpoint against the real OpenSSH sshd, at the level of requests and
+packets: no empty SSH_MSG_IGNORE before each packet on ciphers that do not need it,
+still one on CBC, asyncssh's packet log intact at its debug level 3
+(ssh_packets.py), and reads made of many requests at once that give back every byte
+in order (sftp.py's reader)."""
 
 from __future__ import annotations
 
@@ -127,3 +129,41 @@ def test_packet_log_only_at_debug_level_3(
 )
 def test_which_ciphers_keep_the_ignores(cipher: str | None, needed: bool) -> None:
     assert ssh_packets.ignores_needed(cipher) is needed
+
+
+PIECE = 255 * 1024  # OpenSSH's largest read: the reader's largest request
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, PIECE - 1, PIECE, PIECE + 1, 3 * PIECE + 5, 9 * 1024 * 1024 + 3]
+)
+def test_reads_return_every_byte_in_order(sshd: SSHServer, tmp_path: Path, size: int) -> None:
+    """The reader asks for a block as many requests at once and hands on the pieces:
+    whole reads, block reads with read-ahead, ``readinto`` of any buffer size and a
+    read from the middle all give the file's bytes."""
+    folder = tmp_path / "remote"
+    data = os.urandom(size)
+    fs = sftp_fs(sshd, folder)
+    try:
+        (folder / "f.bin").write_bytes(data)
+        full = fs.full("f.bin")
+        with fs.open_read(full) as f:
+            assert f.read() == data
+            assert f.read() == b""
+        for chunk in (8 * 1024 * 1024, 1024 * 1024 + 7):
+            got = bytearray()
+            with fs.open_read(full) as f:
+                while block := f.read(chunk):
+                    got += block
+            assert got == data
+            got = bytearray()
+            buf = bytearray(chunk)
+            with fs.open_read(full) as f:
+                while n := f.readinto(buf):
+                    got += buf[:n]
+            assert got == data
+        middle = size // 2
+        with fs.open_read_at(full, middle) as f:
+            assert f.read() == data[middle:]
+    finally:
+        fs.close()
