@@ -167,3 +167,32 @@ def test_reads_return_every_byte_in_order(sshd: SSHServer, tmp_path: Path, size:
             assert f.read() == data[middle:]
     finally:
         fs.close()
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, PIECE - 1, PIECE, PIECE + 1, 1024 * 1024 + 3, 9 * 1024 * 1024 + 3]
+)
+def test_writes_store_every_byte_in_order(sshd: SSHServer, tmp_path: Path, size: int) -> None:
+    """The writer sends a block as requests of the server's largest write at once, and
+    the last of them with the fsync and the close without waiting in between: the
+    file holds the bytes in order, written in blocks of any size, and appending
+    (resume) continues it."""
+    folder = tmp_path / "remote"
+    data = os.urandom(size)
+    fs = sftp_fs(sshd, folder)
+    try:
+        for name, chunk in (("whole.bin", max(size, 1)), ("blocks.bin", 1024 * 1024 + 7)):
+            with fs.open_write(fs.full(name)) as f:
+                for at in range(0, size, chunk):
+                    f.write(memoryview(data)[at : at + chunk])
+                fs.make_durable(f)
+            assert (folder / name).read_bytes() == data
+        half = size // 2
+        with fs.open_write(fs.full("resumed.bin")) as f:
+            f.write(data[:half])
+        with fs.open_append(fs.full("resumed.bin")) as f:
+            f.write(data[half:])
+            fs.make_durable(f)
+        assert (folder / "resumed.bin").read_bytes() == data
+    finally:
+        fs.close()

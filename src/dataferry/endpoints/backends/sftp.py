@@ -12,7 +12,8 @@ handles rather than sshfs's, so that a small file costs one hop to the event loo
 and as few SFTP requests as the protocol allows: a read opens the file lazily,
 asks for what it needs (not a full 8 MiB of parallel requests for a 16 KiB file)
 and closes the handle as soon as it meets the end of the file; a write is held
-back while it is small and sent with the open, the fsync and the close in one go.
+back while it is small, and the last one goes with the fsync and the close without
+waiting for their answers: after the open, one round trip.
 """
 
 from __future__ import annotations
@@ -308,6 +309,7 @@ class _SFTPWriter:
         self.held: list[bytes] = []
         self.held_bytes = 0
         self.handle: Any = None
+        self.piece = _FIRST_READ  # the largest request: the server's largest write
         self.offset: int | None = 0 if mode == "wb" else None
         self.flying: list[Any] = []  # futures of writes sent and not yet answered
         # Always synced at the close: see SFTPEndpointFS.group_sync.
@@ -319,18 +321,38 @@ class _SFTPWriter:
 
         if self.handle is None:
             async with self.fs._pool.get() as channel:
-                self.handle = await channel.open(self.path, self.mode)
-        if data:
-            await self.handle.write(data, offset)
+                # block_size=0: each write is the one request we ask for; asyncssh's
+                # own splitting would send the requests on later turns of the loop,
+                # after a close sent with them
+                self.handle = await channel.open(self.path, self.mode, block_size=0)
+                self.piece = channel.limits.max_write_len or _FIRST_READ
+        handle = self.handle
+        view = memoryview(data)
+        # Requests of at most the server's largest write, all sent at once (in the
+        # order of the list: gather starts them in turn, and each sends its request
+        # before it first waits), each at its own offset (or appended, for "ab").
+        steps: list[Any] = [
+            handle.write(view[at : at + self.piece], None if offset is None else offset + at)
+            for at in range(0, len(view), self.piece)
+        ]
         if finish:
-            handle, self.handle = self.handle, None
-            try:
-                if self.sync_wanted:
-                    # fsync@openssh.com; a server without it: nothing more we can do
-                    with contextlib.suppress(SFTPOpUnsupported):
-                        await handle.fsync()
-            finally:
-                await handle.close()
+            self.handle = None
+
+            async def fsync() -> None:
+                # fsync@openssh.com; a server without it: nothing more we can do
+                with contextlib.suppress(SFTPOpUnsupported):
+                    await handle.fsync()
+
+            # The fsync and the close go with the last writes, without waiting for
+            # their answers: the server carries out one file's requests in the order
+            # they arrive, so a small file costs one round trip after its open
+            # instead of three. The close is sent whatever happens to the others.
+            if self.sync_wanted:
+                steps.append(fsync())
+            steps.append(handle.close())
+        for outcome in await asyncio.gather(*steps, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome  # the first failure, in the order sent
 
     def _wait(self, keep: int) -> None:
         """Wait until at most ``keep`` writes are in flight; raise the first failure."""
