@@ -14,11 +14,14 @@ A 1 GiB upload is some 40,000 SSH packets, and asyncssh spends its Python on eac
   level 3 packets are logged exactly as before.
 
 Both leave the bytes on the wire of every real message unchanged. Measured on the
-SFTP benchmark's 1 GiB upload: see docs/benchmarks.md, "remote (SFTP)".
+SFTP benchmark's 1 GiB upload: see docs/benchmarks.md, "remote (SFTP)". Both are
+optimisations only: where an asyncssh release no longer has what they wrap they
+do nothing (test_sftp_wire.py would then fail, not the transfers).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 # Outgoing ciphers without CBC's IV chaining: the empty ignore is not needed.
@@ -41,7 +44,9 @@ def drop_empty_ignores(conn: Any) -> None:
     asked at each ignore, so a re-keying to a CBC cipher brings them back."""
     from asyncssh.constants import MSG_IGNORE
 
-    send = conn.send_packet
+    send = getattr(conn, "send_packet", None)
+    if send is None or not hasattr(conn, "get_extra_info"):
+        return
 
     def send_packet(pkttype: int, *args: bytes, **kwargs: Any) -> None:
         if (
@@ -56,6 +61,7 @@ def drop_empty_ignores(conn: Any) -> None:
 
 
 _skipping = False
+_skipping_lock = threading.Lock()  # endpoints are opened from several threads
 
 
 def skip_packet_log_formatting() -> None:
@@ -64,18 +70,21 @@ def skip_packet_log_formatting() -> None:
     per process; the level is read at each packet, so raising it later (for
     example ``asyncssh.set_debug_level(3)`` while debugging) logs packets again."""
     global _skipping
-    if _skipping:
-        return
-    from asyncssh import logging as ssh_logging
-    from asyncssh.packet import SSHPacketLogger
-
-    log_packet = SSHPacketLogger._log_packet
-    logger_class = ssh_logging.SSHLogger
-
-    def _log_packet(self: Any, *args: Any, **kwargs: Any) -> None:
-        if getattr(logger_class, "_debug_level", 3) < 3:
+    with _skipping_lock:
+        if _skipping:
             return
-        log_packet(self, *args, **kwargs)
+        _skipping = True
+        from asyncssh import logging as ssh_logging
+        from asyncssh.packet import SSHPacketLogger
 
-    SSHPacketLogger._log_packet = _log_packet  # type: ignore[method-assign]
-    _skipping = True
+        log_packet = getattr(SSHPacketLogger, "_log_packet", None)
+        logger_class = getattr(ssh_logging, "SSHLogger", None)
+        if log_packet is None or logger_class is None:
+            return
+
+        def _log_packet(self: Any, *args: Any, **kwargs: Any) -> None:
+            if getattr(logger_class, "_debug_level", 3) < 3:
+                return
+            log_packet(self, *args, **kwargs)
+
+        SSHPacketLogger._log_packet = _log_packet  # type: ignore[method-assign]
