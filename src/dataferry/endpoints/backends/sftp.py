@@ -48,6 +48,8 @@ CIPHERS = (
 # (asking 256 KiB from OpenSSH took three). Each full read allows the next one four
 # times as much, up to what the caller asks.
 _FIRST_READ = 256 * 1024
+# The largest request to send to a server that states no largest read or write.
+_UNSTATED_LIMIT = 256 * 1024
 # Writes are held back until this much is waiting, so that a small file is sent
 # with its open, fsync and close in one round of requests.
 _HOLD_WRITE = 1024 * 1024
@@ -160,7 +162,7 @@ class _SFTPReader:
         self.path = path
         self.pos = 0
         self.next = _FIRST_READ
-        self.piece = _FIRST_READ  # the largest request: the server's largest read
+        self.piece = _UNSTATED_LIMIT  # the largest request: the server's largest read
         self.handle: Any = None
         self.ahead: tuple[int, int, Any] | None = None  # (offset, size, task)
         self.eof = False
@@ -211,7 +213,7 @@ class _SFTPReader:
             async with self.fs._pool.get() as channel:
                 # block_size=0: each read is the one request we ask for (see _fetch)
                 self.handle = await channel.open(self.path, "rb", block_size=0)
-                self.piece = channel.limits.max_read_len or _FIRST_READ
+                self.piece = channel.limits.max_read_len or _UNSTATED_LIMIT
             if self.pos == 0:
                 self.next = min(self.next, self.piece)
         parts: list[bytes] = []
@@ -298,9 +300,9 @@ class _SFTPReader:
 
 class _SFTPWriter:
     """A remote file written from the start (``wb``) or at its end (``ab``). Bytes are
-    held back while they are few; the open, the writes, the fsync (asked for by
-    ``fsync()`` and done at close, before the file can be renamed) and the close of a
-    small file then go to the server in one round."""
+    held back while they are few; a small file then costs one round trip for its
+    open and one for its writes, its fsync (asked for by ``fsync()`` and done at
+    close, before the file can be renamed) and its close, sent together."""
 
     def __init__(self, fs: Any, path: str, mode: str) -> None:
         self.fs = fs
@@ -309,7 +311,7 @@ class _SFTPWriter:
         self.held: list[bytes] = []
         self.held_bytes = 0
         self.handle: Any = None
-        self.piece = _FIRST_READ  # the largest request: the server's largest write
+        self.piece = _UNSTATED_LIMIT  # the largest request: the server's largest write
         self.offset: int | None = 0 if mode == "wb" else None
         self.flying: list[Any] = []  # futures of writes sent and not yet answered
         # Always synced at the close: see SFTPEndpointFS.group_sync.
@@ -325,7 +327,7 @@ class _SFTPWriter:
                 # own splitting would send the requests on later turns of the loop,
                 # after a close sent with them
                 self.handle = await channel.open(self.path, self.mode, block_size=0)
-                self.piece = channel.limits.max_write_len or _FIRST_READ
+                self.piece = channel.limits.max_write_len or _UNSTATED_LIMIT
         handle = self.handle
         view = memoryview(data)
         # Requests of at most the server's largest write, all sent at once (in the
