@@ -196,3 +196,83 @@ def test_writes_store_every_byte_in_order(sshd: SSHServer, tmp_path: Path, size:
         assert (folder / "resumed.bin").read_bytes() == data
     finally:
         fs.close()
+
+
+def rounds(caplog: pytest.LogCaptureFixture) -> list[list[str]]:
+    """asyncssh's SFTP requests (its debug level 1 lines ``Sending read for ...``),
+    grouped by round trip: a group is what was sent before the next answer came.
+    The channel's own start (``init``) is left out."""
+    groups: list[list[str]] = [[]]
+    for record in caplog.records:
+        message = record.getMessage().split("] ", 1)[-1]  # after "[conn=0, chan=0] "
+        if message.startswith("Sending ") and not message.startswith("Sending init"):
+            groups[-1].append(message.split()[1])  # open, read, close, ...
+        elif message.startswith("Received") and groups[-1]:
+            groups.append([])
+    return [g for g in groups if g]
+
+
+@pytest.mark.parametrize("size", [1, 16 * 1024, PIECE, PIECE + 1, 1024 * 1024])
+def test_a_listed_small_file_is_read_in_one_round_after_its_open(
+    sshd: SSHServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, size: int
+) -> None:
+    """Given the size a listing found, a file of up to 1 MiB costs two round trips: the
+    open, then its reads, one read just past its end and the close, sent together
+    (without the size: open, read, the read that meets the end, close)."""
+    folder = tmp_path / "remote"
+    data = os.urandom(size)
+    fs = sftp_fs(sshd, folder)
+    before = asyncssh.logging.logger._debug_level
+    try:
+        (folder / "f.bin").write_bytes(data)
+        asyncssh.set_debug_level(1)
+        caplog.set_level(logging.DEBUG, logger="asyncssh")
+        caplog.clear()
+        with fs.open_read(fs.full("f.bin"), size) as f:
+            assert f.read(8 * 1024 * 1024) == data
+            assert f.read(8 * 1024 * 1024) == b""
+        reads = -(-size // PIECE) + 1
+        assert rounds(caplog) == [["open"], ["read"] * reads + ["close"]]
+        caplog.clear()
+        with fs.open_read(fs.full("f.bin")) as f:  # no size given: one more round
+            assert f.read(8 * 1024 * 1024) == data
+        assert len(rounds(caplog)) > 2
+    finally:
+        asyncssh.set_debug_level(before)
+        fs.close()
+
+
+@pytest.mark.parametrize(
+    ("listed", "size"),
+    [(100, 300 * 1024), (300 * 1024, 100), (1000, 0), (PIECE, PIECE + 1), (PIECE + 1, PIECE)],
+)
+def test_a_file_that_changed_size_since_its_listing_is_read_whole(
+    sshd: SSHServer, tmp_path: Path, listed: int, size: int
+) -> None:
+    """The listed size is only a hint: a file that grew or shrank since is read to its
+    real end, with one read or with many."""
+    folder = tmp_path / "remote"
+    data = os.urandom(size)
+    fs = sftp_fs(sshd, folder)
+    try:
+        (folder / "f.bin").write_bytes(data)
+        full = fs.full("f.bin")
+        with fs.open_read(full, listed) as f:
+            assert f.read() == data
+            assert f.read() == b""
+        with fs.open_read(full, listed) as f:  # the read just past it: one byte
+            assert f.read(listed + 1) == data[: listed + 1]
+        for chunk in (8 * 1024 * 1024, 150_001):
+            got = bytearray()
+            with fs.open_read(full, listed) as f:
+                while block := f.read(chunk):
+                    got += block
+            assert got == data
+            got = bytearray()
+            buf = bytearray(chunk)
+            with fs.open_read(full, listed) as f:
+                while n := f.readinto(buf):
+                    got += buf[:n]
+            assert got == data
+    finally:
+        fs.close()

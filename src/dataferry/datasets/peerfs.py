@@ -466,7 +466,7 @@ class PeerEndpointFS(EndpointFS):
     def storage_id(self) -> str:
         return f"dataferry://{self.peer.site}/{self.peer.endpoint}"
 
-    def open_read(self, full: str) -> Any:
+    def open_read(self, full: str, size: int | None = None) -> Any:
         return _Reader(self.peer, full)
 
     def open_read_at(self, full: str, offset: int) -> Any:

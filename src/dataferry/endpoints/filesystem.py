@@ -57,7 +57,10 @@ class EndpointFS:
             raise Forbidden(f"endpoint {self.name!r} is read-only")
 
     # -- file I/O the transfer engine uses; backends may override for speed ----------
-    def open_read(self, full: str) -> Any:
+    def open_read(self, full: str, size: int | None = None) -> Any:
+        """Open for reading. ``size``, when given, is the size the file is expected to
+        have (from a listing): a hint for backends that can save a round trip with it;
+        the file is still read to its real end."""
         return self.fs.open(full, "rb")
 
     def open_write(self, full: str) -> Any:

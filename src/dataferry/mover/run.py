@@ -97,7 +97,7 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
                 )
                 _zip(ctx, plan, dst, dst.full(target), settings, on_bytes)
                 return {"files": len(plan), "bytes": state["bytes"], "archive": target}
-            for src, full, out, _size in plan:
+            for src, full, out, size in plan:
                 ctx.check()
                 try:
                     copy_file(
@@ -109,6 +109,7 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
                         algo=Checksum.SHA256,
                         chunk=settings.chunk_size,
                         on_bytes=on_bytes,
+                        size_hint=size,
                     )
                 except DataferryError:
                     raise
@@ -141,11 +142,11 @@ def _zip(
         with dst.open_write(tmp) as raw:
             out = _CountingWriter(raw)
             with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
-                for src, full, name, _size in plan:
+                for src, full, name, size in plan:
                     ctx.check()
                     try:
                         with (
-                            src.open_read(full) as fin,
+                            src.open_read(full, size or None) as fin,
                             archive.open(name, "w", force_zip64=True) as member,
                         ):
                             while block := fin.read(settings.chunk_size):

@@ -242,7 +242,11 @@ def write_temporary(
         offset, hasher = resume_point(src, src_full, dst, tmp, algo, chunk, size_hint)
     writeback = dst.start_writeback if durable else _no_writeback
     try:
-        fin = src.open_read_at(src_full, offset) if offset else src.open_read(src_full)
+        fin = (
+            src.open_read_at(src_full, offset)
+            if offset
+            else src.open_read(src_full, size_hint or None)
+        )
         try:
             fout = dst.open_append(tmp) if offset else dst.open_write(tmp)
         except BaseException:

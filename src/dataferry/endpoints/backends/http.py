@@ -161,7 +161,7 @@ class HTTPEndpointFS(EndpointFS):
     def check_writable(self, rel: str) -> None:
         raise Forbidden(f"endpoint {self.name!r} is an HTTP source; it cannot be written to")
 
-    def open_read(self, full: str) -> Any:
+    def open_read(self, full: str, size: int | None = None) -> Any:
         return _Download(self.client, full, 0, f"reading {full} on endpoint {self.name!r}")
 
     def open_read_at(self, full: str, offset: int) -> Any:

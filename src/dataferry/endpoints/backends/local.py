@@ -105,7 +105,7 @@ class LocalEndpointFS(EndpointFS):
 
     # Plain os calls: the same semantics as fsspec's local filesystem, less overhead
     # per file (it matters when a transfer has thousands of small files).
-    def open_read(self, full: str) -> Any:
+    def open_read(self, full: str, size: int | None = None) -> Any:
         return open(full, "rb", buffering=0)
 
     def open_write(self, full: str) -> Any:

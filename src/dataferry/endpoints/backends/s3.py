@@ -87,7 +87,7 @@ class S3EndpointFS(EndpointFS):
     def open_write(self, full: str) -> Any:
         return self.fs.open(full, "wb", block_size=self._block)
 
-    def open_read(self, full: str) -> Any:
+    def open_read(self, full: str, size: int | None = None) -> Any:
         return self.fs.open(full, "rb", block_size=self._block, cache_type="readahead")
 
     def makedirs(self, full: str) -> None:

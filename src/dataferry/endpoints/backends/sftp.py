@@ -11,7 +11,9 @@ Files are read and written through our own thin wrappers over asyncssh's file
 handles rather than sshfs's, so that a small file costs one hop to the event loop
 and as few SFTP requests as the protocol allows: a read opens the file lazily,
 asks for what it needs (not a full 8 MiB of parallel requests for a 16 KiB file)
-and closes the handle as soon as it meets the end of the file; a write is held
+and closes the handle as soon as it meets the end of the file (a file whose size a
+listing gave and that is small is read, checked for its end and closed in one round
+of requests: after the open, one round trip); a write is held
 back while it is small, and the last one goes with the fsync and the close without
 waiting for their answers: after the open, one round trip.
 """
@@ -53,6 +55,9 @@ _UNSTATED_LIMIT = 256 * 1024
 # Writes are held back until this much is waiting, so that a small file is sent
 # with its open, fsync and close in one round of requests.
 _HOLD_WRITE = 1024 * 1024
+# A file a listing says is at most this large is read in one round of requests after
+# its open: its bytes, a read just past them that should meet the end, and the close.
+_WHOLE_READ = 1024 * 1024
 # Reads at least this large ask for the next block before they return (read-ahead);
 # writes at least this large are sent without waiting, up to _WRITES_IN_FLIGHT.
 _READ_AHEAD_MIN = 1024 * 1024
@@ -157,9 +162,10 @@ class _SFTPReader:
     thread that also decrypts every packet. ``readinto`` copies each piece once,
     on the caller's thread, into the caller's buffer."""
 
-    def __init__(self, fs: Any, path: str) -> None:
+    def __init__(self, fs: Any, path: str, size: int | None = None) -> None:
         self.fs = fs
         self.path = path
+        self.expect = size  # the size a listing gave, if any: see _whole
         self.pos = 0
         self.next = _FIRST_READ
         self.piece = _UNSTATED_LIMIT  # the largest request: the server's largest read
@@ -205,18 +211,61 @@ class _SFTPReader:
                 await task
         return await self._fetch(self.pos, ask)
 
+    async def _open(self) -> None:
+        async with self.fs._pool.get() as channel:
+            # block_size=0: each read is the one request we ask for (see _fetch)
+            self.handle = await channel.open(self.path, "rb", block_size=0)
+            self.piece = channel.limits.max_read_len or _UNSTATED_LIMIT
+
+    async def _whole(self, size: int, n: int) -> list[bytes]:
+        """A file listed as ``size`` bytes, read from its start in one round of
+        requests: its bytes (in requests of the server's largest read), a read just
+        past them that should meet the end, and the close, all sent at once (the
+        server answers one file's requests in the order they arrive). The pieces
+        that arrived in order; ``eof`` when the file ended where it was expected.
+        Should it have changed size, ``handle`` is None and ``pos`` past the pieces,
+        and the caller opens the file again to read on."""
+        handle, self.handle = self.handle, None
+        spans = [(at, min(self.piece, size - at)) for at in range(0, size, self.piece)]
+        past = min(self.piece, n - size)
+        # Flat list of requests: each sends its request on its first step, in order.
+        steps = [handle.read(length, at) for at, length in spans]
+        steps += [handle.read(past, size), handle.close()]
+        answers: list[bytes] = []
+        for outcome in await asyncio.gather(*steps, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome  # the first failure, in the order sent
+            answers.append(outcome)
+        pieces: list[bytes] = []
+        for (_, length), data in zip(spans, answers, strict=False):
+            pieces.append(data)
+            if len(data) < length:  # shorter than listed: read on from here
+                break
+        else:
+            beyond = answers[len(spans)]
+            if beyond:  # longer than listed: read on
+                pieces.append(beyond)
+            else:
+                self.eof = True
+        self.pos += sum(len(p) for p in pieces)
+        return [p for p in pieces if p]
+
     async def _read(self, n: int) -> list[bytes]:
         """Up to ``n`` bytes from ``pos`` as pieces: fewer only at the end of the file.
         After a large full read the next block of the same size is asked for at once,
         so the server keeps sending while the caller hashes and writes this one."""
+        parts: list[bytes] = []
         if self.handle is None:
-            async with self.fs._pool.get() as channel:
-                # block_size=0: each read is the one request we ask for (see _fetch)
-                self.handle = await channel.open(self.path, "rb", block_size=0)
-                self.piece = channel.limits.max_read_len or _UNSTATED_LIMIT
+            await self._open()
+            expect, self.expect = self.expect, None  # a hint for the first read only
             if self.pos == 0:
                 self.next = min(self.next, self.piece)
-        parts: list[bytes] = []
+                if expect and expect <= _WHOLE_READ and n > expect:
+                    parts = await self._whole(expect, n)
+                    n -= sum(len(p) for p in parts)
+                    if self.eof or n == 0:
+                        return parts
+                    await self._open()  # it changed size since it was listed: read on
         ask = 0
         while n > 0:
             ask = min(n, self.next)
@@ -430,8 +479,8 @@ class SFTPEndpointFS(EndpointFS):
     def storage_id(self) -> str:
         return f"sftp://{self._key}"
 
-    def open_read(self, full: str) -> Any:
-        return _SFTPReader(self.fs, full)
+    def open_read(self, full: str, size: int | None = None) -> Any:
+        return _SFTPReader(self.fs, full, size)
 
     def open_write(self, full: str) -> Any:
         return _SFTPWriter(self.fs, full, "wb")
