@@ -6,10 +6,16 @@ through a real OpenSSH sshd started on a free loopback port (the one the tests u
 Cases: one 1 GiB file and 5,000 files of 16 KiB, local -> SFTP and SFTP -> local.
 Prints wall time, throughput and dataferry's throughput as a ratio of rclone's,
 measured in the same run. Target (issue 3): >= 1x rclone on every case.
+
+``BENCH_SFTP_DELAY_MS=10`` puts every tool's connection through a proxy that delays
+each direction by 10 ms (a 20 ms round trip, as between two institutions; see
+``delay_proxy.py``). Default 0: straight to the server. ``BENCH_SFTP_OPENSSH=0``
+leaves out OpenSSH's client (it copies one file at a time: slow over such a link).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, fresh, report, run, start_server, timed
+from delay_proxy import DelayProxy
 from tests.support.sshd import sshd_available, start_sshd
 from transfer_local import LARGE, SMALL_FILES, SMALL_SIZE, make_sources
 
@@ -37,22 +44,27 @@ def main() -> None:
     work = WORK / "transfer_sftp"
     remote, back = fresh(work / "remote"), fresh(work / "back")
     sshd = start_sshd(Path(tempfile.mkdtemp(prefix="dataferry-bench-sshd-")))
+    delay_ms = float(os.environ.get("BENCH_SFTP_DELAY_MS", "0"))
+    proxy = DelayProxy(sshd.port, delay_ms) if delay_ms > 0 else None
+    port = proxy.port if proxy else sshd.port
+    if proxy:
+        print(f"every connection through a proxy adding {delay_ms:g} ms each way")
     known = sshd.folder / "known_hosts"
-    known.write_text(sshd.known_hosts)
+    known.write_text(f"[127.0.0.1]:{port} {sshd.public_host_key}\n")
     key = sshd.folder / "user_ed25519"
     rclone = shutil.which("rclone")
     if rclone is None:
         print("rclone not found: its rows are skipped (apt-get install rclone)")
     rc_flags = [
         "--sftp-host=127.0.0.1",
-        f"--sftp-port={sshd.port}",
+        f"--sftp-port={port}",
         f"--sftp-user={sshd.user}",
         f"--sftp-key-file={key}",
         f"--sftp-known-hosts-file={known}",
         # no md5sum/sha1sum shell command per file on the server: the faster rclone
         "--sftp-disable-hashcheck",
     ]
-    sftp = shutil.which("sftp")
+    sftp = shutil.which("sftp") if os.environ.get("BENCH_SFTP_OPENSSH", "1") != "0" else None
     # OpenSSH's own client as a second reference: the native floor of an SFTP copy on
     # this machine (no checksum, no sync), with the cipher rclone and dataferry use.
     os_flags = [
@@ -66,7 +78,7 @@ def main() -> None:
         "-i",
         str(key),
         "-P",
-        str(sshd.port),
+        str(port),
         "-c",
         "aes128-gcm@openssh.com",
         f"{sshd.user}@127.0.0.1",
@@ -88,7 +100,7 @@ def main() -> None:
     client.add_endpoint("back", str(back))
     client.add_endpoint(
         "remote",
-        sshd.url(remote),
+        f"sftp://{sshd.user}@127.0.0.1:{port}{remote}",
         {"known_hosts": str(known)},
         {"private_key": key.read_text()},
     )
@@ -171,6 +183,8 @@ def main() -> None:
     finally:
         client.close()
         server.kill()
+        if proxy:
+            proxy.stop()
         sshd.stop()
     report(rows)
 
