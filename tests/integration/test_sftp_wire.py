@@ -18,6 +18,7 @@ import pytest
 from dataferry.endpoints.backends import ssh_packets
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.protocols import open_fs
+from dataferry.errors import PermanentError
 from tests.support.sshd import SSHServer
 
 
@@ -201,7 +202,9 @@ def test_writes_store_every_byte_in_order(sshd: SSHServer, tmp_path: Path, size:
 def rounds(caplog: pytest.LogCaptureFixture) -> list[list[str]]:
     """asyncssh's SFTP requests (its debug level 1 lines ``Sending read for ...``),
     grouped by round trip: a group is what was sent before the next answer came.
-    The channel's own start (``init``) is left out."""
+    The channel's own start (``init``) is left out. asyncssh logs no answer that is
+    an error status (the end of a file, a failed mkdir): use where the rounds
+    compared end with answers it logs (data, a handle, OK)."""
     groups: list[list[str]] = [[]]
     for record in caplog.records:
         message = record.getMessage().split("] ", 1)[-1]  # after "[conn=0, chan=0] "
@@ -210,6 +213,12 @@ def rounds(caplog: pytest.LogCaptureFixture) -> list[list[str]]:
         elif message.startswith("Received") and groups[-1]:
             groups.append([])
     return [g for g in groups if g]
+
+
+def requests(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The SFTP requests asyncssh sent, in order (answers that are errors are not
+    logged, so these cannot be grouped by round trip)."""
+    return [request for group in rounds(caplog) for request in group]
 
 
 @pytest.mark.parametrize("size", [1, 16 * 1024, PIECE, PIECE + 1, 1024 * 1024])
@@ -297,3 +306,36 @@ def test_downloads_let_the_server_send_16_mib_ahead(
     received = sum(1 for r in packet_log.records if "Received MSG_CHANNEL_DATA (" in r.getMessage())
     assert received > 100  # the log sees the data packets (32 KiB each)
     assert sent(packet_log, "MSG_CHANNEL_WINDOW_ADJUST") == 0
+
+
+def test_folders_are_made_from_the_folder_up(
+    sshd: SSHServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new folder whose parent exists costs one request and an existing one two,
+    however deep (asyncssh's makedirs walks down from ``/``: a mkdir and a stat per
+    level). Missing parents are made too; a file in the way is a clear error."""
+    folder = tmp_path / "remote"
+    fs = sftp_fs(sshd, folder)
+    before = asyncssh.logging.logger._debug_level
+    try:
+        asyncssh.set_debug_level(1)
+        caplog.set_level(logging.DEBUG, logger="asyncssh")
+        fs.makedirs(fs.full("new"))  # the channel's start is not counted below
+        caplog.clear()
+        fs.makedirs(fs.full("new/one"))
+        assert requests(caplog) == ["mkdir"]
+        caplog.clear()
+        fs.makedirs(fs.full("new/one"))
+        assert requests(caplog) == ["mkdir", "stat"]
+        caplog.clear()
+        fs.makedirs(fs.full("a/b/c"))
+        assert requests(caplog) == ["mkdir"] * 5  # c, b: no parent; a, b, c made
+        assert (folder / "a" / "b" / "c").is_dir()
+        (folder / "file").write_bytes(b"x")
+        for where in ("file", "file/below"):
+            with pytest.raises(PermanentError, match="a file is in the way"):
+                fs.makedirs(fs.full(where))
+        assert (folder / "file").read_bytes() == b"x"
+    finally:
+        asyncssh.set_debug_level(before)
+        fs.close()
