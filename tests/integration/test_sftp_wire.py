@@ -339,3 +339,43 @@ def test_folders_are_made_from_the_folder_up(
     finally:
         asyncssh.set_debug_level(before)
         fs.close()
+
+
+def test_a_tree_is_listed_whole_with_the_folders_of_each_depth_at_once(
+    sshd: SSHServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``files_below`` lists every file at any depth with its size (unicode names,
+    empty folders, a link as it is), sorted; the folders of one depth are asked for
+    together, so the listing of depth 2 goes out before any of it has come back."""
+    folder = tmp_path / "remote"
+    expected: list[tuple[str, int]] = []
+    for i in range(12):
+        sub = folder / f"d{i:02d}" / "ünïcødé"
+        sub.mkdir(parents=True)
+        (folder / f"d{i:02d}" / "empty").mkdir()
+        for j in range(3):
+            (sub / f"f{j}.bin").write_bytes(b"x" * (i * 10 + j))
+            expected.append((str(sub / f"f{j}.bin"), i * 10 + j))
+    (folder / "top.txt").write_bytes(b"top")
+    (folder / "link").symlink_to(folder / "top.txt")
+    expected += [(str(folder / "top.txt"), 3), (str(folder / "link"), len(str(folder / "top.txt")))]
+    fs = sftp_fs(sshd, folder)
+    before = asyncssh.logging.logger._debug_level
+    try:
+        asyncssh.set_debug_level(1)
+        caplog.set_level(logging.DEBUG, logger="asyncssh")
+        assert fs.files_below(fs.root) == sorted(expected)
+        below = str(folder) + "/"
+        opened = [
+            r.getMessage().split(below, 1)[-1]
+            for r in caplog.records
+            if "Sending opendir for" in r.getMessage()
+        ]
+        assert len(opened) == 1 + 12 * 3
+        assert all("/" not in rel for rel in opened[1:13])  # d00 .. d11 first
+        assert fs.files_below(fs.full("top.txt")) == [(str(folder / "top.txt"), 3)]
+        assert fs.files_below(fs.full("missing")) == []
+        assert fs.files_below(fs.full("d03/empty")) == []
+    finally:
+        asyncssh.set_debug_level(before)
+        fs.close()

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import posixpath
 import socket
+import stat
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
@@ -68,6 +69,9 @@ _WRITES_IN_FLIGHT = 2
 # asked for; with only 2 MiB allowed at a time, a download between hosts 20 ms apart
 # moved 34 MB/s, with 16 MiB 65 MB/s (docs/benchmarks.md).
 _WINDOW = 16 * 1024 * 1024
+# Folders of one depth listed at the same time when planning (each listing is an
+# opendir, readdirs and a close: several round trips).
+_LISTINGS_AT_ONCE = 32
 
 
 def _parts(url: SplitResult, options: dict[str, Any]) -> tuple[str, int, str, str]:
@@ -531,6 +535,58 @@ class SFTPEndpointFS(EndpointFS):
 
     def rename(self, src: str, dst: str) -> None:
         self.fs.mv(src, dst)  # posix-rename@openssh.com: replaces dst in one step
+
+    def files_below(self, full: str) -> list[tuple[str, int]]:
+        """Every file under the folder ``full`` (full path, size), sorted. The folders
+        of each depth are listed at the same time, not one after another as fsspec's
+        walk does: 5,000 files in 50 folders over a 20 ms round trip took 6.1 s that
+        way. A folder that cannot be listed fails the listing (fsspec's walk left it
+        out without a word); a missing ``full`` has no files."""
+        from fsspec.asyn import sync
+        from sshfs.utils import wrap_exceptions
+
+        files: list[tuple[str, int]] = sync(self.fs.loop, wrap_exceptions(self._files_below), full)
+        for path, _ in files:
+            self.check_inside(self.rel(path))
+        return files
+
+    async def _files_below(self, full: str) -> list[tuple[str, int]]:
+        from asyncssh import SFTPNoSuchFile
+
+        files: list[tuple[str, int]] = []
+        at_once = asyncio.Semaphore(_LISTINGS_AT_ONCE)
+        async with self.fs._pool.get() as channel:
+
+            async def listing(folder: str) -> Any:
+                async with at_once:
+                    return await channel.readdir(folder)
+
+            try:
+                level = [(full, await channel.readdir(full))]
+            except SFTPNoSuchFile:  # missing, or a file (OpenSSH says so for both)
+                try:
+                    attrs = await channel.stat(full)
+                except SFTPNoSuchFile:
+                    return []
+                return [(full, int(attrs.size or 0))] if stat.S_ISREG(attrs.permissions) else []
+            while level:
+                folders: list[str] = []
+                for folder, entries in level:
+                    for entry in entries:
+                        if entry.filename in ("", ".", ".."):
+                            continue
+                        path = posixpath.join(folder, entry.filename)
+                        if stat.S_ISDIR(entry.attrs.permissions or 0):
+                            folders.append(path)
+                        else:  # files, and links as they are (as fsspec's walk did)
+                            files.append((path, int(entry.attrs.size or 0)))
+                found = await asyncio.gather(*map(listing, folders), return_exceptions=True)
+                for outcome in found:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                level = list(zip(folders, found, strict=True))
+        files.sort()
+        return files
 
     def makedirs(self, full: str) -> None:
         """Create the folder ``full`` and any missing parents, from the folder up: a
