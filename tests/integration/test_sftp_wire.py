@@ -135,6 +135,32 @@ def test_which_ciphers_keep_the_ignores(cipher: str | None, needed: bool) -> Non
 PIECE = 255 * 1024  # OpenSSH's largest read: the reader's largest request
 
 
+def remote_file(sshd: SSHServer, tmp_path: Path, data: bytes) -> tuple[EndpointFS, str]:
+    """An SFTP endpoint on ``tmp_path/remote`` holding ``f.bin`` with ``data``, and
+    that file's full path."""
+    folder = tmp_path / "remote"
+    fs = sftp_fs(sshd, folder)
+    (folder / "f.bin").write_bytes(data)
+    return fs, fs.full("f.bin")
+
+
+def read_in_blocks(
+    fs: EndpointFS, full: str, chunk: int, size: int | None = None
+) -> tuple[bytes, bytes]:
+    """The file read to its end with ``read(chunk)``, and again with ``readinto`` of a
+    ``chunk``-byte buffer (``size``: the listed size given to ``open_read``)."""
+    read = bytearray()
+    with fs.open_read(full, size) as f:
+        while block := f.read(chunk):
+            read += block
+    read_into = bytearray()
+    buf = bytearray(chunk)
+    with fs.open_read(full, size) as f:
+        while n := f.readinto(buf):
+            read_into += buf[:n]
+    return bytes(read), bytes(read_into)
+
+
 @pytest.mark.parametrize(
     "size", [0, 1, PIECE - 1, PIECE, PIECE + 1, 3 * PIECE + 5, 9 * 1024 * 1024 + 3]
 )
@@ -142,27 +168,14 @@ def test_reads_return_every_byte_in_order(sshd: SSHServer, tmp_path: Path, size:
     """The reader asks for a block as many requests at once and hands on the pieces:
     whole reads, block reads with read-ahead, ``readinto`` of any buffer size and a
     read from the middle all give the file's bytes."""
-    folder = tmp_path / "remote"
     data = os.urandom(size)
-    fs = sftp_fs(sshd, folder)
+    fs, full = remote_file(sshd, tmp_path, data)
     try:
-        (folder / "f.bin").write_bytes(data)
-        full = fs.full("f.bin")
         with fs.open_read(full) as f:
             assert f.read() == data
             assert f.read() == b""
         for chunk in (8 * 1024 * 1024, 1024 * 1024 + 7):
-            got = bytearray()
-            with fs.open_read(full) as f:
-                while block := f.read(chunk):
-                    got += block
-            assert got == data
-            got = bytearray()
-            buf = bytearray(chunk)
-            with fs.open_read(full) as f:
-                while n := f.readinto(buf):
-                    got += buf[:n]
-            assert got == data
+            assert read_in_blocks(fs, full, chunk) == (data, data)
         middle = size // 2
         with fs.open_read_at(full, middle) as f:
             assert f.read() == data[middle:]
@@ -260,29 +273,16 @@ def test_a_file_that_changed_size_since_its_listing_is_read_whole(
 ) -> None:
     """The listed size is only a hint: a file that grew or shrank since is read to its
     real end, with one read or with many."""
-    folder = tmp_path / "remote"
     data = os.urandom(size)
-    fs = sftp_fs(sshd, folder)
+    fs, full = remote_file(sshd, tmp_path, data)
     try:
-        (folder / "f.bin").write_bytes(data)
-        full = fs.full("f.bin")
         with fs.open_read(full, listed) as f:
             assert f.read() == data
             assert f.read() == b""
         with fs.open_read(full, listed) as f:  # the read just past it: one byte
             assert f.read(listed + 1) == data[: listed + 1]
         for chunk in (8 * 1024 * 1024, 150_001):
-            got = bytearray()
-            with fs.open_read(full, listed) as f:
-                while block := f.read(chunk):
-                    got += block
-            assert got == data
-            got = bytearray()
-            buf = bytearray(chunk)
-            with fs.open_read(full, listed) as f:
-                while n := f.readinto(buf):
-                    got += buf[:n]
-            assert got == data
+            assert read_in_blocks(fs, full, chunk, listed) == (data, data)
     finally:
         fs.close()
 
