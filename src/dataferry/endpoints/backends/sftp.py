@@ -162,6 +162,17 @@ def _classify(name: str, exc: BaseException, what: str) -> DataferryError | None
     return None
 
 
+async def _all_answers(steps: list[Any]) -> list[Any]:
+    """Await requests started in the order given (gather starts them in turn, and
+    each sends its request before it first waits); every one runs to its end, then
+    their answers come back in that order, or the first failure in that order."""
+    answers = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in answers:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return answers
+
+
 class _SFTPReader:
     """A remote file opened for reading on first use, read in growing requests, and
     closed on the server as soon as the end of the file is met.
@@ -241,11 +252,7 @@ class _SFTPReader:
         # Flat list of requests: each sends its request on its first step, in order.
         steps = [handle.read(length, at) for at, length in spans]
         steps += [handle.read(past, size), handle.close()]
-        answers: list[bytes] = []
-        for outcome in await asyncio.gather(*steps, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome  # the first failure, in the order sent
-            answers.append(outcome)
+        answers: list[bytes] = await _all_answers(steps)
         pieces: list[bytes] = []
         for (_, length), data in zip(spans, answers, strict=False):
             pieces.append(data)
@@ -389,9 +396,9 @@ class _SFTPWriter:
                 self.piece = channel.limits.max_write_len or _UNSTATED_LIMIT
         handle = self.handle
         view = memoryview(data)
-        # Requests of at most the server's largest write, all sent at once (in the
-        # order of the list: gather starts them in turn, and each sends its request
-        # before it first waits), each at its own offset (or appended, for "ab").
+        # Requests of at most the server's largest write, all sent at once in the
+        # order of the list (see _all_answers), each at its own offset (or
+        # appended, for "ab").
         steps: list[Any] = [
             handle.write(view[at : at + self.piece], None if offset is None else offset + at)
             for at in range(0, len(view), self.piece)
@@ -411,9 +418,7 @@ class _SFTPWriter:
             if self.sync_wanted:
                 steps.append(fsync())
             steps.append(handle.close())
-        for outcome in await asyncio.gather(*steps, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome  # the first failure, in the order sent
+        await _all_answers(steps)
 
     def _wait(self, keep: int) -> None:
         """Wait until at most ``keep`` writes are in flight; raise the first failure."""
@@ -568,7 +573,8 @@ class SFTPEndpointFS(EndpointFS):
                     attrs = await channel.stat(full)
                 except SFTPNoSuchFile:
                     return []
-                return [(full, int(attrs.size or 0))] if stat.S_ISREG(attrs.permissions) else []
+                regular = stat.S_ISREG(attrs.permissions or 0)
+                return [(full, int(attrs.size or 0))] if regular else []
             while level:
                 folders: list[str] = []
                 for folder, entries in level:
@@ -580,10 +586,7 @@ class SFTPEndpointFS(EndpointFS):
                             folders.append(path)
                         else:  # files, and links as they are (as fsspec's walk did)
                             files.append((path, int(entry.attrs.size or 0)))
-                found = await asyncio.gather(*map(listing, folders), return_exceptions=True)
-                for outcome in found:
-                    if isinstance(outcome, BaseException):
-                        raise outcome
+                found = await _all_answers([listing(folder) for folder in folders])
                 level = list(zip(folders, found, strict=True))
         files.sort()
         return files
