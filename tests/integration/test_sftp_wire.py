@@ -22,16 +22,29 @@ from dataferry.errors import PermanentError
 from tests.support.sshd import SSHServer
 
 
-@pytest.fixture
-def packet_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """asyncssh logging every packet (its debug level 3) into ``caplog``."""
+def asyncssh_log(
+    caplog: pytest.LogCaptureFixture, level: int
+) -> Iterator[pytest.LogCaptureFixture]:
+    """asyncssh logging at its debug ``level`` into ``caplog``, restored after."""
     before = asyncssh.logging.logger._debug_level
-    asyncssh.set_debug_level(3)
+    asyncssh.set_debug_level(level)
     caplog.set_level(logging.DEBUG, logger="asyncssh")
     try:
         yield caplog
     finally:
         asyncssh.set_debug_level(before)
+
+
+@pytest.fixture
+def packet_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """asyncssh logging every packet (its debug level 3) into ``caplog``."""
+    yield from asyncssh_log(caplog, 3)
+
+
+@pytest.fixture
+def request_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """asyncssh logging every SFTP request (its debug level 1) into ``caplog``."""
+    yield from asyncssh_log(caplog, 1)
 
 
 def sftp_fs(sshd: SSHServer, folder: Path, **options: str) -> EndpointFS:
@@ -236,31 +249,25 @@ def requests(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.parametrize("size", [1, 16 * 1024, PIECE, PIECE + 1, 1024 * 1024])
 def test_a_listed_small_file_is_read_in_one_round_after_its_open(
-    sshd: SSHServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, size: int
+    sshd: SSHServer, tmp_path: Path, request_log: pytest.LogCaptureFixture, size: int
 ) -> None:
     """Given the size a listing found, a file of up to 1 MiB costs two round trips: the
     open, then its reads, one read just past its end and the close, sent together
     (without the size: open, read, the read that meets the end, close)."""
-    folder = tmp_path / "remote"
     data = os.urandom(size)
-    fs = sftp_fs(sshd, folder)
-    before = asyncssh.logging.logger._debug_level
+    fs, full = remote_file(sshd, tmp_path, data)
     try:
-        (folder / "f.bin").write_bytes(data)
-        asyncssh.set_debug_level(1)
-        caplog.set_level(logging.DEBUG, logger="asyncssh")
-        caplog.clear()
-        with fs.open_read(fs.full("f.bin"), size) as f:
+        request_log.clear()
+        with fs.open_read(full, size) as f:
             assert f.read(8 * 1024 * 1024) == data
             assert f.read(8 * 1024 * 1024) == b""
         reads = -(-size // PIECE) + 1
-        assert rounds(caplog) == [["open"], ["read"] * reads + ["close"]]
-        caplog.clear()
-        with fs.open_read(fs.full("f.bin")) as f:  # no size given: one more round
+        assert rounds(request_log) == [["open"], ["read"] * reads + ["close"]]
+        request_log.clear()
+        with fs.open_read(full) as f:  # no size given: one more round
             assert f.read(8 * 1024 * 1024) == data
-        assert len(rounds(caplog)) > 2
+        assert len(rounds(request_log)) > 2
     finally:
-        asyncssh.set_debug_level(before)
         fs.close()
 
 
@@ -293,13 +300,11 @@ def test_downloads_let_the_server_send_16_mib_ahead(
     """The SSH receive window is 16 MiB, not asyncssh's 2 MiB: over a link with some
     latency the server is not held back between our window adjustments. Seen on the
     wire: a 4 MiB download needs no adjustment (with 2 MiB, one per 1 MiB read)."""
-    folder = tmp_path / "remote"
     data = os.urandom(4 * 1024 * 1024)
-    fs = sftp_fs(sshd, folder)
+    fs, full = remote_file(sshd, tmp_path, data)
     try:
-        (folder / "f.bin").write_bytes(data)
         packet_log.clear()
-        with fs.open_read(fs.full("f.bin")) as f:
+        with fs.open_read(full) as f:
             assert f.read() == data
     finally:
         fs.close()
@@ -309,27 +314,24 @@ def test_downloads_let_the_server_send_16_mib_ahead(
 
 
 def test_folders_are_made_from_the_folder_up(
-    sshd: SSHServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sshd: SSHServer, tmp_path: Path, request_log: pytest.LogCaptureFixture
 ) -> None:
     """A new folder whose parent exists costs one request and an existing one two,
     however deep (asyncssh's makedirs walks down from ``/``: a mkdir and a stat per
     level). Missing parents are made too; a file in the way is a clear error."""
     folder = tmp_path / "remote"
     fs = sftp_fs(sshd, folder)
-    before = asyncssh.logging.logger._debug_level
     try:
-        asyncssh.set_debug_level(1)
-        caplog.set_level(logging.DEBUG, logger="asyncssh")
         fs.makedirs(fs.full("new"))  # the channel's start is not counted below
-        caplog.clear()
+        request_log.clear()
         fs.makedirs(fs.full("new/one"))
-        assert requests(caplog) == ["mkdir"]
-        caplog.clear()
+        assert requests(request_log) == ["mkdir"]
+        request_log.clear()
         fs.makedirs(fs.full("new/one"))
-        assert requests(caplog) == ["mkdir", "stat"]
-        caplog.clear()
+        assert requests(request_log) == ["mkdir", "stat"]
+        request_log.clear()
         fs.makedirs(fs.full("a/b/c"))
-        assert requests(caplog) == ["mkdir"] * 5  # c, b: no parent; a, b, c made
+        assert requests(request_log) == ["mkdir"] * 5  # c, b: no parent; a, b, c made
         assert (folder / "a" / "b" / "c").is_dir()
         (folder / "file").write_bytes(b"x")
         for where in ("file", "file/below"):
@@ -337,12 +339,11 @@ def test_folders_are_made_from_the_folder_up(
                 fs.makedirs(fs.full(where))
         assert (folder / "file").read_bytes() == b"x"
     finally:
-        asyncssh.set_debug_level(before)
         fs.close()
 
 
 def test_a_tree_is_listed_whole_with_the_folders_of_each_depth_at_once(
-    sshd: SSHServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sshd: SSHServer, tmp_path: Path, request_log: pytest.LogCaptureFixture
 ) -> None:
     """``files_below`` lists every file at any depth with its size (unicode names,
     empty folders, a link as it is), sorted; the folders of one depth are asked for
@@ -360,15 +361,13 @@ def test_a_tree_is_listed_whole_with_the_folders_of_each_depth_at_once(
     (folder / "link").symlink_to(folder / "top.txt")
     expected += [(str(folder / "top.txt"), 3), (str(folder / "link"), len(str(folder / "top.txt")))]
     fs = sftp_fs(sshd, folder)
-    before = asyncssh.logging.logger._debug_level
     try:
-        asyncssh.set_debug_level(1)
-        caplog.set_level(logging.DEBUG, logger="asyncssh")
+        request_log.clear()
         assert fs.files_below(fs.root) == sorted(expected)
         below = str(folder) + "/"
         opened = [
             r.getMessage().split(below, 1)[-1]
-            for r in caplog.records
+            for r in request_log.records
             if "Sending opendir for" in r.getMessage()
         ]
         assert len(opened) == 1 + 12 * 3
@@ -377,5 +376,4 @@ def test_a_tree_is_listed_whole_with_the_folders_of_each_depth_at_once(
         assert fs.files_below(fs.full("missing")) == []
         assert fs.files_below(fs.full("d03/empty")) == []
     finally:
-        asyncssh.set_debug_level(before)
         fs.close()
