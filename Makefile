@@ -7,8 +7,9 @@ PYTEST_ARGS ?=
 # Tests run in parallel processes (pytest-xdist): most of their time is waiting on
 # servers and subprocesses. PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= 3
-XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
 # PostgreSQL server used for the second test run (a scratch database is created per run).
+# That run leaves out the tests that cannot depend on the database (tests/conftest.py).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: install run test test-sqlite test-postgres test-celery lint bench system-deps screenshots clean

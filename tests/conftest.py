@@ -1,6 +1,7 @@
 """Fixtures for every layer. ``DATAFERRY_TEST_POSTGRES_URL`` runs the suite on PostgreSQL;
 ``DATAFERRY_TEST_EXECUTOR=celery`` runs the job tests (marker ``executors``) on Celery
-workers with a real broker (``make test-celery``)."""
+workers with a real broker (``make test-celery``). The PostgreSQL pass leaves out the
+tests that cannot depend on the database (``database_agnostic``)."""
 
 from __future__ import annotations
 
@@ -30,14 +31,28 @@ from tests.support.services import unavailable
 EXECUTOR = selected_executor()
 
 
+def database_agnostic(item: pytest.Item) -> bool:
+    """A test whose outcome cannot depend on the database behind the service: a unit
+    test, a browser test (what the page's script does; ``test_dashboard_pages`` reads
+    the pages on both databases), or one marked ``database_agnostic``."""
+    if item.path.parent.name in ("unit", "e2e"):
+        return True
+    return item.get_closest_marker("database_agnostic") is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``celery_only`` belong to the Celery pass; leave them out of the others."""
+    """Tests marked ``celery_only`` belong to the Celery pass; leave them out of the others.
+    The PostgreSQL pass leaves out database-agnostic tests: the SQLite pass ran them."""
     if EXECUTOR == "celery":
         return
+    on_postgres = postgres_server_url() is not None
     keep: list[Any] = []
     drop: list[Any] = []
     for item in items:
-        (drop if item.get_closest_marker("celery_only") else keep).append(item)
+        left_out = item.get_closest_marker("celery_only") or (
+            on_postgres and database_agnostic(item)
+        )
+        (drop if left_out else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

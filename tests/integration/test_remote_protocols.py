@@ -18,6 +18,10 @@ from tests.support.server import Server
 from tests.support.sshd import SSHServer
 from tests.support.trees import hash_tree, make_tree, temporaries
 
+# What differs here is the protocol; the jobs and endpoints they use are stored as in
+# every other test, which the PostgreSQL pass runs.
+pytestmark = pytest.mark.database_agnostic
+
 MiB = 1024 * 1024
 
 

@@ -21,6 +21,9 @@ from dataferry.endpoints.protocols import open_fs
 from dataferry.errors import PermanentError
 from tests.support.sshd import SSHServer
 
+# The SFTP client against sshd, with no service and no database.
+pytestmark = pytest.mark.database_agnostic
+
 
 def asyncssh_log(
     caplog: pytest.LogCaptureFixture, level: int
