@@ -57,6 +57,7 @@ def start_server(home: Path, env: dict[str, str] | None = None) -> Server:
 
 
 def report(rows: list[tuple[str, str, float, float, str]]) -> None:
-    print(f"{'case':<28} {'tool':<12} {'seconds':>8} {'MB/s':>9}  ratio")
+    width = max([12, *(len(row[1]) for row in rows)])
+    print(f"{'case':<28} {'tool':<{width}} {'seconds':>8} {'MB/s':>9}  ratio")
     for case, tool, seconds, mbytes, ratio in rows:
-        print(f"{case:<28} {tool:<12} {seconds:8.2f} {mbytes / seconds:9.1f}  {ratio}")
+        print(f"{case:<28} {tool:<{width}} {seconds:8.2f} {mbytes / seconds:9.1f}  {ratio}")

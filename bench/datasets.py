@@ -8,7 +8,9 @@ Two rows for dataferry: the delivery transfer alone (consumer's transfer request
 the provider's job succeeded: read, SHA-256, HTTP upload to a temporary name, sync,
 commit) and the whole workflow as the consumer sees it (announce to ``complete``,
 which adds the consumer's own integrity check of every file against the manifest
-and the tick/poll latency). Target (issue 8): at least 1x rclone.
+and the tick/poll latency). Target (issue 8): at least 1x rclone. A second reference,
+``rclone copy`` followed by ``sync -f`` on its destination, has the durability the
+consumer gives every file it records.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def main() -> None:
         timed(deliver, before=clear)
         mb = TOTAL / 1e6
         label = f"{FILES} files ({mb:,.0f} MB)"
-        t_rc = None
+        t_rc = t_durable = None
         if rclone:
             out = base / "rclone-out"
             t_rc = timed(
@@ -112,11 +114,24 @@ def main() -> None:
                 before=lambda: shutil.rmtree(out, ignore_errors=True),
             )
             rows.append((label, "rclone copy", t_rc, mb, ""))
+
+            # The consumer syncs what it received before it records it (a crash never
+            # leaves a file that is only in the page cache); rclone does not. The same
+            # copy followed by a sync of the filesystem shows what that costs here.
+            def copy_and_sync() -> None:
+                run([rclone, "copy", str(src), str(out)])
+                run(["sync", "-f", str(out)])
+
+            t_durable = timed(copy_and_sync, before=lambda: shutil.rmtree(out, ignore_errors=True))
+            rows.append((label, "rclone copy + sync", t_durable, mb, ""))
         else:
-            print("rclone not found: its row is skipped (apt-get install rclone)")
+            print("rclone not found: its rows are skipped (apt-get install rclone)")
         for name, tool in (("transfer", "df transfer"), ("workflow", "df workflow")):
             t = results[name]
-            rows.append((label, tool, t, mb, f"{t_rc / t:.2f}x rclone" if t_rc else ""))
+            ratio = ""
+            if t_rc is not None and t_durable is not None:
+                ratio = f"{t_rc / t:.2f}x rclone, {t_durable / t:.2f}x +sync"
+            rows.append((label, tool, t, mb, ratio))
     finally:
         p.close()
         c.close()
