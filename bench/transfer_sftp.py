@@ -1,11 +1,15 @@
-"""SFTP transfer benchmark: dataferry (sha256 on) against ``rclone copy``, both ways,
-through a real OpenSSH sshd started on a free loopback port (the one the tests use).
+"""SFTP transfer benchmark: dataferry against ``rclone copy``, both ways, through a
+real OpenSSH sshd started on a free loopback port (the one the tests use).
 
     make bench            # or: .venv/bin/python bench/transfer_sftp.py
 
 Cases: one 1 GiB file and 5,000 files of 16 KiB, local -> SFTP and SFTP -> local.
 Prints wall time, throughput and dataferry's throughput as a ratio of rclone's,
 measured in the same run. Target (issue 3): >= 1x rclone on every case.
+
+Two dataferry rows per case: ``dataferry`` with its default SHA-256 of every byte,
+and ``dataferry, no hash`` (``checksum: none``; sizes still checked), which does what
+rclone does here (``--sftp-disable-hashcheck``: no hash on either side).
 
 ``BENCH_SFTP_DELAY_MS=10`` puts every tool's connection through a proxy that delays
 each direction by 10 ms (a 20 ms round trip, as between two institutions; see
@@ -33,6 +37,13 @@ from transfer_local import LARGE, SMALL_FILES, SMALL_SIZE, make_sources
 def timed_once(fn: Any, before: Any) -> float:
     """One run per case: SFTP cases are slow enough that one is a fair sample."""
     return timed(fn, repeat=1, before=before)
+
+
+def ratios(t: float, t_rclone: float | None, t_openssh: float | None) -> str:
+    parts = [f"{t_rclone / t:.2f}x rclone"] if t_rclone is not None else []
+    if t_openssh is not None:
+        parts.append(f"{t_openssh / t:.2f}x openssh")
+    return ", ".join(parts)
 
 
 def main() -> None:
@@ -105,8 +116,8 @@ def main() -> None:
         {"private_key": key.read_text()},
     )
 
-    def dataferry(source: str, destination: str) -> None:
-        job = client.transfer(source, destination, checksum="sha256")
+    def dataferry(source: str, destination: str, checksum: str = "sha256") -> None:
+        job = client.transfer(source, destination, checksum=checksum)
         doc = client.wait(job["job_id"])  # a long poll: answered when the job ends
         if doc["state"] != "succeeded":
             raise SystemExit(f"dataferry job failed: {doc}")
@@ -125,21 +136,23 @@ def main() -> None:
         t_df = timed_once(
             lambda: dataferry(f"src:{name}", f"remote:df-{name}"), before=clear_remote
         )
-        ratio = ""
+        t_plain = timed_once(
+            lambda: dataferry(f"src:{name}", f"remote:df-{name}", "none"), before=clear_remote
+        )
+        t_rc = t_os = None
         if rclone:
             t_rc = timed_once(
                 lambda: run([rclone, "copy", str(src), f":sftp:{remote}/rc-{name}", *rc_flags]),
                 before=clear_remote,
             )
             rows.append((label, "rclone copy", t_rc, mb, ""))
-            ratio = f"{t_rc / t_df:.2f}x rclone"
         if sftp:
             t_os = timed_once(
                 lambda: openssh(f"put -r {src} {remote}/os-{name}"), before=clear_remote
             )
             rows.append((label, "openssh sftp", t_os, mb, ""))
-            ratio += f", {t_os / t_df:.2f}x openssh"
-        rows.append((label, "dataferry", t_df, mb, ratio))
+        rows.append((label, "dataferry", t_df, mb, ratios(t_df, t_rc, t_os)))
+        rows.append((label, "dataferry, no hash", t_plain, mb, ratios(t_plain, t_rc, t_os)))
 
         # download: SFTP -> local (from the copy dataferry just made)
         label = f"{name} down ({mb:,.0f} MB)"
@@ -153,7 +166,10 @@ def main() -> None:
         t_df = timed_once(
             lambda: dataferry(f"remote:df-{name}", f"back:df-{name}"), before=clear_back
         )
-        ratio = ""
+        t_plain = timed_once(
+            lambda: dataferry(f"remote:df-{name}", f"back:df-{name}", "none"), before=clear_back
+        )
+        t_rc = t_os = None
         if rclone:
             t_rc = timed_once(
                 lambda: run(
@@ -168,14 +184,13 @@ def main() -> None:
                 before=clear_back,
             )
             rows.append((label, "rclone copy", t_rc, mb, ""))
-            ratio = f"{t_rc / t_df:.2f}x rclone"
         if sftp:
             t_os = timed_once(
                 lambda: openssh(f"get -r {remote}/df-{name} {back}/os-{name}"), before=clear_back
             )
             rows.append((label, "openssh sftp", t_os, mb, ""))
-            ratio += f", {t_os / t_df:.2f}x openssh"
-        rows.append((label, "dataferry", t_df, mb, ratio))
+        rows.append((label, "dataferry", t_df, mb, ratios(t_df, t_rc, t_os)))
+        rows.append((label, "dataferry, no hash", t_plain, mb, ratios(t_plain, t_rc, t_os)))
 
     try:
         measure("large", large, LARGE)
