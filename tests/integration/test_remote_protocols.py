@@ -162,6 +162,7 @@ def test_sftp_byte_level_resume_after_kill(server_factory, sshd: SSHServer, tmp_
     add_sftp(server, "remote", sshd, root)
     job_id = server.cli_json("transfer", "src:big.bin", "remote:big.bin")["job_id"]
     partial = stop_when_partial(server, root, 2 * MiB)
+    del server.env["DATAFERRY_TRANSFER__CHUNK_SIZE"]  # the rest at the usual block size
     restarted = server.start()
     doc = restarted.wait_job(job_id)
     assert doc["state"] == "succeeded", doc

@@ -62,6 +62,8 @@ def test_local_large_file_resumes_from_partial_bytes(server_factory, tmp_path: P
     partial = stop_when_partial(server, dst, MiB)
     assert 0 < partial < size
 
+    # The rest at the usual block size: the small one was only there to stop mid-copy.
+    del server.env["DATAFERRY_TRANSFER__CHUNK_SIZE"]
     restarted = server.start()
     doc = restarted.wait_job(job_id)
     assert doc["state"] == "succeeded", doc
