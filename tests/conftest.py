@@ -40,6 +40,12 @@ def database_agnostic(item: pytest.Item) -> bool:
     return item.get_closest_marker("database_agnostic") is not None
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if EXECUTOR != "celery" and postgres_server_url() is not None:
+        return "PostgreSQL pass: database-agnostic tests are left out (the SQLite pass runs them)"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``celery_only`` belong to the Celery pass; leave them out of the others.
     The PostgreSQL pass leaves out database-agnostic tests: the SQLite pass ran them."""
