@@ -124,73 +124,61 @@ def main() -> None:
 
     rows: list[tuple[str, str, float, float, str]] = []
 
+    def one_way(
+        label: str,
+        mb: float,
+        into: Path,
+        name: str,
+        df_source: str,
+        df_target: str,
+        rclone_args: list[str],
+        openssh_command: str,
+    ) -> None:
+        """Rows of one direction: every tool copies into ``into/<tool>-<name>``."""
+
+        def clear() -> None:
+            for tool in ("df", "rc", "os"):
+                shutil.rmtree(into / f"{tool}-{name}", ignore_errors=True)
+
+        t_df = timed_once(lambda: dataferry(df_source, df_target), before=clear)
+        t_plain = timed_once(lambda: dataferry(df_source, df_target, "none"), before=clear)
+        t_rc = t_os = None
+        if rclone:
+            t_rc = timed_once(lambda: run([rclone, "copy", *rclone_args, *rc_flags]), before=clear)
+            rows.append((label, "rclone copy", t_rc, mb, ""))
+        if sftp:
+            t_os = timed_once(lambda: openssh(openssh_command), before=clear)
+            rows.append((label, "openssh sftp", t_os, mb, ""))
+        rows.append((label, "dataferry", t_df, mb, ratios(t_df, t_rc, t_os)))
+        rows.append((label, "dataferry, no hash", t_plain, mb, ratios(t_plain, t_rc, t_os)))
+
     def measure(name: str, src: Path, total: int) -> None:
         mb = total / 1e6
         # upload: local -> SFTP
-        label = f"{name} up ({mb:,.0f} MB)"
-
-        def clear_remote() -> None:
-            for tool in ("df", "rc", "os"):
-                shutil.rmtree(remote / f"{tool}-{name}", ignore_errors=True)
-
-        t_df = timed_once(
-            lambda: dataferry(f"src:{name}", f"remote:df-{name}"), before=clear_remote
+        one_way(
+            f"{name} up ({mb:,.0f} MB)",
+            mb,
+            remote,
+            name,
+            f"src:{name}",
+            f"remote:df-{name}",
+            [str(src), f":sftp:{remote}/rc-{name}"],
+            f"put -r {src} {remote}/os-{name}",
         )
-        t_plain = timed_once(
-            lambda: dataferry(f"src:{name}", f"remote:df-{name}", "none"), before=clear_remote
-        )
-        t_rc = t_os = None
-        if rclone:
-            t_rc = timed_once(
-                lambda: run([rclone, "copy", str(src), f":sftp:{remote}/rc-{name}", *rc_flags]),
-                before=clear_remote,
-            )
-            rows.append((label, "rclone copy", t_rc, mb, ""))
-        if sftp:
-            t_os = timed_once(
-                lambda: openssh(f"put -r {src} {remote}/os-{name}"), before=clear_remote
-            )
-            rows.append((label, "openssh sftp", t_os, mb, ""))
-        rows.append((label, "dataferry", t_df, mb, ratios(t_df, t_rc, t_os)))
-        rows.append((label, "dataferry, no hash", t_plain, mb, ratios(t_plain, t_rc, t_os)))
-
-        # download: SFTP -> local (from the copy dataferry just made)
-        label = f"{name} down ({mb:,.0f} MB)"
+        # download: SFTP -> local, from dataferry's copy (made again, untimed, when
+        # clearing for a later tool removed it)
         if not (remote / f"df-{name}").exists():
             dataferry(f"src:{name}", f"remote:df-{name}")
-
-        def clear_back() -> None:
-            for tool in ("df", "rc", "os"):
-                shutil.rmtree(back / f"{tool}-{name}", ignore_errors=True)
-
-        t_df = timed_once(
-            lambda: dataferry(f"remote:df-{name}", f"back:df-{name}"), before=clear_back
+        one_way(
+            f"{name} down ({mb:,.0f} MB)",
+            mb,
+            back,
+            name,
+            f"remote:df-{name}",
+            f"back:df-{name}",
+            [f":sftp:{remote}/df-{name}", str(back / f"rc-{name}")],
+            f"get -r {remote}/df-{name} {back}/os-{name}",
         )
-        t_plain = timed_once(
-            lambda: dataferry(f"remote:df-{name}", f"back:df-{name}", "none"), before=clear_back
-        )
-        t_rc = t_os = None
-        if rclone:
-            t_rc = timed_once(
-                lambda: run(
-                    [
-                        rclone,
-                        "copy",
-                        f":sftp:{remote}/df-{name}",
-                        str(back / f"rc-{name}"),
-                        *rc_flags,
-                    ]
-                ),
-                before=clear_back,
-            )
-            rows.append((label, "rclone copy", t_rc, mb, ""))
-        if sftp:
-            t_os = timed_once(
-                lambda: openssh(f"get -r {remote}/df-{name} {back}/os-{name}"), before=clear_back
-            )
-            rows.append((label, "openssh sftp", t_os, mb, ""))
-        rows.append((label, "dataferry", t_df, mb, ratios(t_df, t_rc, t_os)))
-        rows.append((label, "dataferry, no hash", t_plain, mb, ratios(t_plain, t_rc, t_os)))
 
     try:
         measure("large", large, LARGE)

@@ -40,8 +40,13 @@ def database_agnostic(item: pytest.Item) -> bool:
     return item.get_closest_marker("database_agnostic") is not None
 
 
+def postgres_pass() -> bool:
+    """The run on PostgreSQL that follows the SQLite one (not the Celery pass)."""
+    return EXECUTOR != "celery" and postgres_server_url() is not None
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
-    if EXECUTOR != "celery" and postgres_server_url() is not None:
+    if postgres_pass():
         return "PostgreSQL pass: database-agnostic tests are left out (the SQLite pass runs them)"
     return None
 
@@ -51,7 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     The PostgreSQL pass leaves out database-agnostic tests: the SQLite pass ran them."""
     if EXECUTOR == "celery":
         return
-    on_postgres = postgres_server_url() is not None
+    on_postgres = postgres_pass()
     keep: list[Any] = []
     drop: list[Any] = []
     for item in items:
