@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# Byte-compile our own modules: an editable install leaves that to the first import,
+# which cannot write it where PYTHONDONTWRITEBYTECODE is set, so every process (each
+# test's servers and CLI calls) would compile them again. Up-to-date files are skipped.
 install: $(STAMP)
+	$(BIN)/python -m compileall -q src
 
 run: install
 	$(BIN)/dataferry serve
