@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,57 @@ def test_unknown_job_and_bad_job_queries(setup: tuple[Server, Path, Path]) -> No
     r = httpx.get(f"{server.url}/api/v1/jobs", params={"state": "bogus"})
     assert r.status_code == 422 and "unknown state" in r.json()["detail"]
     assert httpx.get(f"{server.url}/api/v1/jobs", params={"limit": 0}).status_code == 422
+
+
+BEYOND_64_BITS = 2**63  # one past the largest integer SQLite and PostgreSQL store
+
+
+def test_values_the_database_cannot_hold_are_refused_on_every_door(
+    setup: tuple[Server, Path, Path],
+) -> None:
+    """An id or offset past the database's integers, or a name with a NUL character
+    (PostgreSQL text cannot hold one), is the caller's mistake: a 4xx or an RPC
+    fault, never a 500, and nothing changes."""
+    server, _, _ = setup
+    with server.client() as c:
+        before = (c.request("GET", "/api/v1/jobs"), c.request("GET", "/api/v1/endpoints"))
+    api = f"{server.url}/api/v1"
+    for method, url, params in [
+        ("GET", f"{api}/jobs/{BEYOND_64_BITS}", {}),
+        ("GET", f"{api}/jobs/{BEYOND_64_BITS}/files", {}),
+        ("POST", f"{api}/jobs/{BEYOND_64_BITS}/cancel", {}),
+        ("POST", f"{api}/jobs/{BEYOND_64_BITS}/retry", {}),
+        ("GET", f"{api}/jobs", {"offset": BEYOND_64_BITS}),
+        ("GET", f"{api}/jobs", {"before": BEYOND_64_BITS}),
+        ("GET", f"{api}/transactions/{BEYOND_64_BITS}", {}),
+        ("GET", f"{server.url}/get_state", {"job_id": BEYOND_64_BITS}),
+    ]:
+        r = httpx.request(method, url, params=params, timeout=10)
+        assert r.status_code == 422, (method, url, params, r.status_code, r.text)
+        assert "range" in r.json()["detail"], r.text
+    # 2**31 is past PostgreSQL's 32-bit ids only: no such job either way.
+    assert httpx.get(f"{api}/jobs/{2**31}").status_code in (404, 422)
+    for url in [f"{api}/endpoints/a%00b", f"{api}/sites/a%00b", f"{api}/sinks/a%00b"]:
+        r = httpx.get(url, timeout=10)
+        assert r.status_code in (404, 422), (url, r.status_code, r.text)
+    r = httpx.delete(f"{api}/endpoints/src%00", timeout=10)
+    assert r.status_code in (404, 422), r.text
+
+    rpc = {"jsonrpc": "2.0", "id": 1, "method": "jobs.get", "params": [BEYOND_64_BITS]}
+    answer = httpx.post(f"{server.url}/jsonrpc", json=rpc, timeout=10).json()
+    assert answer["error"]["code"] == -32602 and "range" in answer["error"]["message"]
+    mover = xmlrpc.client.ServerProxy(f"{server.url}/data_mover")
+    assert mover.checkMoveStatus(str(BEYOND_64_BITS)) == {
+        "status": "REJECTED",
+        "reason": "Job does not exist",
+    }
+    result = server.cli("status", str(BEYOND_64_BITS), check=False)
+    assert result.returncode == 1 and "range" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    with server.client() as c:
+        after = (c.request("GET", "/api/v1/jobs"), c.request("GET", "/api/v1/endpoints"))
+    assert after == before
 
 
 def test_vanishing_source_fails_then_retry_succeeds(server_factory: Any, tmp_path: Path) -> None:

@@ -37,6 +37,13 @@ def test_put_get_delete_list_and_tombstones(core: Any) -> None:
     assert not again.deleted
 
 
+def test_numbers_are_stored_exactly(core: Any) -> None:
+    data = {"big": 2**70, "negative": -(2**63) - 1, "f": 0.1, "s": "1234567890123456789012"}
+    rec = core.records.put("sites", data)
+    assert core.records.get("sites", rec.uuid).data == data
+    assert type(core.records.get("sites", rec.uuid).data["big"]) is int
+
+
 def test_change_feed_in_order_with_cursor_and_tombstones(core: Any) -> None:
     r = core.records
     ids = [r.put("feed", {"i": i}).uuid for i in range(25)]

@@ -136,14 +136,17 @@ def test_wrong_token_gets_401_and_changes_nothing(make_instance: Any) -> None:
 
 def test_scheduled_sync_runs_by_itself(make_instance: Any) -> None:
     a, b = make_instance("a"), make_instance("b")
-    rec = b.cli_json("records", "put", "obs", '{"x": 1}')
+    # An integer beyond 64 bits crosses the wire exactly (JSON allows it; orjson alone
+    # would turn it into a float).
+    doc = {"x": 1, "big": 123456789012345678901234567890}
+    rec = b.cli_json("records", "put", "obs", json.dumps(doc))
     a.cli("peer", "add", "b", b.url, "--token", TOKENS["b"], "--interval", "1")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if a.cli("records", "get", "obs", rec["uuid"], check=False).returncode == 0:
             break
         time.sleep(0.5)
-    assert a.cli_json("records", "get", "obs", rec["uuid"])["data"] == {"x": 1}
+    assert a.cli_json("records", "get", "obs", rec["uuid"])["data"] == doc
 
 
 def test_restore_from_backup_loses_nothing(

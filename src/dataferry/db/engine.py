@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dataferry.db.walcheckpoint import LOG_BYTES, SAFETY_PAGES, WalCheckpointer
+from dataferry.errors import InvalidRequest
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A row lives whole in one page when it fits: with the default 4 KiB pages a
@@ -54,6 +56,19 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _refused_value(context: ExceptionContext) -> None:
+    """A value the database cannot hold or compare, sent by a caller (an id past the
+    64-bit range, past PostgreSQL's 32-bit ``integer``, text with a NUL character):
+    the request is invalid, not the server broken. The statement's transaction is
+    rolled back as for any error, so nothing changes."""
+    original = context.original_exception
+    if isinstance(original, OverflowError):  # sqlite3 checks integers before sending
+        raise InvalidRequest("a number is out of the range the database can store") from None
+    if isinstance(context.sqlalchemy_exception, DataError):
+        first_line = str(original).splitlines()[0] if str(original) else type(original).__name__
+        raise InvalidRequest(f"the database cannot take a value: {first_line}") from None
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; SQLite gets its directory, WAL and busy timeout."""
     parsed = make_url(url)
@@ -65,8 +80,10 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    event.listen(engine, "handle_error", _refused_value)
+    return engine
 
 
 class Database:

@@ -87,7 +87,7 @@ class MoverService:
             return rejected("Job does not exist")
         try:
             job = self.jobs.get(number)
-        except NotFound:
+        except (NotFound, InvalidRequest):  # InvalidRequest: past what the database can store
             return rejected("Job does not exist")
         if job.kind != kind:
             return rejected("Job does not exist")

@@ -24,11 +24,24 @@ def dumps(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"))
 
 
+# Every ASCII digit becomes "0", every other byte " ": a run of 19 zeros in the
+# translation is a run of 19 digits in the text.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+
+
 def loads(text: str | bytes) -> Any:
+    """Decode JSON exactly. orjson reads an integer beyond 64 bits as a float (it
+    would come back as 1e+23), so a text with a run of 19 or more digits, where such
+    an integer can be, goes to the standard library; the scan costs about a third of
+    orjson's own time."""
+    data = text.encode() if isinstance(text, str) else text
+    if _LONG_DIGIT_RUN in data.translate(_DIGITS_ONLY):
+        return json.loads(data)
     try:
-        return orjson.loads(text)
+        return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return json.loads(data)
 
 
 def check_collection(name: str) -> str:
