@@ -273,3 +273,20 @@ def test_jsonrpc_batch_notifications_and_errors(server: Server, folders: tuple[P
     assert rpc(server, {"jsonrpc": "2.0", "method": 7, "id": 1}).json()["error"]["code"] == -32600
     refused = call(server, "transfers.submit", "src:one.txt", "dst:x", "teleport")
     assert refused["error"]["code"] == -32602 and "mode" in refused["error"]["message"]
+    # Parameters of the wrong type are refused before the method runs, on every method
+    # (they reached the services before: a list as a dataset uid was an SQL error).
+    jobs_before = call(server, "jobs.list")["result"]["total"]
+    for method, params, where in [
+        ("datasets.show", [["a"]], "uid"),
+        ("records.put", [-1, -1], "collection"),
+        ("jobs.list", [["a"]], "state"),
+        ("transfers.submit", [{"a": 1}, "dst:x"], "source"),
+    ]:
+        answer = rpc(server, {"jsonrpc": "2.0", "method": method, "params": params, "id": 9})
+        error = answer.json()["error"]
+        assert error["code"] == -32602, (method, error)
+        assert f"{where}: Input should be" in error["message"], (method, error)
+    with pytest.raises(xmlrpc.client.Fault) as fault:
+        xmlrpc.client.ServerProxy(f"{server.url}/RPC2").datasets.restart(["a"])
+    assert fault.value.faultCode == -32602 and "uid: Input should be" in fault.value.faultString
+    assert call(server, "jobs.list")["result"]["total"] == jobs_before

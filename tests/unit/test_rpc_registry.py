@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,31 @@ def test_registry_binds_positional_and_named_params() -> None:
     with pytest.raises(ValueError):
         reg.register("system.listMethods", add)
     assert reg.names() == ["math.add"]
+
+
+def test_params_are_checked_against_the_type_hints_before_the_method_runs() -> None:
+    reg = RpcRegistry()
+    calls: list[tuple[str, int, dict[str, object]]] = []
+
+    def put(name: str, count: int = 1, data: dict[str, object] | None = None) -> int:
+        calls.append((name, count, data or {}))
+        return count
+
+    reg.register("things.put", put)
+    reg.register("things.echo", lambda value: value)  # no hints: anything goes
+    assert reg.call("things.put", ["a", "42"]) == 42  # lax, as RPC callers expect
+    assert reg.call("things.echo", [[1, {"a": None}]]) == [1, {"a": None}]
+    wrong_params: list[tuple[list[Any] | dict[str, Any], str]] = [
+        ([["a"]], "name: Input should be a valid string"),
+        ([7], "name: Input should be a valid string"),
+        (["a", "many"], "count: Input should be a valid integer"),
+        ({"name": "a", "data": [1]}, "data: Input should be a valid dictionary"),
+    ]
+    for params, wrong in wrong_params:
+        with pytest.raises(InvalidParams) as refused:
+            reg.call("things.put", params)
+        assert wrong in refused.value.message and "things.put(" in refused.value.message
+    assert calls == [("a", 42, {})]  # the refused calls never ran
 
 
 def _job(state: JobState, error: str = "") -> Job:

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from pydantic import ConfigDict, ValidationError, validate_call
+
 from dataferry.errors import DataferryError, InvalidRequest
+
+# Parameters are checked against the method's type hints before it runs, so a list
+# where a name belongs is "invalid params", not an error deep in a service. Lax
+# mode, as callers of these doors expect: "42" is a fine int, 42 is not a str.
+_CHECKED = ConfigDict(arbitrary_types_allowed=True)
 
 
 class MethodNotFound(DataferryError):
@@ -31,11 +38,18 @@ class InvalidParams(InvalidRequest):
     code = "invalid_params"
 
 
+def _where(loc: tuple[int | str, ...], names: list[str]) -> str:
+    """A validation error's place, positional indexes given as parameter names."""
+    first = names[loc[0]] if loc and isinstance(loc[0], int) and loc[0] < len(names) else loc[0]
+    return ".".join(str(part) for part in (first, *loc[1:])) if loc else "params"
+
+
 @dataclass(frozen=True, slots=True)
 class RpcMethod:
     name: str
     func: Callable[..., Any]
     help: str
+    checked: Callable[..., Any]  # ``func`` with its parameters validated (see _CHECKED)
 
     def signature(self) -> str:
         return f"{self.name}{inspect.signature(self.func)}"
@@ -51,7 +65,7 @@ class RpcRegistry:
         if name.startswith("system.") or name.startswith("rpc."):
             raise ValueError(f"RPC method names under {name.split('.')[0]!r} are reserved")
         text = inspect.cleandoc(help or func.__doc__ or "")
-        self._methods[name] = RpcMethod(name, func, text)
+        self._methods[name] = RpcMethod(name, func, text, validate_call(config=_CHECKED)(func))
 
     def method(
         self, name: str, help: str = ""
@@ -86,4 +100,11 @@ class RpcRegistry:
             inspect.signature(method.func).bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidParams(f"{method.signature()}: {exc}") from None
-        return method.func(*args, **kwargs)
+        try:
+            return method.checked(*args, **kwargs)
+        except ValidationError as exc:
+            names = list(inspect.signature(method.func).parameters)
+            problems = "; ".join(
+                f"{_where(e['loc'], names)}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
+            raise InvalidParams(f"{method.signature()}: {problems}") from None
