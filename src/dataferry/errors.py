@@ -7,6 +7,24 @@ with ``raise ... from exc``.
 
 from __future__ import annotations
 
+import errno
+
+# OS errors that refuse the request itself (a name too long, a file where a folder
+# must be, a link loop, a read-only file system): asking again gets the same answer,
+# so they are permanent, and a front door answers them as invalid, not as a fault.
+REFUSED_BY_THE_FILE_SYSTEM = frozenset(
+    {
+        errno.ENAMETOOLONG,
+        errno.EINVAL,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ELOOP,
+        errno.EROFS,
+        errno.EEXIST,
+        errno.ENOTEMPTY,
+    }
+)
+
 
 class DataferryError(Exception):
     """Root of every error dataferry raises on purpose."""
@@ -73,3 +91,8 @@ class JobInterrupted(JobLost):
     (a handler stops on it exactly as on JobLost)."""
 
     code = "job_interrupted"
+
+
+def refused_by_the_file_system(exc: BaseException) -> bool:
+    """An OS error that no retry can mend (see ``REFUSED_BY_THE_FILE_SYSTEM``)."""
+    return isinstance(exc, OSError) and exc.errno in REFUSED_BY_THE_FILE_SYSTEM

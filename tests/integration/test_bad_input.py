@@ -207,6 +207,20 @@ def test_values_the_database_cannot_hold_are_refused_on_every_door(
     assert after == before
 
 
+def test_a_name_the_file_system_refuses_fails_the_job_at_once(
+    setup: tuple[Server, Path, Path],
+) -> None:
+    """No retry can mend a name longer than the file system allows: the job fails on
+    its first attempt instead of retrying with backoff."""
+    server, _, dst = setup
+    r = post(server, {"source": "src:d/f.txt", "destination": "dst:" + "x" * 300})
+    assert r.status_code == 202, r.text
+    doc = server.wait_job(r.json()["job_id"])
+    assert doc["state"] == "failed" and doc["attempts"] == 1, doc
+    assert "File name too long" in doc["error"], doc["error"]
+    assert sorted(p.name for p in dst.iterdir()) == ["a-file"]
+
+
 def test_vanishing_source_fails_then_retry_succeeds(server_factory: Any, tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     (src / "d").mkdir(parents=True)

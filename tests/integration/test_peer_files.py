@@ -184,6 +184,32 @@ def test_endpoint_permissions(host: tuple[Server, Path], tmp_path: Path) -> None
     assert not (tmp_path / "private" / ".n.1.dftmp").exists()
 
 
+def test_names_the_file_system_refuses_are_invalid_not_server_errors(
+    host: tuple[Server, Path],
+) -> None:
+    """A name longer than the file system allows, or a folder where a file is, is the
+    peer's mistake: 422 (which its client does not retry), never a 500."""
+    srv, shared = host
+    (shared / "f.txt").write_bytes(b"hello")
+    too_long = "x" * 300
+    with api(srv) as c:
+        for answer in [  # reading: no such file can exist
+            c.get("/shared/stat", params={"path": too_long}),
+            c.get("/shared/list", params={"path": too_long}),
+            c.get("/shared/files", params={"path": too_long}),
+        ]:
+            assert answer.status_code in (404, 422), (answer.request.url, answer.text)
+        for answer in [  # writing: refused
+            c.post("/shared/folders", params={"path": f"{too_long}/d"}),
+            c.put("/shared/uploads", params={"path": f".{too_long}.1.dftmp"}, content=b"x"),
+            c.post("/shared/folders", params={"path": "f.txt/d"}),  # a file in the way
+        ]:
+            assert answer.status_code == 422, (answer.request.url, answer.text)
+            assert answer.json()["error"] == "invalid"
+        assert c.get("/shared/stat", params={"path": "f.txt"}).json()["size"] == 5
+    assert sorted(p.name for p in shared.iterdir()) == ["f.txt"]
+
+
 def test_fsspec_filesystem_reads_writes_and_resumes(host: tuple[Server, Path]) -> None:
     srv, shared = host
     client = PeerClient(SiteAccess("home", srv.url, TOKEN), "fac")

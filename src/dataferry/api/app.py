@@ -29,7 +29,7 @@ from dataferry.api.rest import (
     transfers,
 )
 from dataferry.api.rpc import jsonrpc, xmlrpc
-from dataferry.errors import DataferryError
+from dataferry.errors import DataferryError, InvalidRequest, refused_by_the_file_system
 
 if TYPE_CHECKING:
     from dataferry.app import Core
@@ -71,6 +71,14 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
         return JSONResponse(
             {"error": exc.code, "detail": exc.message}, status_code=exc.status_code, headers=headers
         )
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> Response:
+        # A storage error no service turned into ours. The ones that refuse the request
+        # itself are the caller's (422); anything else stays a server error.
+        if not refused_by_the_file_system(exc):
+            raise exc
+        return await _dataferry_error(request, InvalidRequest(exc.strerror or str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,14 @@ from dataferry.config import TransferSettings
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import join, split_location
 from dataferry.endpoints.service import EndpointService
-from dataferry.errors import DataferryError, JobLost, NotFound, PermanentError, TransientError
+from dataferry.errors import (
+    REFUSED_BY_THE_FILE_SYSTEM,
+    DataferryError,
+    JobLost,
+    NotFound,
+    PermanentError,
+    TransientError,
+)
 from dataferry.jobs.context import JobContext
 from dataferry.transfers import plan as planning
 from dataferry.transfers.copy import (
@@ -58,6 +65,8 @@ def classify(exc: BaseException, what: str, *endpoints: EndpointFS) -> Dataferry
         return PermanentError(f"{what}: not found (it vanished during the transfer)")
     if isinstance(exc, PermissionError):
         return PermanentError(f"{what}: permission denied")
+    if isinstance(exc, OSError) and exc.errno in REFUSED_BY_THE_FILE_SYSTEM:
+        return PermanentError(f"{what}: {exc.strerror or exc}")
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return TransientError(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, OSError):
