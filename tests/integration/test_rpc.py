@@ -148,6 +148,13 @@ def test_xmlrpc_job_methods(server: Server, folders: tuple[Path, Path]) -> None:
     with pytest.raises(xmlrpc.client.Fault) as err:
         p.jobs.get()
     assert err.value.faultCode == -32602
+    for not_an_id in (float("inf"), float("nan"), 1.5, True, "1e3", [1]):
+        with pytest.raises(xmlrpc.client.Fault) as err:
+            p.jobs.get(not_an_id)
+        assert err.value.faultCode == -32602 and "whole number" in err.value.faultString
+        gone = {"status": "REJECTED", "reason": "Job does not exist"}
+        assert p.checkMoveStatus(not_an_id) == gone
+    assert p.jobs.get(float(job["job_id"]))["job_id"] == job["job_id"]  # 7.0 is job 7
     with pytest.raises(xmlrpc.client.Fault) as err:
         p.no.such.method()
     assert err.value.faultCode == -32601

@@ -10,6 +10,20 @@ from dataferry.db.models import JobRow
 from dataferry.jobs.states import JobState
 
 
+def parse_job_id(value: Any) -> int | None:
+    """A job id as RPC callers send it (an int, a string of digits, a whole float),
+    or None for anything else: a bool, a fraction, infinity, NaN, text."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # False for inf and NaN
+    if isinstance(value, str) and value.strip().isdecimal():
+        return int(value.strip())
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     id: int

@@ -11,6 +11,7 @@ from dataferry.config import AlaSettings
 from dataferry.endpoints.paths import split_location
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import InvalidRequest, NotFound
+from dataferry.jobs.model import parse_job_id
 from dataferry.jobs.service import JobService
 from dataferry.mover import locations
 from dataferry.mover.status import DOWNLOADING, PENDING, mover_status, rejected
@@ -18,15 +19,6 @@ from dataferry.mover.status import DOWNLOADING, PENDING, mover_status, rejected
 MOVE_KIND = "mover.move"
 ALA_KIND = "ala.occurrences"
 LSID_RE = re.compile(r"^[\w.:/\-]{1,300}$")
-
-
-def _job_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class MoverService:
@@ -82,7 +74,7 @@ class MoverService:
         return self._status(job_id, ALA_KIND, DOWNLOADING)
 
     def _status(self, job_id: Any, kind: str, active: str) -> dict[str, Any]:
-        number = _job_id(job_id)
+        number = parse_job_id(job_id)
         if number is None:
             return rejected("Job does not exist")
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dataferry.errors import InvalidRequest
+from dataferry.jobs.model import parse_job_id
 from dataferry.transfers.request import TransferRequest
 
 if TYPE_CHECKING:
@@ -12,13 +13,11 @@ if TYPE_CHECKING:
 
 
 def job_id_of(value: Any) -> int:
-    """A job id as RPC callers send it: an int, or a string of digits."""
-    if isinstance(value, bool):
-        raise InvalidRequest(f"job id {value!r} is not a number")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"job id {value!r} is not a number") from None
+    """A job id as RPC callers send it (see ``parse_job_id``)."""
+    number = parse_job_id(value)
+    if number is None:
+        raise InvalidRequest(f"job id {value!r} is not a whole number")
+    return number
 
 
 def install(core: Core) -> None:
