@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,19 @@ def _blocking_job(core: Any) -> tuple[int, threading.Event]:
     return job.id, release
 
 
+def waited(core: Any, job_id: int, seconds: float) -> Any:
+    """``core.jobs.wait`` run to its end on a thread of its own: the main thread of a
+    test process may hold a running event loop (the browser tests' Playwright, when
+    they ran in the same process first), where ``asyncio.run`` refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, core.jobs.wait(job_id, seconds)).result()
+
+
 def test_wait_returns_the_running_job_after_its_time(core: Any) -> None:
     job_id, release = _blocking_job(core)
     try:
-        assert asyncio.run(core.jobs.wait(job_id, 0.3)).state is JobState.RUNNING
-        assert asyncio.run(core.jobs.wait(job_id, 0)).state is JobState.RUNNING
+        assert waited(core, job_id, 0.3).state is JobState.RUNNING
+        assert waited(core, job_id, 0).state is JobState.RUNNING
     finally:
         release.set()
 
@@ -73,7 +82,7 @@ def test_a_job_ended_in_this_process_wakes_the_waiter(
     job_id, release = _blocking_job(core)
     threading.Timer(0.3, release.set).start()
     start = time.monotonic()
-    job = asyncio.run(core.jobs.wait(job_id, 50))
+    job = waited(core, job_id, 50)
     assert job.state is JobState.SUCCEEDED and job.result == {"held": True}
     assert time.monotonic() - start < 50  # woken, not timed out
 
@@ -86,7 +95,7 @@ def test_a_job_ended_by_another_process_is_seen(core: Any) -> None:
         elsewhere = JobStore(core.db)
         elsewhere.transition(job_id, JobEvent.CANCEL, lease_owner=None, lease_expires_at=None)
         start = time.monotonic()
-        job = asyncio.run(core.jobs.wait(job_id, 50))
+        job = waited(core, job_id, 50)
         assert job.state is JobState.CANCELLED
         assert time.monotonic() - start < 50
     finally:
@@ -98,9 +107,9 @@ def test_bad_waits_are_refused(core: Any) -> None:
     try:
         for seconds in (-1.0, 61.0, float("nan"), float("inf")):
             with pytest.raises(InvalidRequest, match="between 0 and 60"):
-                asyncio.run(core.jobs.wait(job_id, seconds))
+                waited(core, job_id, seconds)
         with pytest.raises(NotFound):
-            asyncio.run(core.jobs.wait(job_id + 1000, 1))
+            waited(core, job_id + 1000, 1)
         assert core.jobs.get(job_id).state is JobState.RUNNING  # nothing changed
     finally:
         release.set()
