@@ -93,6 +93,11 @@ def test_the_right_site_and_token_are_accepted(provider: Server) -> None:
         )
         bad = c.get(f"/datasets/{UID}/transfer-status", params={"transfer_id": 99})
         assert bad.status_code == 400 and bad.json()["status"] == "bad request"
+        # An id past what the database stores is no such transfer either, not a
+        # "server error" the consumer would retry.
+        for too_big in (2**63, 2**31):
+            bad = c.get(f"/datasets/{UID}/transfer-status", params={"transfer_id": too_big})
+            assert bad.status_code == 400 and bad.json()["status"] == "bad request", bad.text
 
 
 def test_site_registry_rules(provider: Server) -> None:

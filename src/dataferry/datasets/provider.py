@@ -342,14 +342,17 @@ class ProviderService:
         }
 
     def transfer_status(self, uid: str, site: str, transfer_id: int) -> dict[str, Any]:
-        with self.db.read() as s:
-            row = s.scalar(
-                select(DeliveryRow).where(
-                    DeliveryRow.job_id == transfer_id,
-                    DeliveryRow.uid == uid,
-                    DeliveryRow.site == site,
+        try:
+            with self.db.read() as s:
+                row = s.scalar(
+                    select(DeliveryRow).where(
+                        DeliveryRow.job_id == transfer_id,
+                        DeliveryRow.uid == uid,
+                        DeliveryRow.site == site,
+                    )
                 )
-            )
+        except InvalidRequest:  # an id or uid the database cannot hold: no such transfer
+            row = None
         if row is None:
             return {
                 "status": Status.BAD_REQUEST,
