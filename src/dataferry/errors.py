@@ -8,6 +8,7 @@ with ``raise ... from exc``.
 from __future__ import annotations
 
 import errno
+from typing import TypeGuard
 
 # OS errors that refuse the request itself (a name too long, a file where a folder
 # must be, a link loop, a read-only file system): asking again gets the same answer,
@@ -93,6 +94,6 @@ class JobInterrupted(JobLost):
     code = "job_interrupted"
 
 
-def refused_by_the_file_system(exc: BaseException) -> bool:
+def refused_by_the_file_system(exc: BaseException) -> TypeGuard[OSError]:
     """An OS error that no retry can mend (see ``REFUSED_BY_THE_FILE_SYSTEM``)."""
     return isinstance(exc, OSError) and exc.errno in REFUSED_BY_THE_FILE_SYSTEM

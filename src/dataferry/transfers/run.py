@@ -13,12 +13,12 @@ from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import join, split_location
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import (
-    REFUSED_BY_THE_FILE_SYSTEM,
     DataferryError,
     JobLost,
     NotFound,
     PermanentError,
     TransientError,
+    refused_by_the_file_system,
 )
 from dataferry.jobs.context import JobContext
 from dataferry.transfers import plan as planning
@@ -65,7 +65,7 @@ def classify(exc: BaseException, what: str, *endpoints: EndpointFS) -> Dataferry
         return PermanentError(f"{what}: not found (it vanished during the transfer)")
     if isinstance(exc, PermissionError):
         return PermanentError(f"{what}: permission denied")
-    if isinstance(exc, OSError) and exc.errno in REFUSED_BY_THE_FILE_SYSTEM:
+    if refused_by_the_file_system(exc):
         return PermanentError(f"{what}: {exc.strerror or exc}")
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return TransientError(f"{what}: {type(exc).__name__}: {exc}")
