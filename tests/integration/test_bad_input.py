@@ -260,3 +260,56 @@ def test_vanishing_source_fails_then_retry_succeeds(server_factory: Any, tmp_pat
     assert (dst / "d" / "b-small.txt").read_text() == "small"
     again = os.stat(dst / "d" / "a-large.bin")
     assert (again.st_ino, again.st_mtime_ns) == (large.st_ino, large.st_mtime_ns)
+
+
+def nested(depth: int) -> str:
+    """JSON text of ``depth`` lists, one inside the other."""
+    return "[" * depth + "]" * depth
+
+
+def test_deeply_nested_records_are_refused_on_every_door(server: Server) -> None:
+    """A record or schema nested past the records' limit (100 levels), or JSON nested
+    past what a parser can recurse into, is a 422, an RPC fault or a rejected import
+    row, never a 500 from a RecursionError; nothing is written and the server serves on.
+    (Before, 300 levels were stored through JSON-RPC and then every listing of the
+    collection failed.)"""
+    api = f"{server.url}/api/v1/collections/obs"
+    json_type = {"content-type": "application/json"}
+    assert httpx.post(f"{api}/records", json={"n": 1}, timeout=10).status_code == 201
+    before = httpx.get(f"{api}/changes", timeout=10).json()
+
+    record = '{"a": ' + nested(300) + "}"
+    r = httpx.post(f"{api}/records", content=record, headers=json_type, timeout=10)
+    assert r.status_code == 422 and "nests deeper than 100 levels" in r.json()["detail"], r.text
+    schema = '{"schema": ' + '{"items": ' * 300 + "{}" + "}" * 301
+    r = httpx.put(api, content=schema, headers=json_type, timeout=10)
+    assert r.status_code == 422 and "nests deeper than 100 levels" in r.json()["detail"], r.text
+
+    for params, code in ((f'["obs", {record}]', -32602), (nested(100_000), -32700)):
+        call = '{"jsonrpc": "2.0", "id": 1, "method": "records.put", "params": ' + params + "}"
+        r = httpx.post(f"{server.url}/jsonrpc", content=call, headers=json_type, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["error"]["code"] == code, r.text
+
+    def import_(fmt: str, body: str) -> httpx.Response:
+        return httpx.post(f"{api}/import", params={"format": fmt}, content=body, timeout=30)
+
+    r = import_("json", nested(100_000))
+    assert r.status_code == 422 and "nested too deeply" in r.json()["detail"], r.text
+    rows = {
+        "json": (f"[{record}]", "nests deeper than 100 levels"),
+        "csv": (f'data\n"{"[" * 100_000}"\n', "nested too deeply"),
+        "xml": (f"<records><record><data>{nested(100_000)}</data></record></records>", "deeply"),
+    }
+    for fmt, (body, reason) in rows.items():
+        report = import_(fmt, body)
+        assert report.status_code == 200, (fmt, report.text)
+        assert report.json()["rejected"] == 1 and reason in report.text, (fmt, report.text)
+    # A CSV row with more values than the header has columns is one rejected row.
+    report = import_("csv", "n\n1,2,3\n")
+    assert report.status_code == 200, report.text
+    assert "more values than the header" in report.json()["rejections"][0]["reason"]
+
+    assert httpx.get(f"{api}/changes", timeout=10).json() == before
+    assert httpx.get(f"{api}/records", timeout=10).json()["total"] == 1
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200

@@ -25,7 +25,15 @@ import defusedxml.ElementTree as DET
 from dataferry.db.base import utcnow
 from dataferry.errors import InvalidRequest
 from dataferry.records import hlc, merge
-from dataferry.records.model import Record, check_collection, check_uuid, dumps, loads, new_uuid
+from dataferry.records.model import (
+    Record,
+    check_collection,
+    check_depth,
+    check_uuid,
+    dumps,
+    loads,
+    new_uuid,
+)
 from dataferry.records.service import RecordService, _row_values, state_of
 
 FORMATS = {"csv": "text/csv", "json": "application/json", "xml": "application/xml"}
@@ -204,6 +212,8 @@ def parse(fmt: str, body: bytes) -> list[dict[str, Any]]:
 def _to_row(number: int, raw: dict[str, Any]) -> Row:
     if "__bad__" in raw:
         raise ValueError("a row must be an object")
+    if None in raw:  # csv.DictReader's key for values past the header's columns
+        raise ValueError("the row has more values than the header has columns")
     uuid = raw.get("uuid") or ""
     uuid = check_uuid(uuid) if uuid else new_uuid()
     if "data" not in raw:  # a plain document (JSON) or plain columns (CSV): a local write
@@ -244,6 +254,7 @@ def import_(service: RecordService, collection: str, fmt: str, body: bytes) -> I
     for i, raw in enumerate(raws, start=1):
         try:
             row = _to_row(i, raw)
+            check_depth(row.data, f"row {i}")  # tombstones too: their fields are kept
             if row.uuid in seen:
                 raise ValueError("the same UUID appears earlier in the file")
             if row.stamp is not None:

@@ -16,6 +16,11 @@ from dataferry.records import hlc
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
+# How deep a record's document (or a collection's schema) may nest, counting the
+# top-level object as 1. Deeper values would overflow the recursion of the code that
+# encodes, validates and serves them (a few hundred levels is enough for that).
+MAX_DEPTH = 100
+
 
 def dumps(obj: Any) -> str:
     try:
@@ -36,12 +41,32 @@ def loads(text: str | bytes) -> Any:
     an integer can be, goes to the standard library; the scan costs about a third of
     orjson's own time."""
     data = text.encode() if isinstance(text, str) else text
-    if _LONG_DIGIT_RUN in data.translate(_DIGITS_ONLY):
-        return json.loads(data)
+    if _LONG_DIGIT_RUN not in data.translate(_DIGITS_ONLY):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # the standard library's message says what is wrong
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
         return json.loads(data)
+    except RecursionError:  # a ValueError like any other malformed text
+        raise ValueError("the JSON text is nested too deeply to read") from None
+
+
+def check_depth(value: Any, what: str) -> None:
+    """Refuse ``value`` if its objects and lists nest deeper than ``MAX_DEPTH``
+    (walked without recursion, so any depth is measured safely)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise InvalidRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def check_collection(name: str) -> str:

@@ -67,6 +67,8 @@ def dispatch(registry: RpcRegistry, body: bytes) -> Any:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(None, -32700, f"parse error: {exc}")
+    except RecursionError:
+        return _error(None, -32700, "parse error: the JSON text is nested too deeply")
     if isinstance(doc, list):
         if not doc:
             return _error(None, -32600, "invalid request: empty batch")
