@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +41,16 @@ class Client:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; an unreachable server or an error status becomes ClientError."""
+        if "json" in kwargs:
+            # JSON has no infinity or NaN (``--timeout inf``): say so instead of the
+            # encoder's ValueError escaping as a traceback.
+            try:
+                kwargs["content"] = json.dumps(kwargs.pop("json"), allow_nan=False).encode()
+            except ValueError:
+                raise ClientError(
+                    "a number in the request is infinite or not a number (JSON has neither)"
+                ) from None
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/json"}
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:

@@ -313,3 +313,23 @@ def test_deeply_nested_records_are_refused_on_every_door(server: Server) -> None
     assert httpx.get(f"{api}/changes", timeout=10).json() == before
     assert httpx.get(f"{api}/records", timeout=10).json()["total"] == 1
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.database_agnostic
+def test_cli_says_plainly_what_json_it_cannot_read_or_send(server: Server, tmp_path: Path) -> None:
+    """A document or mapping file nested too deeply to parse, and a number JSON cannot
+    carry (``inf``, ``nan``), are clean CLI errors, not tracebacks; nothing is sent."""
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + nested(100_000) + "}")
+    for args, message in [
+        (("records", "put", "obs", "--file", str(deep)), "nested too deeply"),
+        (("sink", "add", "s", "--collection", "obs", "--mapping", str(deep)), "nested too deeply"),
+        (("sink", "add", "s", "--collection", "obs", "--poll-interval", "inf"), "infinite"),
+        (("sink", "add", "s", "--collection", "obs", "--timeout", "nan"), "not a number"),
+    ]:
+        result = server.cli(*args, check=False)
+        assert result.returncode == 1, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    with server.client() as c:
+        assert c.request("GET", "/api/v1/sinks")["sinks"] == []
+        assert c.request("GET", "/api/v1/collections")["collections"] == []

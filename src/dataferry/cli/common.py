@@ -35,6 +35,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def load_json(text: str) -> Any:
+    """``json.loads``, with JSON nested too deeply to read a ValueError like any other
+    malformed text (the parser's RecursionError would end the CLI in a traceback)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON text is nested too deeply to read") from None
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 

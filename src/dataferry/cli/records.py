@@ -12,7 +12,7 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
-from dataferry.cli.common import JSON_OPTION, client, console, fail, print_json
+from dataferry.cli.common import JSON_OPTION, client, console, fail, load_json, print_json
 
 app = typer.Typer(
     help="Collections of JSON records: put, get, delete, list, changes, conflicts, export, import.",
@@ -34,7 +34,7 @@ def _read_json(data: str | None, file: Path | None) -> Any:
             text = sys.stdin.read() if str(file) == "-" else file.read_text()
         else:
             text = data or ""
-        return json.loads(text)
+        return load_json(text)
     except (OSError, ValueError) as exc:
         fail(f"cannot read the JSON document: {exc}")
 

@@ -10,7 +10,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from dataferry.cli.common import JSON_OPTION, client, console, fail, parse_pairs, print_json
+from dataferry.cli.common import (
+    JSON_OPTION,
+    client,
+    console,
+    fail,
+    load_json,
+    parse_pairs,
+    print_json,
+)
 
 app = typer.Typer(
     help="Push new, modified and deleted records to a partner's web service.",
@@ -22,7 +30,7 @@ def _mapping(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        data = json.loads(path.read_text())
+        data = load_json(path.read_text())
     except (OSError, ValueError) as exc:
         fail(f"mapping file {path}: {exc}")
     if not isinstance(data, dict):
