@@ -165,3 +165,50 @@ last_sync = "last_sync"
         assert doc["origin"] == "config" and doc["api_key"] == "(set)"
     finally:
         srv.kill()
+
+
+def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: AppTable) -> None:
+    """Before, these were stored and failed later: a port out of range, a space or NUL in
+    the URL, and a header HTTP cannot carry failed every send ("internal error"); a
+    timeout or retry wait of 1e308 (or Infinity, which Python's JSON parser reads)
+    overflowed the daemon's lease and retry arithmetic, so the sink never polled or
+    never recorded an outcome; NUL in a table's URL was a 500. Now each is a 422 naming
+    the field, on add and on change, and nothing is stored."""
+    good = {"name": "ok", "source": table_source(table), "url": "http://127.0.0.1:9/"}
+    nul_url = table_source(table)
+    nul_url["table"]["url"] += "\x00"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"url": "http://127.0.0.1:99999/"}, "port 99999 is not between 1 and 65535"),
+        ({"url": "http://[::1/"}, "is not valid"),
+        ({"url": "http://a b/"}, "a space or a control character"),
+        ({"url": "http://x/\x00"}, "a space or a control character"),
+        ({"headers": {"X": "a\nb"}}, "header X"),
+        ({"headers": {"X": "é"}}, "header X"),
+        ({"headers": {"X": "{api_key}"}, "api_key": "k\r\n"}, "header X"),
+        ({"headers": {"": "a"}}, "not a valid HTTP header name"),
+        ({"headers": {"X Y:": "a"}}, "not a valid HTTP header name"),
+        ({"timeout": 1e308}, "timeout: Input should be less than or equal to 31536000"),
+        ({"retry_interval": 1e300, "retry_cap": 1e308}, "retry_interval"),
+        ({"poll_interval": 1e308}, "poll_interval"),
+        ({"source": nul_url}, "NUL"),
+    ]
+    with httpx.Client(base_url=server.url) as http:
+        for change, message in cases:
+            r = http.post("/api/v1/sinks", json={**good, **change})
+            assert r.status_code == 422 and message in r.json()["detail"], (change, r.text)
+        for field in ("poll_interval", "timeout", "retry_cap"):
+            raw = '{"name": "x", "source": {"collection": "c"}, "' + field + '": Infinity}'
+            r = http.post(
+                "/api/v1/sinks", content=raw, headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 422 and "finite" in r.json()["detail"], (field, r.text)
+        assert http.get("/api/v1/sinks").json() == {"sinks": []}
+
+        created = http.post("/api/v1/sinks", json=good)
+        assert created.status_code == 201, created.text
+        for change, message in cases:
+            r = http.patch("/api/v1/sinks/ok", json=change)
+            assert r.status_code == 422 and message in r.json()["detail"], (change, r.text)
+        after = http.get("/api/v1/sinks/ok").json()
+        assert after["updated"] == created.json()["updated"]
+        assert after["url"] == good["url"] and after["timeout"] == 30.0

@@ -6,14 +6,24 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
+# HTTP (RFC 9110): a header name is a token; a value is visible ASCII, with spaces or
+# tabs inside but not at either end. Anything else the HTTP client refuses at send time.
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+HEADER_VALUE_RE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
+CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
+# The longest interval, wait or timeout a sink takes: a year. Longer ones (1e308, or
+# infinity) overflowed the date arithmetic of leases and retries inside the daemon.
+MAX_SECONDS = 365 * 24 * 3600.0
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # JSON has no infinity or NaN, but Python's parser reads them; they are refused.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class TableSource(_Strict):
@@ -49,6 +59,8 @@ class TableSource(_Strict):
     def _url(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("a table source needs the database URL")
+        if "\x00" in value:
+            raise ValueError("the database URL must not contain a NUL character")
         return value
 
 
@@ -88,14 +100,20 @@ class SinkSpec(_Strict):
     mapping: dict[str, Any] | None = Field(
         None, description="payload mapping; none: the default document"
     )
-    poll_interval: float = Field(300.0, gt=0, description="seconds between polls of the source")
-    retry_interval: float = Field(5.0, gt=0, description="seconds before the first retry")
-    retry_cap: float = Field(600.0, gt=0, description="longest wait between retries")
+    poll_interval: float = Field(
+        300.0, gt=0, le=MAX_SECONDS, description="seconds between polls of the source"
+    )
+    retry_interval: float = Field(
+        5.0, gt=0, le=MAX_SECONDS, description="seconds before the first retry"
+    )
+    retry_cap: float = Field(
+        600.0, gt=0, le=MAX_SECONDS, description="longest wait between retries"
+    )
     give_up_after: int | None = Field(
         None, ge=1, description="failed attempts before a change goes to the dead letters"
     )
     concurrency: int = Field(8, ge=1, le=256, description="records delivered at once")
-    timeout: float = Field(30.0, gt=0, description="seconds per request")
+    timeout: float = Field(30.0, gt=0, le=MAX_SECONDS, description="seconds per request")
     accept: Literal["200", "2xx"] = Field("200", description="which answers count as delivered")
     paused: bool = False
 
@@ -110,14 +128,38 @@ class SinkSpec(_Strict):
     @classmethod
     def _target(cls, value: str) -> str:
         value = value.strip()
-        if value and not re.match(r"^https?://[^/\s]+", value):
+        if not value:
+            return value
+        if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"target URL {value!r} must be http:// or https://")
+        if CONTROL_RE.search(value):
+            raise ValueError(f"target URL {value!r} contains a space or a control character")
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"target URL {value!r} is not valid: {exc}") from None
+        if not url.host:
+            raise ValueError(f"target URL {value!r} has no host")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"target URL {value!r}: port {url.port} is not between 1 and 65535")
         return value
 
     @model_validator(mode="after")
     def _retry(self) -> SinkSpec:
         if self.retry_cap < self.retry_interval:
             raise ValueError("retry_cap must be at least retry_interval")
+        return self
+
+    @model_validator(mode="after")
+    def _headers(self) -> SinkSpec:
+        for name, value in self.headers.items():
+            if not HEADER_NAME_RE.match(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if not HEADER_VALUE_RE.match(value.replace("{api_key}", self.api_key)):
+                raise ValueError(
+                    f"header {name}: its value (with the api_key put in) must be visible ASCII"
+                    " characters, spaces or tabs inside, no line breaks"
+                )
         return self
 
 
