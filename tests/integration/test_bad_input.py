@@ -333,3 +333,26 @@ def test_cli_says_plainly_what_json_it_cannot_read_or_send(server: Server, tmp_p
     with server.client() as c:
         assert c.request("GET", "/api/v1/sinks")["sinks"] == []
         assert c.request("GET", "/api/v1/collections")["collections"] == []
+
+
+def test_nan_and_infinity_in_records_are_refused_not_stored_as_null(server: Server) -> None:
+    """Python's JSON parsers read NaN and Infinity, which JSON has not got; a record
+    holding one was stored with null in its place. Now: 422, an RPC fault, a rejected
+    import row; nothing is written."""
+    api = f"{server.url}/api/v1/collections/obs"
+    json_type = {"content-type": "application/json"}
+    assert httpx.post(f"{api}/records", json={"n": 1}, timeout=10).status_code == 201
+    before = httpx.get(f"{api}/changes", timeout=10).json()
+    for value in ("NaN", "Infinity", "-Infinity"):
+        record = '{"a": {"b": [1, ' + value + "]}}"
+        r = httpx.post(f"{api}/records", content=record, headers=json_type, timeout=10)
+        assert r.status_code == 422 and "JSON numbers are finite" in r.text, r.text
+        call = '{"jsonrpc": "2.0", "id": 1, "method": "records.put", "params": ["obs", '
+        r = httpx.post(f"{server.url}/jsonrpc", content=call + record + "]}", timeout=10)
+        assert r.json()["error"]["code"] == -32602, r.text
+        r = httpx.post(
+            f"{api}/import", params={"format": "json"}, content=f"[{record}]", timeout=10
+        )
+        assert r.status_code == 200 and r.json()["rejected"] == 1, r.text
+        assert "JSON numbers are finite" in r.json()["rejections"][0]["reason"]
+    assert httpx.get(f"{api}/changes", timeout=10).json() == before

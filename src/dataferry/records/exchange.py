@@ -28,7 +28,7 @@ from dataferry.records import hlc, merge
 from dataferry.records.model import (
     Record,
     check_collection,
-    check_depth,
+    check_json,
     check_uuid,
     dumps,
     loads,
@@ -254,7 +254,7 @@ def import_(service: RecordService, collection: str, fmt: str, body: bytes) -> I
     for i, raw in enumerate(raws, start=1):
         try:
             row = _to_row(i, raw)
-            check_depth(row.data, f"row {i}")  # tombstones too: their fields are kept
+            check_json(row.data, f"row {i}")  # tombstones too: their fields are kept
             if row.uuid in seen:
                 raise ValueError("the same UUID appears earlier in the file")
             if row.stamp is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -52,9 +53,10 @@ def loads(text: str | bytes) -> Any:
         raise ValueError("the JSON text is nested too deeply to read") from None
 
 
-def check_depth(value: Any, what: str) -> None:
-    """Refuse ``value`` if its objects and lists nest deeper than ``MAX_DEPTH``
-    (walked without recursion, so any depth is measured safely)."""
+def check_json(value: Any, what: str) -> None:
+    """Refuse ``value`` if its objects and lists nest deeper than ``MAX_DEPTH``, or if
+    it holds a number JSON has not got (NaN, Infinity: Python's parsers read them, and
+    they were stored as null). Walked without recursion, so any depth is measured."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -62,6 +64,8 @@ def check_depth(value: Any, what: str) -> None:
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidRequest(f"{what} holds {item!r}: JSON numbers are finite")
         else:
             continue
         if depth > MAX_DEPTH:

@@ -27,7 +27,7 @@ from dataferry.records.model import (
     Collection,
     Record,
     check_collection,
-    check_depth,
+    check_json,
     check_uuid,
     dumps,
     loads,
@@ -212,7 +212,7 @@ class RecordService:
     def _check_schema(schema: Mapping[str, Any]) -> None:
         if not isinstance(schema, Mapping):
             raise InvalidRequest("a JSON Schema must be a JSON object")
-        check_depth(schema, "the JSON Schema")
+        check_json(schema, "the JSON Schema")
         try:
             jsonschema.validators.validator_for(schema).check_schema(dict(schema))
         except jsonschema.exceptions.SchemaError as exc:
@@ -234,7 +234,7 @@ class RecordService:
     def _validate(validator: Any, data: Any, what: str) -> None:
         if not isinstance(data, dict):
             raise InvalidRequest(f"{what}: a record must be a JSON object")
-        check_depth(data, what)
+        check_json(data, what)
         if validator is None:
             return
         error = jsonschema.exceptions.best_match(validator.iter_errors(data))
