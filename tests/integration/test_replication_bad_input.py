@@ -5,14 +5,17 @@ change nothing."""
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
-from dataferry.errors import Conflict, InvalidRequest, NotFound
+from dataferry.errors import Conflict, InvalidRequest, NotFound, PermanentError
 from dataferry.records import hlc
 from dataferry.records.service import render_batch
+from dataferry.records.transport import HttpTransport
 
 U = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"
 PEER = "peer-instance-id"
@@ -47,6 +50,9 @@ def now() -> int:
 
 
 GOOD = change(0)
+DEEP: Any = 0
+for _ in range(150):
+    DEEP = [DEEP]
 
 
 @pytest.mark.parametrize(
@@ -67,6 +73,10 @@ GOOD = change(0)
         (batch([GOOD, {"uuid": U, "echo": 5}]), "echo"),
         (batch([GOOD], since=5, cursor=2), "cursor_to"),
         (batch([GOOD], collection="bad name"), "collection name"),
+        # Limits a local write has (records.model): a peer's parser may be laxer.
+        (batch([GOOD, {**GOOD, "data": {"x": DEEP}}]), "data nests deeper than 100"),
+        (batch([GOOD, {**GOOD, "data": {"x": float("nan")}}]), "NaN is not a JSON number"),
+        (batch([GOOD, {**GOOD, "data": {"x": -float("inf")}}]), "-Infinity is not a JSON"),
     ],
 )
 def test_malformed_batches_change_nothing(core: Any, body: bytes, message: str) -> None:
@@ -76,6 +86,18 @@ def test_malformed_batches_change_nothing(core: Any, body: bytes, message: str) 
         core.replication_protocol.push(body)
     with pytest.raises(NotFound):
         core.records.collection("obs")  # not even the collection was created
+    assert core.records.checkpoint("obs", PEER)["cursor"] == 0
+
+
+def test_changes_decoded_by_an_rpc_door_are_held_to_the_same_limits(core: Any) -> None:
+    """JSON-RPC's and XML-RPC's parsers read NaN and Infinity; such a batch arrives
+    decoded and is refused as a whole, before anything is written."""
+    for bad in (float("nan"), float("inf"), DEEP):
+        doc = json.loads(batch([change(now()), {**change(now()), "data": {"x": bad}}]))
+        with pytest.raises(InvalidRequest, match=r"JSON numbers are finite|nests deeper"):
+            core.replication_protocol.push(doc)
+    with pytest.raises(NotFound):
+        core.records.collection("obs")
     assert core.records.checkpoint("obs", PEER)["cursor"] == 0
 
 
@@ -136,3 +158,33 @@ def test_bad_input_over_rest(server: Any) -> None:
     r = httpx.post(f"{url}/push", content=batch([change(future)]))
     assert r.status_code == 422 and "future" in r.json()["detail"]
     assert httpx.get(f"{server.url}/api/v1/collections").json()["collections"] == []
+
+
+class _LaxPeer(BaseHTTPRequestHandler):
+    """A peer whose JSON encoder writes NaN (Python's does): a real HTTP server."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        body = b'{"changes": [{"data": {"x": NaN}}], "cursor": 1, "more": false}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_pulled_batch_holding_nan_is_a_permanent_error_naming_the_peer() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _LaxPeer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    transport = HttpTransport(url, "")
+    try:
+        with pytest.raises(PermanentError, match=f"peer {url} answered .*NaN is not a JSON"):
+            transport.pull("obs", PEER, 0, 10, 1 << 20)
+    finally:
+        transport.close()
+        httpd.shutdown()
+        httpd.server_close()

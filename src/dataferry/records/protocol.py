@@ -10,7 +10,7 @@ import dataferry
 from dataferry.config import RecordSettings
 from dataferry.errors import InvalidRequest
 from dataferry.records import gcpause
-from dataferry.records.model import loads
+from dataferry.records.model import check_json, loads
 from dataferry.records.service import (
     MAX_PAGE,
     PROTOCOL,
@@ -97,9 +97,11 @@ class ProtocolService:
         if isinstance(body, bytes | bytearray):
             try:
                 with gcpause.paused():  # a batch is a few MiB of small objects
-                    body = loads(body)
+                    body = loads(body, finite=True)
             except ValueError as exc:
                 raise InvalidRequest(f"a push batch must be JSON: {exc}") from None
+        elif isinstance(body, Mapping):  # decoded by an RPC door, whose parser reads NaN
+            check_json(body.get("changes"), "the push batch's changes")
         if not isinstance(body, Mapping):
             raise InvalidRequest("a push batch must be a JSON object")
         _check_protocol(body)

@@ -28,6 +28,7 @@ from dataferry.records.model import (
     Record,
     check_collection,
     check_json,
+    check_json_text,
     check_uuid,
     dumps,
     loads,
@@ -772,12 +773,12 @@ def parse_changes(
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"change {i} ({uuid}): {exc}") from None
         item = Incoming(origin, data, meta, last, deleted)
-        if uuid in out:
-            item = _merge_incoming(out[uuid], item)
-        else:
-            item.data_text = dumps(data)
-            item.meta_text = dumps(meta)
-        out[uuid] = item
+        item.data_text = dumps(data)
+        item.meta_text = dumps(meta)
+        # A peer's parser may accept what ours refuse; the same limits as a local write.
+        check_json_text(data, item.data_text, f"change {i} ({uuid}): data")
+        check_json_text(meta, item.meta_text, f"change {i} ({uuid}): meta")
+        out[uuid] = _merge_incoming(out[uuid], item) if uuid in out else item
     return out
 
 

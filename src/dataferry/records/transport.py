@@ -73,7 +73,10 @@ class HttpTransport:
             }.get(r.status_code, TransientError if r.status_code >= 500 else PermanentError)
             raise error(message)
         with gcpause.paused():  # a batch is a few MiB of small objects
-            return loads(r.content)
+            try:
+                return loads(r.content, finite=True)
+            except ValueError as exc:
+                raise PermanentError(f"peer {self.url} answered what is not JSON: {exc}") from None
 
     def hello(self) -> dict[str, Any]:
         doc: dict[str, Any] = self._call("GET", "/hello")
