@@ -71,6 +71,32 @@ def test_import_upserts_and_reports_each_rejected_row(core: Any) -> None:
     assert r.get("obs", existing.uuid).data == {"n": 2}
 
 
+U = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({}, "a new record needs at least one field"),
+        ({"uuid": U, "data": {"a": 1}, "hlc": 1, "origin": "a\x00b"}, "origin must be"),
+        ({"uuid": U, "data": {"a": 1}, "hlc": 1, "origin": "o" * 65}, "origin must be"),
+        ({"uuid": U, "data": {"a": 1}, "hlc": 1, "origin": {"a": 1}}, "origin must be"),
+        ({"uuid": U, "data": {"a": 1}, "hlc": 1.5, "origin": "x"}, "not an integer"),
+        ({"uuid": U, "data": {"a": 1}, "hlc": True, "origin": "x"}, "not an integer"),
+        ({"uuid": U, "data": {"a": 1}, "deleted": [1]}, "deleted must be true or false"),
+    ],
+)
+def test_a_row_the_store_cannot_hold_is_rejected_alone(core: Any, row: Any, reason: str) -> None:
+    """Each of these once aborted the whole import (an empty object; on PostgreSQL a
+    NUL or an over-long origin) or was stored mangled (an origin object as its repr,
+    [1] as a delete): now the row is rejected with its reason and the rest imported."""
+    rows = json.dumps([row, {"n": 1}]).encode()
+    report = exchange.import_(core.records, "obs", "json", rows).document()
+    assert (report["created"], report["rejected"]) == (1, 1), report
+    assert report["rejections"][0]["row"] == 1 and reason in report["rejections"][0]["reason"]
+    assert [r.data for r in core.records.list("obs")[0]] == [{"n": 1}]
+
+
 def test_export_since_until(core: Any) -> None:
     import time
 

@@ -231,16 +231,25 @@ def _to_row(number: int, raw: dict[str, Any]) -> Row:
         if deleted.lower() not in ("true", "false", "1", "0", ""):
             raise ValueError(f"deleted must be true or false, not {deleted!r}")
         deleted = deleted.lower() in ("true", "1")
+    elif deleted is None:
+        deleted = False
+    elif not isinstance(deleted, bool):
+        raise ValueError(f"deleted must be true or false, not {deleted!r}")
     stamp_raw, origin = raw.get("hlc"), raw.get("origin") or ""
+    # The origin is an instance id, as a replicated change's is (records.service).
+    if not isinstance(origin, str) or len(origin) > 64 or not origin.isprintable():
+        raise ValueError("origin must be an instance id: up to 64 printable characters")
     stamp: int | None = None
     if stamp_raw not in (None, ""):
+        if isinstance(stamp_raw, bool | float) or not isinstance(stamp_raw, int | str):
+            raise ValueError(f"hlc {stamp_raw!r} is not an integer")
         try:
             stamp = int(stamp_raw)
-        except (TypeError, ValueError):
+        except ValueError:
             raise ValueError(f"hlc {stamp_raw!r} is not an integer") from None
         if stamp <= 0 or not origin:
             raise ValueError("a row with hlc needs a positive hlc and an origin")
-    return Row(number, uuid, data, bool(deleted), stamp, str(origin))
+    return Row(number, uuid, data, deleted, stamp, origin)
 
 
 def import_(service: RecordService, collection: str, fmt: str, body: bytes) -> ImportReport:
@@ -281,7 +290,11 @@ def import_(service: RecordService, collection: str, fmt: str, body: bytes) -> I
                     continue
             old = existing.get(row.uuid)
             mine = state_of(old) if old else None
-            new = _apply_row(mine, row, clock, me)
+            try:
+                new = _apply_row(mine, row, clock, me)
+            except InvalidRequest as exc:
+                report.reject(row.number, row.uuid, exc.message)
+                continue
             if new is None or (mine is not None and new == mine):
                 report.unchanged += 1
                 continue
@@ -315,7 +328,7 @@ def _apply_row(mine: merge.State | None, row: Row, clock: Any, me: str) -> merge
         if row.deleted:
             return merge.delete(mine, (clock.stamp(), me)) if mine is not None else None
         if mine is None and not row.data:
-            raise InvalidRequest(f"row {row.number}: a new record needs at least one field")
+            raise InvalidRequest("a new record needs at least one field")
         return merge.put(mine, row.data, (clock.stamp(), me))
     clock.seen(row.stamp)
 
