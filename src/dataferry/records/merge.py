@@ -345,6 +345,8 @@ def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bo
             raise ValueError(f"field {key!r}: stamp entry must be a list of 3 or 5")
         if type(h) is not int or h < 0 or type(o) is not str or not o or len(o) > 64:
             _stamp(h, o)
+        if (type(p) is not int and type(p) is not bool) or (p != 1 and p != 0):
+            raise ValueError(f"field {key!r}: present must be 1 or 0, not {p!r}")
         if p:
             present += 1
             if key not in data:

@@ -78,13 +78,11 @@ def check_json(value: Any, what: str) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def check_json_text(value: Any, text: str, what: str) -> None:
-    """:func:`check_json` for a value already encoded as ``text`` by :func:`dumps`,
-    walked only when the text has more brackets than ``MAX_DEPTH`` (a cheap count, so
-    the replication hot path pays for the walk only when nesting is possible). It
-    cannot see NaN, which ``dumps`` writes as null: parse with ``finite=True``."""
-    if text.count("{") + text.count("[") > MAX_DEPTH:
-        check_json(value, what)
+def may_nest_too_deep(text: str) -> bool:
+    """Whether JSON ``text`` has more brackets than ``MAX_DEPTH``: only then can it nest
+    too deeply, so a hot path walks (:func:`check_json`) only such values. It cannot
+    see NaN, which :func:`dumps` writes as null: parse with ``loads(finite=True)``."""
+    return text.count("{") + text.count("[") > MAX_DEPTH
 
 
 def check_collection(name: str) -> str:
