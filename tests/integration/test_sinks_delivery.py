@@ -315,3 +315,48 @@ def test_a_late_answer_for_an_older_version_changes_nothing(
         b.version,
     )
     assert core.sinks.run_once("vet").delivered == 0
+
+
+def test_a_document_that_cannot_be_built_is_a_dead_letter_at_once(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    """A float cast giving NaN or Infinity (not JSON) was sent, and an int cast of an
+    infinity raised OverflowError: "cannot build the document", retried for ever. On
+    PostgreSQL an infinite column value even failed every poll of the sink (the outbox
+    refused it). Now the change is a dead letter after its first attempt, the error
+    naming the field; the other records are delivered, and a fixed record goes again."""
+    table.insert(1, comment="nan")
+    table.insert(2, comment="1e400")
+    table.insert(3, comment="1", is_admin=float("inf"))  # SQLite stores a REAL infinity
+    table.insert(4, comment="2.5")
+    fields = {
+        "id": "id",
+        "score": {"from": "record.comment", "type": "float"},
+        "admin": {"from": "record.is_admin", "type": "int"},
+    }
+    core.sinks.add(table_sink(table, receiver.url, mapping={"fields": fields}))
+    core.sinks.add({**table_sink(table, receiver.url), "name": "plain"})  # default document
+    for _ in range(3):
+        core.sinks.run_once("vet")
+    assert [r.id for r in receiver.log if "score" in r.document] == ["4"]
+    assert receiver.state["4"] == {"id": "4", "score": 2.5, "admin": 0}
+    failures = {f["key"]: f for f in core.sinks.failures("vet")}
+    assert sorted(failures) == ["1", "2", "3"]
+    assert all(f["attempts"] == 1 for f in failures.values())
+    assert "field 'score': record.comment is 'nan' as a float" in failures["1"]["error"]
+    assert "field 'score': record.comment is '1e400' as a float" in failures["2"]["error"]
+    assert "field 'admin': record.is_admin is 'Infinity'" in failures["3"]["error"]
+    assert failures["3"]["error"].startswith("cannot build the document: ")
+    doc = core.sinks.get("vet")
+    assert doc["changes"]["dead"] == 3 and doc["changes"]["pending"] == 0
+    # The default document carries the infinity as text: valid JSON, delivered (1-3;
+    # record 4 is synced already: both sinks read one table's last_sync).
+    core.sinks.run_once("plain")
+    assert core.sinks.get("plain")["changes"]["delivered"] == 3
+    [plain3] = [r for r in receiver.log if r.id == "3" and "record" in r.document]
+    assert plain3.document["record"]["is_admin"] == "Infinity"
+    # A newer change of a dead record brings it back to life.
+    table.edit(1, comment="3.5")
+    core.sinks.run_once("vet")
+    assert receiver.state["1"]["score"] == 3.5
+    assert sorted(f["key"] for f in core.sinks.failures("vet")) == ["2", "3"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -138,3 +139,70 @@ def test_idempotency_key_is_stable_and_escaped() -> None:
 def test_bad_definitions_are_named(definition: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
         parse_spec(definition)
+
+
+CASTS: dict[str, Any] = {
+    "fields": {
+        "id": "id",
+        "score": {"from": "record.score", "type": "float"},
+        "count": {"from": "record.count", "type": "int", "default": -1},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"score": "nan"}, "field 'score': record.score is 'nan' as a float"),
+        ({"score": "-Infinity"}, "field 'score': record.score is '-Infinity' as a float"),
+        ({"score": "1e400"}, "field 'score': record.score is '1e400' as a float"),
+        ({"score": 10**400}, "field 'score': record.score is a number too large for a float"),
+        ({"count": float("inf")}, "field 'count': record.count is 'Infinity', which is not an"),
+        ({"count": float("nan")}, "field 'count': record.count is 'NaN', which is not an"),
+        ({"count": " -inf"}, "field 'count': record.count is ' -inf', which is not an"),
+    ],
+)
+def test_a_cast_json_cannot_carry_is_a_document_error_naming_the_field(
+    record: dict[str, Any], message: str
+) -> None:
+    """Before, a float cast sent NaN or Infinity (not JSON) and an int cast of an
+    infinity raised OverflowError: retried for ever. Now a permanent DocumentError."""
+    with pytest.raises(mapping.DocumentError) as caught:
+        mapping.document(Change("7", "new", "T", record), CASTS)
+    assert message in caught.value.message
+
+
+def test_values_that_are_not_numbers_still_take_the_default() -> None:
+    doc = mapping.document(Change("7", "new", "T", {"score": "2.5", "count": "abc"}), CASTS)
+    assert doc == {"id": "7", "score": 2.5, "count": -1}
+    doc = mapping.document(Change("7", "new", "T", {"score": "x", "count": 1e300}), CASTS)
+    assert doc["score"] is None and doc["count"] == int(1e300)
+
+
+def test_default_document_carries_numbers_json_has_not_got_as_text() -> None:
+    # A record read from an outbox written before jsonable() turned them into text.
+    doc = mapping.document(Change("7", "new", "T", {"a": {"b": [1.0, float("inf")]}}), None)
+    assert doc["record"] == {"a": {"b": [1.0, "Infinity"]}}
+    with pytest.raises(mapping.DocumentError, match=r"field 'big' is nan"):
+        mapping.document(Change("7", "new", "T", {}), {"fields": {"big": {"const": math.nan}}})
+
+
+def test_jsonable_writes_numbers_json_has_not_got_as_text() -> None:
+    import decimal
+
+    assert mapping.jsonable(float("nan")) == "NaN"
+    assert mapping.jsonable(float("-inf")) == "-Infinity"
+    assert mapping.jsonable(decimal.Decimal("Infinity")) == "Infinity"
+    assert mapping.jsonable(decimal.Decimal("-NaN")) == "NaN"
+    assert mapping.jsonable(decimal.Decimal("sNaN")) == "NaN"
+    assert mapping.jsonable(decimal.Decimal("1E+5000")) == "1E+5000"
+    assert mapping.jsonable(decimal.Decimal("1E+100")) == 10**100
+    assert mapping.jsonable({"x": [float("inf")]}) == {"x": ["Infinity"]}
+
+
+@pytest.mark.parametrize(
+    "value", [{"const": float("nan")}, {"from": "record.x", "default": [float("inf")]}]
+)
+def test_a_mapping_constant_json_cannot_carry_is_refused(value: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequest, match="mapping a: NaN and Infinity are not JSON numbers"):
+        mapping.validate({"fields": {"a": value}})

@@ -29,7 +29,8 @@ def client(concurrency: int, timeout: float) -> httpx.Client:
 
 
 def encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    # allow_nan=False: NaN or Infinity would make the body invalid JSON (ValueError).
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def send(

@@ -162,8 +162,14 @@ class SinkEngine:
     def send(self, sink: Sink, http: httpx.Client, c: Claimed) -> Outcome:
         try:
             body, headers = self.request(sink, c)
-        except Exception as exc:  # a mapping that cannot render this record
-            return Outcome(False, None, f"cannot build the document: {exc}")
+        except Exception as exc:
+            # Building the request is pure: this change would fail the same way on
+            # every attempt, so it is a dead letter at once (a newer change of the
+            # record, or `sink retry` after fixing the mapping, sends it again).
+            reason = (
+                exc.message if isinstance(exc, DataferryError) else f"{type(exc).__name__}: {exc}"
+            )
+            return Outcome(False, None, f"cannot build the document: {reason}", permanent=True)
         return delivery.send(http, sink.spec.url, body, headers, sink.spec.accept)
 
     def complete(
@@ -174,7 +180,7 @@ class SinkEngine:
         stats: Stats | None = None,
     ) -> None:
         ok = [c for c, o in results if o.ok]
-        bad = [Failure(c, o.error) for c, o in results if not o.ok]
+        bad = [Failure(c, o.error, o.permanent) for c, o in results if not o.ok]
         if ok:
             try:
                 self.source(sink).delivered(ok)

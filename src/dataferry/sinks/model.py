@@ -14,7 +14,8 @@ from dataferry.sinks.spec import SinkSpec
 class OutboxState(StrEnum):
     PENDING = "pending"  # to be sent (now or after next_attempt)
     DELIVERED = "delivered"  # the partner accepted the latest version
-    DEAD = "dead"  # gave up after the configured attempts: a dead letter
+    DEAD = "dead"  # a dead letter: gave up after the configured attempts, or at once
+    # when no attempt can succeed (the document cannot be built for this record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class Outcome:
     ok: bool
     status_code: int | None = None
     error: str = ""
+    # Retrying cannot help (the same change fails the same way): a dead letter at once.
+    permanent: bool = False
 
 
 @dataclass(slots=True)

@@ -105,6 +105,7 @@ class StoredSink:
 class Failure:
     claimed: Claimed
     error: str
+    permanent: bool = False  # no retry can succeed: a dead letter at once
 
 
 class SinkStore:
@@ -384,7 +385,8 @@ class SinkStore:
         """Record outcomes in one transaction. A delivered change whose record changed
         meanwhile stays pending (the newer version is sent next); a failed one waits
         ``retry_delay(attempts)`` seconds, or becomes a dead letter after
-        ``give_up_after`` attempts. Returns (delivered, newly dead)."""
+        ``give_up_after`` attempts (a permanent failure at once). Returns (delivered,
+        newly dead)."""
         now = utcnow()
         done = list(delivered)
         bad = list(failed)
@@ -462,7 +464,7 @@ class SinkStore:
                     retries.append({**base, "attempts": 0, "next_attempt": now})
                     continue
                 attempts = row.attempts + 1
-                if give_up_after is not None and attempts >= give_up_after:
+                if f.permanent or (give_up_after is not None and attempts >= give_up_after):
                     dead_ids.append({**base, "attempts": attempts, "state": DEAD})
                     dead += 1
                 else:
