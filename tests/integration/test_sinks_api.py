@@ -212,3 +212,36 @@ def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: Ap
         after = http.get("/api/v1/sinks/ok").json()
         assert after["updated"] == created.json()["updated"]
         assert after["url"] == good["url"] and after["timeout"] == 30.0
+
+
+def test_durations_below_a_hundredth_of_a_second_are_refused(server: Any, table: AppTable) -> None:
+    """A retry_interval, retry_cap, poll_interval or timeout of 1e-300 s was stored and
+    made the daemon retry or poll in a loop that never slept. Now each is a 422 naming
+    the field, on add and on change; 0.01 s, the minimum, is taken."""
+    good = {"name": "ok", "source": table_source(table), "url": "http://127.0.0.1:9/"}
+    cases: list[dict[str, Any]] = [
+        {"retry_interval": 1e-300},
+        {"retry_interval": 0.001, "retry_cap": 0.001},
+        {"retry_cap": 0.009, "retry_interval": 0.005},
+        {"poll_interval": 1e-300},
+        {"timeout": 0.0099},
+        {"timeout": 0},
+    ]
+    with httpx.Client(base_url=server.url) as http:
+        for change in cases:
+            r = http.post("/api/v1/sinks", json={**good, **change})
+            field = next(iter(change))
+            expected = f"{field}: Input should be greater than or equal to 0.01"
+            assert r.status_code == 422 and expected in r.json()["detail"], (change, r.text)
+        assert http.get("/api/v1/sinks").json() == {"sinks": []}
+        created = http.post("/api/v1/sinks", json=good)
+        assert created.status_code == 201, created.text
+        for change in cases:
+            r = http.patch("/api/v1/sinks/ok", json=change)
+            assert r.status_code == 422 and "greater than or equal to 0.01" in r.text, r.text
+        after = http.get("/api/v1/sinks/ok").json()
+        assert after["updated"] == created.json()["updated"]
+        least = {"retry_interval": 0.01, "retry_cap": 0.01, "poll_interval": 0.01, "timeout": 0.01}
+        r = http.patch("/api/v1/sinks/ok", json=least)
+        assert r.status_code == 200, r.text
+        assert {k: r.json()[k] for k in least} == least

@@ -56,3 +56,22 @@ def test_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     with pytest.raises(ValueError):
         s.port = 1  # type: ignore[misc]
+
+
+def test_sink_durations_below_a_hundredth_of_a_second_are_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A tick or retry wait of 1e-300 s made the sink loop spin without sleeping."""
+    cfg = tmp_path / "df.toml"
+    cfg.write_text("[sink]\ntick_seconds = 0.01\n")
+    monkeypatch.setenv(CONFIG_ENV, str(cfg))
+    assert load_settings().sink.tick_seconds == 0.01
+    monkeypatch.setenv("DATAFERRY_SINK__TICK_SECONDS", "1e-300")
+    with pytest.raises(ValueError, match=r"tick_seconds\n.*greater than or equal to 0\.01"):
+        load_settings()
+    monkeypatch.delenv("DATAFERRY_SINK__TICK_SECONDS")
+    cfg.write_text(
+        '[[sinks]]\nname = "s"\nretry_interval = 1e-300\n[sinks.source]\ncollection = "c"\n'
+    )
+    with pytest.raises(ValueError, match=r"retry_interval\n.*greater than or equal to 0\.01"):
+        load_settings()

@@ -19,6 +19,9 @@ CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 # The longest interval, wait or timeout a sink takes: a year. Longer ones (1e308, or
 # infinity) overflowed the date arithmetic of leases and retries inside the daemon.
 MAX_SECONDS = 365 * 24 * 3600.0
+# The shortest: a hundredth of a second. Shorter ones (1e-300) turned retries, polls
+# and the delivery loop into a tight loop burning a CPU core.
+MIN_SECONDS = 0.01
 
 
 class _Strict(BaseModel):
@@ -101,19 +104,19 @@ class SinkSpec(_Strict):
         None, description="payload mapping; none: the default document"
     )
     poll_interval: float = Field(
-        300.0, gt=0, le=MAX_SECONDS, description="seconds between polls of the source"
+        300.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds between polls of the source"
     )
     retry_interval: float = Field(
-        5.0, gt=0, le=MAX_SECONDS, description="seconds before the first retry"
+        5.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before the first retry"
     )
     retry_cap: float = Field(
-        600.0, gt=0, le=MAX_SECONDS, description="longest wait between retries"
+        600.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest wait between retries"
     )
     give_up_after: int | None = Field(
         None, ge=1, description="failed attempts before a change goes to the dead letters"
     )
     concurrency: int = Field(8, ge=1, le=256, description="records delivered at once")
-    timeout: float = Field(30.0, gt=0, le=MAX_SECONDS, description="seconds per request")
+    timeout: float = Field(30.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds per request")
     accept: Literal["200", "2xx"] = Field("200", description="which answers count as delivered")
     paused: bool = False
 
@@ -167,6 +170,11 @@ class SinkSettings(_Strict):
     """Process-wide sink engine settings (``[sink]`` in the config file)."""
 
     lease_seconds: float = Field(
-        120.0, gt=1, description="a change being sent is re-sent by anyone after this"
+        120.0,
+        gt=1,
+        le=MAX_SECONDS,
+        description="a change being sent is re-sent by anyone after this",
     )
-    tick_seconds: float = Field(1.0, gt=0, description="longest sleep of the delivery loop")
+    tick_seconds: float = Field(
+        1.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest sleep of the delivery loop"
+    )
