@@ -245,3 +245,84 @@ def test_durations_below_a_hundredth_of_a_second_are_refused(server: Any, table:
         r = http.patch("/api/v1/sinks/ok", json=least)
         assert r.status_code == 200, r.text
         assert {k: r.json()[k] for k in least} == least
+
+
+def test_a_sink_stored_by_an_older_version_with_values_now_refused_can_be_mended(
+    server_factory: Any, database_url: str, table: AppTable, receiver: Receiver
+) -> None:
+    """Rows written before definitions were checked as strictly (a port out of range,
+    a timeout of 1e308, a retry wait of 1e-300, Infinity stored as null) made a PATCH
+    a 500, even one mending the value. Now listing, showing and the dashboard say why
+    the sink is idle, a PATCH that leaves a bad value is a 422 changing nothing, one
+    that mends it is taken (and the sink delivers), and DELETE works."""
+    from dataferry.db.engine import Database
+    from dataferry.db.models.sinks import SinkRow
+
+    srv = server_factory("a", FAST)
+    table.insert(1)
+    old = {
+        "source": table_source(table),
+        "url": receiver.url,
+        "api_key": "k-1",
+        "headers": {"X-Key": "{api_key}"},
+        "mapping": {"fields": {"id": "id", "key": "apiKey"}},
+        "paused": True,  # until the row is made bad: nothing is sent before
+    }
+    bad_url = "http://127.0.0.1:99999/"
+    bad = {"url": bad_url, "timeout": 1e308, "retry_interval": 1e-300, "poll_interval": None}
+    db = Database(database_url)
+    with httpx.Client(base_url=srv.url) as http:
+        for name in ("old", "gone"):
+            r = http.post("/api/v1/sinks", json={**old, "name": name})
+            assert r.status_code == 201, r.text
+        with db.session() as s:  # what an older version could have stored
+            for row in s.query(SinkRow):
+                row.spec = {**row.spec, **bad, "paused": False}
+                row.url, row.paused = bad_url, False
+        with db.read() as s:
+            stored = {r.name: (dict(r.spec), r.url, r.secrets, r.updated) for r in s.query(SinkRow)}
+
+        listed = http.get("/api/v1/sinks")
+        assert listed.status_code == 200, listed.text
+        for doc in listed.json()["sinks"]:
+            assert doc["state"] == "idle", doc
+            for field in ("url", "timeout", "retry_interval", "poll_interval"):
+                assert f"{field}: " in doc["idle_reason"], (field, doc["idle_reason"])
+        shown = http.get("/api/v1/sinks/old")
+        assert shown.status_code == 200 and shown.json()["timeout"] == 1e308
+        for page in ("/sinks", "/sinks/old"):
+            html = http.get(page, headers={"Accept": "text/html"})
+            assert html.status_code == 200 and "definition no longer valid" in html.text, page
+
+        # A change leaving a bad value (or adding one) is a 422 naming it; nothing moves.
+        for change, message in [
+            ({"concurrency": 2}, "url: Value error, target URL"),
+            ({"timeout": 10, "retry_interval": 1, "poll_interval": 60}, "port 99999"),
+            ({"url": receiver.url, "timeout": 10, "poll_interval": 60}, "retry_interval: "),
+            ({"url": receiver.url, "timeout": 10, "retry_interval": 1}, "poll_interval: "),
+            (
+                {"url": receiver.url, "timeout": -1, "retry_interval": 1, "poll_interval": 60},
+                "timeout: Input should be greater than or equal to 0.01",
+            ),
+        ]:
+            r = http.patch("/api/v1/sinks/old", json=change)
+            assert r.status_code == 422 and message in r.json()["detail"], (change, r.text)
+        with db.read() as s:
+            row = s.query(SinkRow).filter_by(name="old").one()
+            assert (dict(row.spec), row.url, row.secrets, row.updated) == stored["old"]
+
+        # A change mending every bad value is taken; headers, key and mapping are kept.
+        fix = {"url": receiver.url, "timeout": 10, "retry_interval": 0.05, "poll_interval": 60}
+        r = http.patch("/api/v1/sinks/old", json=fix)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["state"] == "active" and doc["idle_reason"] == ""
+        assert doc["api_key"] == "(set)" and doc["headers"] == {"X-Key": "(set)"}
+        wait_for(lambda: "1" in receiver.state, every=0.1)
+        assert receiver.state["1"] == {"id": "1", "key": "k-1"}
+        assert receiver.headers[-1]["x-key"] == "k-1"
+
+        assert http.delete("/api/v1/sinks/gone").status_code == 204
+        assert http.get("/api/v1/sinks/gone").status_code == 404
+        assert [d["name"] for d in http.get("/api/v1/sinks").json()["sinks"]] == ["old"]
+    db.engine.dispose()

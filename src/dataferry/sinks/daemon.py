@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 
@@ -57,6 +58,7 @@ class SinkDaemon:
         self._thread: threading.Thread | None = None
         self._workers: dict[int, _Worker] = {}
         self._sinks: dict[int, Sink] = {}  # opened definitions, reused while unchanged
+        self._broken: dict[int, datetime] = {}  # definitions that cannot run, logged once
 
     # -- control ----------------------------------------------------------------
     def start(self) -> None:
@@ -119,7 +121,9 @@ class SinkDaemon:
             try:
                 active[stored.id] = self._sinks[stored.id] = self.engine.sink(stored)
             except Exception as exc:
-                log.warning("sink %s cannot run: %s", stored.name, exc)
+                if self._broken.get(stored.id) != stored.updated:  # once, not every tick
+                    self._broken[stored.id] = stored.updated
+                    log.warning("sink %s cannot run: %s", stored.name, exc)
         for sink_id in list(self._workers):
             w = self._workers[sink_id]
             sink = active.get(sink_id)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from dataferry.endpoints.secrets import SecretBox
 from dataferry.errors import DataferryError, InvalidRequest
@@ -36,17 +37,39 @@ log = logging.getLogger(__name__)
 CollectionSourceFactory = Callable[[str], Source]
 
 
-def spec_of(stored: StoredSink, box: SecretBox) -> SinkSpec:
-    """The full spec of a stored sink, secrets opened in memory."""
+def stored_definition(stored: StoredSink, box: SecretBox) -> dict[str, Any]:
+    """The definition of a stored sink as data, secrets opened in memory, not validated:
+    a row written by an older version may hold values now refused (see ``spec_of``)."""
     secrets = box.open(stored.secrets)
     data: dict[str, Any] = dict(stored.spec)
     data["api_key"] = secrets.get("api_key", "")
     data["headers"] = json.loads(secrets["headers"]) if secrets.get("headers") else {}
-    source = dict(data["source"])
-    if source.get("table") is not None:
-        source["table"] = {**source["table"], "url": secrets.get("table_url", "")}
-    data["source"] = source
-    return SinkSpec.model_validate(data)
+    source = data.get("source")
+    if isinstance(source, dict):
+        source = dict(source)
+        if isinstance(source.get("table"), dict):
+            source["table"] = {**source["table"], "url": secrets.get("table_url", "")}
+        data["source"] = source
+    return data
+
+
+def spec_problem(exc: ValidationError) -> str:
+    """What is wrong with a definition, each field named: ``timeout: Input should ...``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'sink'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def spec_of(stored: StoredSink, box: SecretBox) -> SinkSpec:
+    """The full spec of a stored sink, secrets opened in memory. InvalidRequest if the
+    stored definition is no longer valid (written by an older, laxer version)."""
+    try:
+        return SinkSpec.model_validate(stored_definition(stored, box))
+    except ValidationError as exc:
+        raise InvalidRequest(
+            f"sink {stored.name!r}: its stored definition is no longer valid: "
+            f"{spec_problem(exc)}; change it (sink set, PATCH) or remove it"
+        ) from None
 
 
 class SinkEngine:

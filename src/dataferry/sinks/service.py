@@ -14,10 +14,10 @@ from dataferry.endpoints.secrets import SecretBox
 from dataferry.errors import InvalidRequest
 from dataferry.sinks import mapping
 from dataferry.sinks.daemon import SinkDaemon
-from dataferry.sinks.engine import SinkEngine, spec_of
+from dataferry.sinks.engine import SinkEngine, spec_of, spec_problem, stored_definition
 from dataferry.sinks.model import Stats
 from dataferry.sinks.sources.table import safe_url
-from dataferry.sinks.spec import SinkSpec
+from dataferry.sinks.spec import SinkSpec, SourceSpec
 from dataferry.sinks.store import SinkStore, StoredSink
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,7 @@ def parse_spec(data: dict[str, Any]) -> SinkSpec:
     try:
         spec = SinkSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'sink'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidRequest(f"invalid sink definition: {problems}") from None
+        raise InvalidRequest(f"invalid sink definition: {spec_problem(exc)}") from None
     mapping.validate(spec.mapping)
     return spec
 
@@ -47,6 +44,14 @@ def _split(spec: SinkSpec) -> tuple[dict[str, Any], dict[str, str]]:
         secrets["table_url"] = spec.source.table.url
         public["source"]["table"]["url"] = safe_url(spec.source.table.url)
     return public, secrets
+
+
+def _source(data: Any) -> SourceSpec | None:
+    """The source of a stored definition, or None if it is no longer valid."""
+    try:
+        return SourceSpec.model_validate(data)
+    except ValidationError:
+        return None
 
 
 class SinkService:
@@ -80,7 +85,14 @@ class SinkService:
     def update(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change fields of a sink (e.g. set its URL once the partner's service exists)."""
         stored = self.store.get(name)
-        current = spec_of(stored, self.box).model_dump(mode="json")
+        # Not validated on its own: a row an older version wrote may hold a value now
+        # refused. The result of the change is validated as a whole, so a change that
+        # mends such a value is taken, and one that leaves it is a 422 naming it.
+        current = {
+            k: v
+            for k, v in stored_definition(stored, self.box).items()
+            if k in SinkSpec.model_fields  # a field no longer known is dropped
+        }
         if "name" in changes and changes["name"] != name:
             raise InvalidRequest("a sink cannot be renamed; remove it and add it again")
         if "api_key" in changes and changes["api_key"] is None:
@@ -90,7 +102,7 @@ class SinkService:
             self.check(spec)
         public, secrets = _split(spec)
         extra: dict[str, Any] = {}
-        if spec.source != SinkSpec.model_validate(current).source:
+        if spec.source != _source(current.get("source")):
             extra["cursor"] = 0  # a new source is read from its beginning
         updated = self.store.update(
             name,
@@ -164,7 +176,11 @@ class SinkService:
                         spec.name,
                     )
                     continue
-                if spec_of(existing, self.box) != spec:
+                try:
+                    same = spec_of(existing, self.box) == spec
+                except InvalidRequest:  # stored by an older version, now invalid
+                    same = False
+                if not same:
                     public, secrets = _split(parse_spec(data))
                     self.store.update(
                         spec.name,
@@ -180,9 +196,26 @@ class SinkService:
                 self.remove(stored.name)
 
     # -- documents --------------------------------------------------------------
+    def problem(self, stored: StoredSink) -> str:
+        """Why a stored definition is no longer valid (an older version wrote it), or
+        "". The daemon does not run such a sink; the document says why."""
+        try:
+            SinkSpec.model_validate(stored_definition(stored, self.box))
+        except ValidationError as exc:
+            return spec_problem(exc)
+        return ""
+
     def document(self, stored: StoredSink, counts: bool = False) -> dict[str, Any]:
         spec = dict(stored.spec)
         secrets = self.box.open(stored.secrets)
+        if stored.paused:
+            idle_reason = "paused"
+        elif problem := self.problem(stored):
+            idle_reason = f"definition no longer valid, change it: {problem}"
+        elif not stored.url:
+            idle_reason = "no target URL configured"
+        else:
+            idle_reason = ""
         doc: dict[str, Any] = {
             "name": stored.name,
             "source": spec.get("source"),
@@ -199,12 +232,8 @@ class SinkService:
             "accept": spec.get("accept"),
             "paused": stored.paused,
             "origin": stored.origin,
-            "state": "paused" if stored.paused else ("idle" if not stored.url else "active"),
-            "idle_reason": (
-                "paused"
-                if stored.paused
-                else ("no target URL configured" if not stored.url else "")
-            ),
+            "state": "paused" if stored.paused else ("idle" if idle_reason else "active"),
+            "idle_reason": idle_reason,
             "last_poll": stored.last_poll.isoformat() if stored.last_poll else None,
             "last_delivered": stored.last_delivered.isoformat() if stored.last_delivered else None,
             "last_error": stored.last_error,
