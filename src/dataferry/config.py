@@ -34,8 +34,15 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("dataferry"))
 
 
+# Bounds of every duration setting: shorter ones turned loops into busy loops, longer
+# ones (or infinity) overflowed the date arithmetic of leases, retries and sessions.
+MIN_SECONDS = 0.01
+MAX_SECONDS = 365 * 24 * 3600.0
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan: no setting means anything with NaN or an infinity.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class JobSettings(_Section):
@@ -43,14 +50,20 @@ class JobSettings(_Section):
         4, ge=0, le=256, description="inline executor threads; 0: this process runs no jobs"
     )
     max_attempts: int = Field(5, ge=1, description="attempts before a transient error fails a job")
-    backoff_base: float = Field(2.0, gt=0, description="seconds before the first retry")
-    backoff_cap: float = Field(300.0, gt=0, description="longest wait between retries")
-    lease_seconds: float = Field(
-        30.0, gt=1, description="a running job's lease; renewed by heartbeats"
+    backoff_base: float = Field(
+        2.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before the first retry"
     )
-    tick_seconds: float = Field(2.0, gt=0, description="scheduler tick period")
+    backoff_cap: float = Field(
+        300.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest wait between retries"
+    )
+    lease_seconds: float = Field(
+        30.0, gt=1, le=MAX_SECONDS, description="a running job's lease; renewed by heartbeats"
+    )
+    tick_seconds: float = Field(
+        2.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="scheduler tick period"
+    )
     progress_interval: float = Field(
-        0.5, ge=0, description="least seconds between stored progress updates"
+        0.5, ge=0, le=MAX_SECONDS, description="least seconds between stored progress updates"
     )
 
 
@@ -99,7 +112,9 @@ class IngestSettings(_Section):
     policy_url: str = Field(
         "", description='external policy: receives the metadata, must answer {"status": "success"}'
     )
-    policy_timeout: float = Field(30.0, gt=0, description="seconds to wait for the policy URL")
+    policy_timeout: float = Field(
+        30.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds to wait for the policy URL"
+    )
     chunk_size: int = Field(1024 * 1024, ge=4096, description="bytes per read/write")
 
 
@@ -120,14 +135,21 @@ class CelerySettings(_Section):
     )
     redispatch_seconds: float = Field(
         60.0,
-        gt=0,
+        ge=MIN_SECONDS,
+        le=MAX_SECONDS,
         description="a job still queued this long is sent to the broker again by the tick",
     )
     visibility_timeout: float = Field(
-        3600.0, gt=0, description="Redis: seconds before an unacknowledged message is redelivered"
+        3600.0,
+        ge=MIN_SECONDS,
+        le=MAX_SECONDS,
+        description="Redis: seconds before an unacknowledged message is redelivered",
     )
     publish_timeout: float = Field(
-        2.0, gt=0, description="seconds a dispatch may wait for the broker before giving up"
+        2.0,
+        ge=MIN_SECONDS,
+        le=MAX_SECONDS,
+        description="seconds a dispatch may wait for the broker before giving up",
     )
 
     @model_validator(mode="after")
@@ -150,7 +172,10 @@ class CelerySettings(_Section):
 
 class RecordSettings(_Section):
     max_drift_seconds: float = Field(
-        300.0, gt=0, description="reject peer changes stamped further than this in the future"
+        300.0,
+        ge=MIN_SECONDS,
+        le=MAX_SECONDS,
+        description="reject peer changes stamped further than this in the future",
     )
     conflict_log_max: int = Field(
         10000, ge=1, description="conflict log entries kept per collection"
@@ -160,7 +185,10 @@ class RecordSettings(_Section):
     )
     batch_records: int = Field(5000, ge=1, le=100000, description="records per replication batch")
     sync_interval: float = Field(
-        300.0, ge=0, description="default seconds between scheduled syncs with a peer (0: never)"
+        300.0,
+        ge=0,
+        le=MAX_SECONDS,
+        description="default seconds between scheduled syncs with a peer (0: never)",
     )
     discovery: bool = Field(False, description="announce and browse over mDNS/DNS-SD")
     owner: str = Field("", description="who runs this instance (shown to peers)")
@@ -181,12 +209,21 @@ class DatasetSettings(_Section):
         "", description="POSTed a JSON event when a synced dataset completes or fails for good"
     )
     max_retries: int = Field(10, ge=0, description="consumer retries before failed_permanent")
-    backoff_base: float = Field(2.0, gt=0, description="seconds before a consumer's first retry")
-    backoff_cap: float = Field(300.0, gt=0, description="longest wait between consumer retries")
-    poll_seconds: float = Field(
-        5.0, gt=0, description="how often a consumer asks a provider about a transfer"
+    backoff_base: float = Field(
+        2.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before a consumer's first retry"
     )
-    peer_timeout: float = Field(60.0, gt=0, description="seconds before a peer request gives up")
+    backoff_cap: float = Field(
+        300.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest wait between consumer retries"
+    )
+    poll_seconds: float = Field(
+        5.0,
+        ge=MIN_SECONDS,
+        le=MAX_SECONDS,
+        description="how often a consumer asks a provider about a transfer",
+    )
+    peer_timeout: float = Field(
+        60.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before a peer request gives up"
+    )
     integrity_reread: bool = Field(
         False,
         description="the integrity check reads every delivered file back, instead of using "
@@ -203,12 +240,17 @@ class AlaSettings(_Section):
     )
     destination: str = Field("", description="ENDPOINT:PATH where pulled occurrences are written")
     page_size: int = Field(1_000_000, ge=1, description="most occurrence records per pull")
-    timeout: float = Field(120.0, gt=0, description="seconds before an ALA request gives up")
+    timeout: float = Field(
+        120.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before an ALA request gives up"
+    )
 
 
 class WebSettings(_Section):
     session_hours: float = Field(
-        12.0, gt=0, description="how long a dashboard login lasts before asking again"
+        12.0,
+        gt=0,
+        le=MAX_SECONDS / 3600,
+        description="how long a dashboard login lasts before asking again",
     )
     secure_cookie: bool = Field(
         True,
@@ -216,7 +258,7 @@ class WebSettings(_Section):
         "loopback only); turn off only for plain HTTP on a trusted network",
     )
     poll_seconds: float = Field(
-        2.0, ge=1.0, description="how often an open dashboard page asks for updates"
+        2.0, ge=1.0, le=MAX_SECONDS, description="how often an open dashboard page asks for updates"
     )
 
 

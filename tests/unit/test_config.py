@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -74,4 +75,30 @@ def test_sink_durations_below_a_hundredth_of_a_second_are_errors(
         '[[sinks]]\nname = "s"\nretry_interval = 1e-300\n[sinks.source]\ncollection = "c"\n'
     )
     with pytest.raises(ValueError, match=r"retry_interval\n.*greater than or equal to 0\.01"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("DATAFERRY_JOBS__TICK_SECONDS", "1e-300", "greater than or equal to 0.01"),
+        ("DATAFERRY_JOBS__BACKOFF_CAP", "inf", "finite number"),
+        ("DATAFERRY_JOBS__BACKOFF_BASE", "nan", "finite number"),
+        ("DATAFERRY_JOBS__LEASE_SECONDS", "1e300", "less than or equal to 31536000"),
+        ("DATAFERRY_DATASETS__POLL_SECONDS", "0.001", "greater than or equal to 0.01"),
+        ("DATAFERRY_RECORDS__SYNC_INTERVAL", "infinity", "finite number"),
+        ("DATAFERRY_WEB__SESSION_HOURS", "1e300", "less than or equal to 8760"),
+        ("DATAFERRY_INGEST__MAX_COMPRESSION_RATIO", "nan", "finite number"),
+    ],
+)
+def test_durations_are_bounded_and_no_setting_takes_nan_or_infinity(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, message: str
+) -> None:
+    """An infinite backoff cap or session length overflowed the date arithmetic when it
+    was first used (a retry, a login); 1e-300 s made a tick loop spin. Each is an error
+    naming the setting when the settings are read."""
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.setenv(env, value)
+    field = env.rsplit("__", 1)[1].lower()
+    with pytest.raises(ValueError, match=rf"{field}\n.*{re.escape(message)}"):
         load_settings()
