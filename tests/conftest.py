@@ -1,7 +1,8 @@
 """Fixtures for every layer. ``DATAFERRY_TEST_POSTGRES_URL`` runs the suite on PostgreSQL;
 ``DATAFERRY_TEST_EXECUTOR=celery`` runs the job tests (marker ``executors``) on Celery
 workers with a real broker (``make test-celery``). The PostgreSQL pass leaves out the
-tests that cannot depend on the database (``database_agnostic``)."""
+tests that cannot depend on the database (``database_agnostic``) and those of a
+SQLite-only feature (``sqlite_only``), which are deselected there, not skipped."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     drop: list[Any] = []
     for item in items:
         left_out = item.get_closest_marker("celery_only") or (
-            on_postgres and database_agnostic(item)
+            on_postgres and (database_agnostic(item) or item.get_closest_marker("sqlite_only"))
         )
         (drop if left_out else keep).append(item)
     if drop:

@@ -149,11 +149,8 @@ def test_scheduled_sync_runs_by_itself(make_instance: Any) -> None:
     assert a.cli_json("records", "get", "obs", rec["uuid"])["data"] == doc
 
 
-def test_restore_from_backup_loses_nothing(
-    make_instance: Any, tmp_path: Path, postgres: PostgresDatabases | None
-) -> None:
-    if postgres is not None:
-        pytest.skip("the backup here is a copy of the SQLite file; PostgreSQL runs it on SQLite")
+@pytest.mark.sqlite_only  # the backup here is a copy of the SQLite file
+def test_restore_from_backup_loses_nothing(make_instance: Any, tmp_path: Path) -> None:
     a, b = make_instance("a"), make_instance("b")
     a.cli("peer", "add", "b", b.url, "--token", TOKENS["b"])
     early = b.cli_json("records", "put", "obs", '{"when": "before backup"}')
