@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 from sqlalchemy import inspect
 
 from dataferry.app import init_db
@@ -84,6 +86,30 @@ def test_openapi_lists_the_api(server: Server) -> None:
         "/healthz",
     ):
         assert path in paths
+
+
+def test_openapi_documents_the_error_shape_refusals_have(server: Server) -> None:
+    """Refusals are ``{"error", "detail"}``; the document said FastAPI's 422 shape
+    (``{"detail": [{"loc", "msg", "type"}]}``) and no 401/403/404/409 at all, so a
+    client generated from it could not read one (found by schemathesis)."""
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    assert "HTTPValidationError" not in json.dumps(document)
+    error = document["components"]["schemas"]["Error"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path not in ("/healthz", "/metrics"):
+                assert "4XX" in operation["responses"], (method, path)
+    auth = {"Authorization": "Bearer nope"}
+    refusals = [
+        httpx.get(f"{server.url}/api/v1/jobs/12345"),  # 404
+        httpx.get(f"{server.url}/api/v1/jobs", params={"limit": "many"}),  # 422, parameter
+        httpx.post(f"{server.url}/api/v1/transfers", json={}),  # 422, body
+        httpx.get(f"{server.url}/api/v1/peer/endpoints/x/stat", headers=auth),  # 403
+        httpx.get(f"{server.url}/get_state"),  # 422 on a Pacifica door
+    ]
+    for response in refusals:
+        assert 400 <= response.status_code < 500, response.text
+        jsonschema.validate(response.json(), error)
 
 
 def test_init_db_is_idempotent_and_upgrades(settings: Settings) -> None:

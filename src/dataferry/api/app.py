@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 import dataferry
-from dataferry.api import web
+from dataferry.api import openapi, web
 from dataferry.api.auth import require_token
 from dataferry.api.compat import pacifica
 from dataferry.api.rest import (
@@ -100,4 +100,5 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.include_router(peer.router, prefix="/api/v1")
     app.include_router(pacifica.router)
     web.install(app, core)  # the dashboard at /
+    openapi.install(app)
     return app
