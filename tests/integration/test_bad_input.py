@@ -76,6 +76,32 @@ def test_refused_and_nothing_changes(setup: tuple[Server, Path, Path]) -> None:
         assert c.jobs()["total"] == 0
 
 
+def test_framework_refusals_have_the_error_shape_too(server: Server) -> None:
+    """A body that is not UTF-8, a path no route has and a method the route has not
+    were answered ``{"detail": "..."}`` without ``error`` (found by schemathesis)."""
+    refusals = [
+        (
+            httpx.post(
+                f"{server.url}/api/v1/transfers",
+                content=b"\x80{U",
+                headers={"Content-Type": "application/json"},
+            ),
+            400,
+            "bad_request",
+            "parsing the body",
+        ),
+        (httpx.get(f"{server.url}/api/v1/nothing-here"), 404, "not_found", "Not Found"),
+        (httpx.patch(f"{server.url}/api/v1/jobs"), 405, "method_not_allowed", "Not Allowed"),
+    ]
+    for response, status, code, words in refusals:
+        assert response.status_code == status, response.text
+        assert response.json()["error"] == code, response.text
+        assert words in response.json()["detail"], response.text
+    assert refusals[2][0].headers["allow"] == "GET"
+    with server.client() as c:
+        assert c.jobs()["total"] == 0
+
+
 def test_link_leaving_the_root_inside_a_tree_fails_the_job(
     setup: tuple[Server, Path, Path],
 ) -> None:

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 import dataferry
 from dataferry.api import openapi, web
@@ -33,6 +35,19 @@ from dataferry.errors import DataferryError, InvalidRequest, refused_by_the_file
 
 if TYPE_CHECKING:
     from dataferry.app import Core
+
+
+# Error codes for the framework's own refusals (ours come from errors.DataferryError).
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+}
 
 
 def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
@@ -86,6 +101,18 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
         )
         return JSONResponse({"error": "invalid", "detail": problems}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        # Refusals of the framework itself: no such route (404), a method the route
+        # has not (405), a body that is not text (400). In our shape, like the rest.
+        if web.wants_html(request) or exc.status_code < 400:
+            return await http_exception_handler(request, exc)
+        return JSONResponse(
+            {"error": _HTTP_CODES.get(exc.status_code, "error"), "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     app.include_router(health.router)
     # RPC doors check tokens themselves (they answer in their own error shapes).
