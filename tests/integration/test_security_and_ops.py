@@ -110,6 +110,10 @@ def test_openapi_documents_the_error_shape_refusals_have(server: Server) -> None
     for response in refusals:
         assert 400 <= response.status_code < 500, response.text
         jsonschema.validate(response.json(), error)
+    # /metrics is Prometheus text, not the JSON the document said
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+    assert httpx.get(f"{server.url}/metrics").headers["content-type"].startswith("text/plain")
 
 
 def test_init_db_is_idempotent_and_upgrades(settings: Settings) -> None:

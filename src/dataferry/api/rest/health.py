@@ -60,7 +60,12 @@ class _JobCollector:
         yield by_worker
 
 
-@router.get("/metrics", tags=["health"])
+@router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
 def metrics(core: Core = Depends(get_core)) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_JobCollector(core))
