@@ -161,6 +161,34 @@ def test_bad_endpoints_refused(setup: tuple[Server, Path, Path], tmp_path: Path)
     assert httpx.delete(f"{server.url}/api/v1/endpoints/none", timeout=10).status_code == 404
 
 
+def test_names_ending_in_a_newline_are_refused(server_factory: Any, tmp_path: Path) -> None:
+    """``^...$`` matched before a final newline: an endpoint, a site, a collection and a
+    dataset could be named ``x\n``, a name no header, URL or ``ENDPOINT:PATH`` can
+    carry (a site so named could never authenticate; consumers could not fetch such a
+    dataset)."""
+    server = server_factory(env={"DATAFERRY_DATASETS__SITE_NAME": "fac"})
+    (tmp_path / "d").mkdir()
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as c:
+        c.post("/endpoints", json={"name": "data", "url": str(tmp_path)}).raise_for_status()
+        refused = [
+            c.post("/endpoints", json={"name": "x\n", "url": str(tmp_path)}),
+            c.post(
+                "/sites",
+                json={"name": "home\n", "url": "http://127.0.0.1:9", "token": "t" * 12},
+            ),
+            c.put("/collections/obs%0A"),
+            c.post("/datasets", json={"uid": "fac.exp\n", "source": "data:d"}),
+        ]
+        for response in refused:
+            assert response.status_code == 422, (response.request.url, response.text)
+        assert [e["name"] for e in c.get("/endpoints").json()["endpoints"]] == ["data"]
+        assert c.get("/sites").json()["sites"] == []
+        assert c.get("/collections").json()["collections"] == []
+        assert c.get("/datasets").json()["datasets"] == []
+    with server.client() as cl:
+        assert cl.jobs()["total"] == 0
+
+
 def test_cli_reports_errors_plainly(setup: tuple[Server, Path, Path]) -> None:
     server, _, _ = setup
     result = server.cli("transfer", "nope:x", "dst:y", check=False)

@@ -65,6 +65,7 @@ for _ in range(150):
         (batch("nope"), "changes must be a list"),  # type: ignore[arg-type]
         (batch([GOOD, 5]), "change 1: must be an object"),
         (batch([GOOD, {**GOOD, "uuid": "x"}]), "not a UUID"),
+        (batch([GOOD, {**GOOD, "uuid": U + "\n"}]), "not a UUID"),
         (batch([GOOD, {**GOOD, "origin": ""}]), "origin"),
         (batch([GOOD, {**GOOD, "data": [1]}]), "must be objects"),
         (batch([GOOD, {**GOOD, "meta": {"f": {"x": [1]}}}]), "list of 3 or 5"),

@@ -54,6 +54,7 @@ def test_metadata_refusals(doc: str, message: str) -> None:
         ({"size": True}, "'size'"),
         ({"hashtype": "crc32"}, "'hashtype'"),
         ({"hashsum": "zz"}, "'hashsum'"),
+        ({"hashsum": "a" * 39 + "\n"}, "'hashsum'"),  # $ matched before a final newline
         ({"name": "x.dftmp"}, "reserved"),
     ],
 )

@@ -113,7 +113,7 @@ def configure(config: PeerConfig) -> None:
 def _split(url: SplitResult) -> tuple[str, str, str]:
     site = url.netloc
     parts = [p for p in unquote(url.path).split("/") if p]
-    if not site or not NAME_RE.match(site) or not parts:
+    if not site or not NAME_RE.fullmatch(site) or not parts:
         raise InvalidRequest(f"peer URL {url.geturl()!r} must be dataferry://SITE/ENDPOINT[/PATH]")
     return site, parts[0], clean_relative("/".join(parts[1:]))
 

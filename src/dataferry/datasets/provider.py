@@ -108,7 +108,7 @@ def check_uid(uid: str, prefix: str) -> None:
             "it is the prefix of this site's dataset UIDs"
         )
     head, dot, tail = uid.partition(".")
-    if not dot or head != prefix or not ID_RE.match(tail):
+    if not dot or head != prefix or not ID_RE.fullmatch(tail):
         raise InvalidRequest(
             f"dataset UID {uid!r} must be {prefix}.<id> (letters, digits, '.', '_', '-')"
         )

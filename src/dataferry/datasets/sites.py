@@ -88,7 +88,7 @@ class SiteService:
     def add(
         self, name: str, url: str, token: str, role: str = "consumer", inbound: str = ""
     ) -> Site:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise InvalidRequest(f"site name {name!r} must be 1-128 letters, digits, '_' or '-'")
         if role not in ROLES:
             raise InvalidRequest(f"role {role!r} is not one of: {', '.join(ROLES)}")

@@ -61,7 +61,7 @@ class EndpointService:
         options: dict[str, Any] | None = None,
         secrets: dict[str, str] | None = None,
     ) -> Endpoint:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise InvalidRequest(
                 f"endpoint name {name!r} must be 1-128 letters, digits, '.', '_' or '-'"
             )

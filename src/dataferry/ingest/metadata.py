@@ -137,7 +137,7 @@ def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
     if (
         not isinstance(hashsum, str)
         or len(hashsum) != HASH_LENGTHS[hashtype]
-        or not _HEX.match(hashsum)
+        or not _HEX.fullmatch(hashsum)
     ):
         raise _fail(f"{where}: 'hashsum' must be the {hashtype} hex digest")
     source = item.get("source") or ""

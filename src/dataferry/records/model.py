@@ -86,7 +86,7 @@ def may_nest_too_deep(text: str) -> bool:
 
 
 def check_collection(name: str) -> str:
-    if not COLLECTION_NAME.match(name or ""):
+    if not COLLECTION_NAME.fullmatch(name or ""):
         raise InvalidRequest(
             f"collection name {name!r} must be 1-128 characters: letters, digits, '_', '.', '-' "
             "(starting with a letter or digit)"

@@ -787,7 +787,7 @@ _CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[0-9a-f
 
 
 def _is_canonical_uuid(value: Any) -> bool:
-    return isinstance(value, str) and _CANONICAL_UUID.match(value) is not None
+    return isinstance(value, str) and _CANONICAL_UUID.fullmatch(value) is not None
 
 
 def _check_page(limit: int, offset: int) -> None:
