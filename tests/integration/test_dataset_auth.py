@@ -100,6 +100,23 @@ def test_the_right_site_and_token_are_accepted(provider: Server) -> None:
             assert bad.status_code == 400 and bad.json()["status"] == "bad request", bad.text
 
 
+def test_an_announced_uid_that_could_never_be_fetched_is_refused(provider: Server) -> None:
+    """A peer's notify took any UID with a dot: one with a control character, a '/'
+    or a space was stored, and the consumer then failed every tick with a traceback
+    (no URL can carry it) or asked the provider for another path (found by
+    schemathesis on the peer routes)."""
+    headers = {"X-Dataferry-Site": "home", "Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=f"{provider.url}/api/v1", headers=headers, timeout=30) as c:
+        for uid in ("fac.exp\x16", "fac.a/../../peer", "fac.a b", "fac.", ".x", "fac.x\n", "f c.x"):
+            r = c.post("/synced-datasets", json={"uid": uid})
+            assert r.status_code == 422, (uid, r.text)
+            assert "must be <site-prefix>.<id>" in r.json()["detail"], r.text
+        with provider.client() as admin:
+            assert admin.synced_datasets() == []
+        ok = c.post("/synced-datasets", json={"uid": "fac.exp-2.v_1"})
+        assert ok.status_code == 200, ok.text
+
+
 def test_site_registry_rules(provider: Server) -> None:
     def refused(*args: str) -> str:
         r = provider.cli("site", "add", *args, check=False)

@@ -22,7 +22,7 @@ from dataferry.config import DatasetSettings
 from dataferry.datasets import receipts
 from dataferry.datasets.manifest import sha256_of
 from dataferry.datasets.peer import PeerClient
-from dataferry.datasets.provider import Status
+from dataferry.datasets.provider import Status, check_announced_uid
 from dataferry.datasets.sites import SiteService
 from dataferry.datasets.states import FINAL, POLLING, Event, Outcome, Refused, State, decide
 from dataferry.db.base import utcnow
@@ -112,8 +112,7 @@ class ConsumerService:
     # -- what front doors call ---------------------------------------------------------
     def notify(self, site: str, uid: str, version: int, meta: dict[str, Any]) -> SyncedDataset:
         """A provider announces a dataset: registered once; announcing again changes nothing."""
-        if not uid or "." not in uid:
-            raise InvalidRequest(f"dataset UID {uid!r} must be <site-prefix>.<id>")
+        check_announced_uid(uid)
         with self.db.session() as s:
             row = s.scalar(select(SyncedDatasetRow).where(SyncedDatasetRow.uid == uid))
             if row is not None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from dataferry.config import DatasetSettings
 from dataferry.datasets import manifest as manifests
 from dataferry.datasets.peer import PeerClient
-from dataferry.datasets.sites import SiteService
+from dataferry.datasets.sites import NAME_RE, SiteService
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
 from dataferry.db.models import DatasetRow, DeliveryRow
@@ -111,6 +111,16 @@ def check_uid(uid: str, prefix: str) -> None:
     if not dot or head != prefix or not ID_RE.fullmatch(tail):
         raise InvalidRequest(
             f"dataset UID {uid!r} must be {prefix}.<id> (letters, digits, '.', '_', '-')"
+        )
+
+
+def check_announced_uid(uid: str) -> None:
+    """A UID a provider announces to a consumer: ``<its site name>.<id>``, what
+    :func:`check_uid` lets a provider publish (it goes into the consumer's URLs)."""
+    head, dot, tail = uid.partition(".")
+    if not dot or not NAME_RE.fullmatch(head) or not ID_RE.fullmatch(tail):
+        raise InvalidRequest(
+            f"dataset UID {uid!r} must be <site-prefix>.<id> (letters, digits, '.', '_', '-')"
         )
 
 
