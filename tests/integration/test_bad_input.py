@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import xmlrpc.client
@@ -187,6 +188,22 @@ def test_names_ending_in_a_newline_are_refused(server_factory: Any, tmp_path: Pa
         assert c.get("/datasets").json()["datasets"] == []
     with server.client() as cl:
         assert cl.jobs()["total"] == 0
+
+
+def test_a_refusal_quoting_a_lone_surrogate_is_answered(
+    setup: tuple[Server, Path, Path], tmp_path: Path
+) -> None:
+    """JSON can carry "\\ud800", UTF-8 cannot: a refusal quoting it failed to encode
+    (500, the connection dropped) instead of saying what was wrong (schemathesis)."""
+    server, _, _ = setup
+    body = json.dumps({"name": "x", "url": str(tmp_path / "\ud800")})  # escaped as \ud800
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        r = c.post("/api/v1/endpoints", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert "\\ud800" in r.json()["detail"], r.text
+        assert c.get("/api/v1/endpoints").status_code == 200  # the connection still works
+    with server.client() as cl:
+        assert [e["name"] for e in cl.endpoints()] == ["dst", "ro", "src"]
 
 
 def test_cli_reports_errors_plainly(setup: tuple[Server, Path, Path]) -> None:

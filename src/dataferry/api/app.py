@@ -50,6 +50,13 @@ _HTTP_CODES = {
 }
 
 
+def _sendable(message: str) -> str:
+    """``message`` as UTF-8 can carry it. A refusal often quotes the caller's input,
+    and JSON can carry a lone surrogate (``"\\ud800"``) that UTF-8 cannot: written
+    escaped, instead of the answer failing (a 500 and a dropped connection)."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     """Build the app over ``core``; with ``run_background`` it starts and stops the
     executor and scheduler with the server."""
@@ -80,11 +87,12 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
 
     @app.exception_handler(DataferryError)
     async def _dataferry_error(request: Request, exc: DataferryError) -> Response:
+        message = _sendable(exc.message)
         if web.wants_html(request):
-            return web.error_page(request, exc.status_code, exc.message)
+            return web.error_page(request, exc.status_code, message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
-            {"error": exc.code, "detail": exc.message}, status_code=exc.status_code, headers=headers
+            {"error": exc.code, "detail": message}, status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(OSError)
@@ -100,7 +108,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
         )
-        return JSONResponse({"error": "invalid", "detail": problems}, status_code=422)
+        return JSONResponse({"error": "invalid", "detail": _sendable(problems)}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -109,7 +117,10 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
         if web.wants_html(request) or exc.status_code < 400:
             return await http_exception_handler(request, exc)
         return JSONResponse(
-            {"error": _HTTP_CODES.get(exc.status_code, "error"), "detail": str(exc.detail)},
+            {
+                "error": _HTTP_CODES.get(exc.status_code, "error"),
+                "detail": _sendable(str(exc.detail)),
+            },
             status_code=exc.status_code,
             headers=exc.headers,
         )
