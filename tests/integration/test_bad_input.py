@@ -206,6 +206,59 @@ def test_a_refusal_quoting_a_lone_surrogate_is_answered(
         assert [e["name"] for e in cl.endpoints()] == ["dst", "ro", "src"]
 
 
+def test_json_bodies_holding_a_lone_surrogate_are_refused_and_store_nothing(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """JSON can spell "\\ud800", a character no UTF-8 text holds. Endpoints (options),
+    sites, peers, datasets (meta) and records (keys or values) were stored with it and
+    then answered 500 (the record could not be listed again); transfers failed 500
+    (schemathesis and a hand probe)."""
+    server = server_factory(env={"DATAFERRY_DATASETS__SITE_NAME": "fac"})
+    (tmp_path / "d").mkdir()
+    bad = "\ud800"
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as c:
+        c.post("/endpoints", json={"name": "data", "url": str(tmp_path)}).raise_for_status()
+        c.put("/collections/obs").raise_for_status()
+
+        def send(method: str, path: str, body: Any) -> httpx.Response:
+            # json.dumps escapes the surrogate (\ud800), as any JSON encoder may
+            headers = {"Content-Type": "application/json"}
+            return c.request(method, path, content=json.dumps(body), headers=headers)
+
+        refused = [
+            send("POST", "/endpoints", {"name": "e", "url": str(tmp_path), "options": {"a": bad}}),
+            send("POST", "/endpoints", {"name": "e", "url": str(tmp_path), "secrets": {bad: "1"}}),
+            send("POST", "/sites", {"name": "s", "url": "http://127.0.0.1:9", "token": bad * 9}),
+            send("POST", "/peers", {"name": "p", "url": "http://127.0.0.1:9", "token": bad}),
+            send("POST", "/datasets", {"uid": "fac.x", "source": "data:d", "meta": {"k": bad}}),
+            send("POST", "/collections/obs/records", {"a": {"b": [1, bad]}}),
+            send("POST", "/collections/obs/records", {bad: 1}),
+            send("POST", "/transfers", {"source": f"data:{bad}", "destination": "data:x"}),
+        ]
+        for response in refused:
+            assert response.status_code == 422, (response.request.content, response.text)
+            assert "lone surrogate" in response.json()["detail"], response.text
+        # an escaped backslash before "ud800" is plain text
+        ok = send("POST", "/collections/obs/records", {"a": "\\ud800"})
+        assert ok.status_code == 201, ok.text
+        records = c.get("/collections/obs/records").json()["records"]
+        assert [r["data"] for r in records] == [{"a": "\\ud800"}]
+        assert [e["name"] for e in c.get("/endpoints").json()["endpoints"]] == ["data"]
+        assert c.get("/sites").json()["sites"] == []
+        assert c.get("/peers").json()["peers"] == []
+        assert c.get("/datasets").json()["datasets"] == []
+    call = {"jsonrpc": "2.0", "id": 1, "method": "system.listMethods", "params": [bad]}
+    rpc = httpx.post(
+        f"{server.url}/jsonrpc",
+        content=json.dumps(call),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert rpc.json()["error"]["code"] == -32700, rpc.text
+    with server.client() as cl:
+        assert cl.jobs()["total"] == 0
+
+
 def test_cli_reports_errors_plainly(setup: tuple[Server, Path, Path]) -> None:
     server, _, _ = setup
     result = server.cli("transfer", "nope:x", "dst:y", check=False)

@@ -31,6 +31,7 @@ from dataferry.api.rest import (
     transfers,
 )
 from dataferry.api.rpc import jsonrpc, xmlrpc
+from dataferry.api.unicode_bodies import UnicodeBodies
 from dataferry.errors import DataferryError, InvalidRequest, refused_by_the_file_system
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.core = core
+    app.add_middleware(UnicodeBodies)
 
     @app.exception_handler(DataferryError)
     async def _dataferry_error(request: Request, exc: DataferryError) -> Response:

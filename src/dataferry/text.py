@@ -1,0 +1,46 @@
+"""Text that is not Unicode: the lone surrogates JSON can carry.
+
+JSON may spell a UTF-16 surrogate on its own (``"\\ud800"``) and Python's parser
+reads it into a ``str``, but no UTF-8 text holds one: a value keeping it cannot be
+written to a database, a file name, a log or an answer. Every value that comes in
+as JSON is held to this before anything is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dataferry.errors import InvalidRequest
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The escape of a surrogate in JSON text (or a false alarm such as "\\ud800", an
+# escaped backslash before "ud800": the value decides).
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The first string (or object key) in ``value`` holding a lone surrogate, or
+    None. Walked without recursion, so any depth is fine."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def check_unicode(value: Any, what: str) -> None:
+    """Refuse ``value`` if a string in it is not Unicode text."""
+    bad = lone_surrogate(value)
+    if bad is not None:
+        # repr() writes the surrogate escaped, so the message itself is Unicode text
+        raise InvalidRequest(
+            f"{what} holds {bad[:60]!r}: a lone surrogate (\\ud800-\\udfff) is not Unicode text"
+        )
