@@ -84,6 +84,8 @@ U = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"
         ({"uuid": U, "data": {"a": 1}, "hlc": 1.5, "origin": "x"}, "not an integer"),
         ({"uuid": U, "data": {"a": 1}, "hlc": True, "origin": "x"}, "not an integer"),
         ({"uuid": U, "data": {"a": 1}, "deleted": [1]}, "deleted must be true or false"),
+        # JSON text in a data column spelling "\\ud800": stored, it could never be served
+        ({"uuid": U, "data": '{"a": "\\ud800"}'}, "lone surrogate"),
     ],
 )
 def test_a_row_the_store_cannot_hold_is_rejected_alone(core: Any, row: Any, reason: str) -> None:
@@ -125,6 +127,7 @@ def test_export_since_until(core: Any) -> None:
         ("xml", b"<other/>", "root element"),
         ("json", b"{not json", "malformed"),
         ("json", b'{"x": 1}', "list of rows"),
+        ("json", b'[{"a": "\\ud800"}]', "lone surrogate"),
         ("csv", b"", "header"),
         ("yaml", b"", "format"),
     ],

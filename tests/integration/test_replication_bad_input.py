@@ -80,6 +80,7 @@ for _ in range(150):
         (batch([GOOD, {**GOOD, "data": {"x": -float("inf")}}]), "-Infinity is not a JSON"),
         (batch([GOOD, {**GOOD, "meta": {"f": {"x": [1, PEER, [[1]]]}}}]), "present must be 1 or 0"),
         (batch([GOOD, {**GOOD, "meta": {"f": {"x": [1, PEER, 1.0]}}}]), "present must be 1 or 0"),
+        (batch([GOOD, {**GOOD, "data": {"x": "\ud800"}}]), "lone surrogate"),
     ],
 )
 def test_malformed_batches_change_nothing(core: Any, body: bytes, message: str) -> None:

@@ -14,6 +14,7 @@ import orjson
 
 from dataferry.errors import InvalidRequest
 from dataferry.records import hlc
+from dataferry.text import SURROGATE_ESCAPE, lone_surrogate
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -53,9 +54,16 @@ def loads(text: str | bytes, *, finite: bool = False) -> Any:
         except orjson.JSONDecodeError:
             pass  # the standard library's message says what is wrong
     try:
-        return json.loads(data, parse_constant=_not_a_number if finite else None)
+        value = json.loads(data, parse_constant=_not_a_number if finite else None)
     except RecursionError:  # a ValueError like any other malformed text
         raise ValueError("the JSON text is nested too deeply to read") from None
+    # orjson refuses a lone surrogate ("\\ud800"); the standard library reads it into
+    # a str that could be stored but never written out again (dataferry.text)
+    if SURROGATE_ESCAPE.search(data):
+        bad = lone_surrogate(value)
+        if bad is not None:
+            raise ValueError(f"{bad[:60]!r} holds a lone surrogate, which is not Unicode text")
+    return value
 
 
 def check_json(value: Any, what: str) -> None:
