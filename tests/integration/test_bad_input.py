@@ -259,6 +259,33 @@ def test_json_bodies_holding_a_lone_surrogate_are_refused_and_store_nothing(
         assert cl.jobs()["total"] == 0
 
 
+BAD_BASE_URLS = [
+    "http://[::1",  # was a 500 for a site (urlsplit's ValueError)
+    "http://127.0.0.1:99999",
+    "http://127.0.0.1:x",
+    "http://127.0.0.1:0",
+    "http://",
+    "http://127.0.0.1:1/a b",
+    "http://127.0.0.1:1/\x16",
+]
+
+
+def test_peer_and_site_urls_no_client_can_use_are_refused(server: Server) -> None:
+    """A site URL "http://[::1" was a 500; a bad port, no host or a control character
+    was stored for sites and peers and failed only later, at every sync or poll."""
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as c:
+        for i, url in enumerate(BAD_BASE_URLS):
+            site = c.post("/sites", json={"name": f"s{i}", "url": url, "token": "t" * 12})
+            peer = c.post("/peers", json={"name": f"p{i}", "url": url})
+            for r in (site, peer):
+                assert r.status_code == 422, (url, r.text)
+                assert "must be http(s)://HOST[:PORT]" in r.json()["detail"], r.text
+        assert c.get("/sites").json()["sites"] == []
+        assert c.get("/peers").json()["peers"] == []
+        ok = c.post("/peers", json={"name": "p", "url": "http://user:pw@127.0.0.1:9/base/"})
+        assert ok.status_code == 201, ok.text
+
+
 def test_cli_reports_errors_plainly(setup: tuple[Server, Path, Path]) -> None:
     server, _, _ = setup
     result = server.cli("transfer", "nope:x", "dst:y", check=False)

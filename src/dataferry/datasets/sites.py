@@ -7,7 +7,6 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +16,7 @@ from dataferry.db.models import SiteRow
 from dataferry.endpoints.paths import split_location
 from dataferry.endpoints.secrets import SecretBox
 from dataferry.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from dataferry.urls import parse_base_url
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 ROLES = ("provider", "consumer")
@@ -37,10 +37,11 @@ def is_loopback(host: str) -> bool:
 
 def check_url(url: str, allow_insecure: bool) -> str:
     """A peer's base URL; plain HTTP only to loopback unless ``allow_insecure``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest(f"site URL {url!r} must be http(s)://HOST[:PORT]")
-    if parts.scheme == "http" and not allow_insecure and not is_loopback(parts.hostname):
+    try:
+        parts = parse_base_url(url)
+    except ValueError as exc:
+        raise InvalidRequest(f"site URL {url!r} must be http(s)://HOST[:PORT]: {exc}") from None
+    if parts.scheme == "http" and not allow_insecure and not is_loopback(parts.hostname or ""):
         raise InvalidRequest(
             f"site URL {url!r} is plain HTTP to a host that is not loopback: use https:// "
             "(or set datasets.allow_insecure_peers)"

@@ -17,6 +17,7 @@ from dataferry.db.models import PeerRow
 from dataferry.endpoints.secrets import SecretBox
 from dataferry.errors import Conflict, InvalidRequest, NotFound
 from dataferry.records.model import check_collection
+from dataferry.urls import parse_base_url
 
 NAME_MAX = 128
 
@@ -74,8 +75,10 @@ class Peer:
 
 
 def check_url(url: str) -> str:
-    if not (url.startswith("http://") or url.startswith("https://")):
-        raise InvalidRequest(f"peer URL {url!r} must start with http:// or https://")
+    try:
+        parse_base_url(url)
+    except ValueError as exc:
+        raise InvalidRequest(f"peer URL {url!r} must be http(s)://HOST[:PORT]: {exc}") from None
     return url.rstrip("/")
 
 
