@@ -286,6 +286,21 @@ def test_peer_and_site_urls_no_client_can_use_are_refused(server: Server) -> Non
         assert ok.status_code == 201, ok.text
 
 
+def test_peer_fields_of_the_wrong_type_are_refused(server: Server) -> None:
+    """A sync naming collections [1, null] was a 500 (check_collection took only
+    strings); a peer token 5 or {"a": 1} was stored as its str() ("{'a': 1}")."""
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as c:
+        c.post("/peers", json={"name": "p", "url": "http://127.0.0.1:9"}).raise_for_status()
+        r = c.post("/peers/p/sync", json={"collections": [1, None]})
+        assert r.status_code == 422 and "collection name 1" in r.json()["detail"], r.text
+        for token in (5, {"a": 1}, ["t"]):
+            r = c.post("/peers", json={"name": "q", "url": "http://127.0.0.1:9", "token": token})
+            assert r.status_code == 422 and "token must be a string" in r.text, r.text
+        assert [p["name"] for p in c.get("/peers").json()["peers"]] == ["p"]
+    with server.client() as cl:
+        assert cl.jobs()["total"] == 0
+
+
 def test_cli_reports_errors_plainly(setup: tuple[Server, Path, Path]) -> None:
     server, _, _ = setup
     result = server.cli("transfer", "nope:x", "dst:y", check=False)

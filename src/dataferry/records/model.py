@@ -94,7 +94,7 @@ def may_nest_too_deep(text: str) -> bool:
 
 
 def check_collection(name: str) -> str:
-    if not COLLECTION_NAME.fullmatch(name or ""):
+    if not isinstance(name, str) or not COLLECTION_NAME.fullmatch(name):
         raise InvalidRequest(
             f"collection name {name!r} must be 1-128 characters: letters, digits, '_', '.', '-' "
             "(starting with a letter or digit)"

@@ -99,12 +99,13 @@ def add_peer(body: dict[str, Any] = Body(...), core: Core = Depends(get_core)) -
     cols = body.get("collections") or []
     if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
         raise InvalidRequest("collections must be a list of names")
+    token = body.get("token") or ""
+    if not isinstance(token, str):
+        raise InvalidRequest("token must be a string")
     interval = body.get("interval_seconds")
     if interval is not None and (not isinstance(interval, int) or isinstance(interval, bool)):
         raise InvalidRequest("interval_seconds must be an integer")
-    return core.peers.add(
-        body["name"], body["url"], str(body.get("token") or ""), cols, interval
-    ).document()
+    return core.peers.add(body["name"], body["url"], token, cols, interval).document()
 
 
 @router.get("/peers/{name}")
