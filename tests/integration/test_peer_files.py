@@ -67,6 +67,13 @@ def test_list_stat_and_ranged_reads(host: tuple[Server, Path]) -> None:
             "/shared/files", params={"path": "a/b/f.bin"}, headers={"Range": "bytes=99990-"}
         )
         assert tail.content == data[99990:]
+        # a start past the end, even past 64 bits, is 416 (it was a 500: an overflow in seek)
+        for start in (100_000, 2**64, 10**20):
+            past = c.get(
+                "/shared/files", params={"path": "a/b/f.bin"}, headers={"Range": f"bytes={start}-"}
+            )
+            assert past.status_code == 416, past.text
+            assert past.headers["content-range"] == "bytes */100000"
         assert c.get("/shared/files", params={"path": "../etc/passwd"}).status_code == 422
 
 

@@ -152,6 +152,9 @@ class PeerFiles:
             f = fs.open_read(full)
         except FileNotFoundError:
             raise NotFound(f"{rel!r} does not exist on endpoint {endpoint!r}") from None
+        if start >= size:  # nothing to send (the door answers 416); no seek past the end
+            f.close()
+            return size, iter(())
         last = size - 1 if end is None else min(end, size - 1)
         if start:
             f.seek(start)
