@@ -210,6 +210,8 @@ def test_names_the_file_system_refuses_are_invalid_not_server_errors(
             c.post("/shared/folders", params={"path": f"{too_long}/d"}),
             c.put("/shared/uploads", params={"path": f".{too_long}.1.dftmp"}, content=b"x"),
             c.post("/shared/folders", params={"path": "f.txt/d"}),  # a file in the way
+            # deeper than the recursion os.makedirs takes one level at a time (was a 500)
+            c.post("/shared/folders", params={"path": "a/" * 3000}),
         ]:
             assert answer.status_code == 422, (answer.request.url, answer.text)
             assert answer.json()["error"] == "invalid"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from typing import Any
 from urllib.parse import SplitResult, unquote
@@ -159,7 +160,28 @@ class LocalEndpointFS(EndpointFS):
         os.unlink(full)
 
     def makedirs(self, full: str) -> None:
-        os.makedirs(full, exist_ok=True)
+        # Not os.makedirs: it recurses once per missing level, so a path thousands of
+        # levels deep was a RecursionError (a 500) instead of the system's refusal.
+        missing = []
+        folder = full
+        while not os.path.isdir(folder):
+            missing.append(folder)
+            up = os.path.dirname(folder)
+            if up == folder:
+                break
+            folder = up
+        # Refused before the first mkdir, so a refused path leaves no folders behind.
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+        if len(os.fsencode(full)) >= os.pathconf(folder, "PC_PATH_MAX") or any(
+            len(os.fsencode(os.path.basename(m))) > name_max for m in missing
+        ):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), full)
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                if not os.path.isdir(folder):
+                    raise
 
 
 def open_fs(
