@@ -27,6 +27,12 @@ def parse_base_url(url: str) -> SplitResult:
         raise ValueError("it must start with http:// or https://")
     if not parts.hostname:
         raise ValueError("it names no host")
+    try:
+        parts.hostname.encode("idna")  # what the client does before it connects
+    except UnicodeError:
+        raise ValueError(
+            f"host name {parts.hostname[:80]!r} has an empty or too long label"
+        ) from None
     if port == 0:
         raise ValueError("port 0 is not a port to connect to")
     return parts

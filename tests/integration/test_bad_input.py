@@ -267,6 +267,8 @@ BAD_BASE_URLS = [
     "http://",
     "http://127.0.0.1:1/a b",
     "http://127.0.0.1:1/\x16",
+    "https://" + "a" * 64 + ".example",  # a label over 63: the job failed at every sync
+    "https://a..b.example",
 ]
 
 
@@ -290,7 +292,9 @@ def test_peer_fields_of_the_wrong_type_are_refused(server: Server) -> None:
     """A sync naming collections [1, null] was a 500 (check_collection took only
     strings); a peer token 5 or {"a": 1} was stored as its str() ("{'a': 1}")."""
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as c:
-        c.post("/peers", json={"name": "p", "url": "http://127.0.0.1:9"}).raise_for_status()
+        # on demand only (interval 0): the scheduler submits no sync of its own
+        peer = {"name": "p", "url": "http://127.0.0.1:9", "interval_seconds": 0}
+        c.post("/peers", json=peer).raise_for_status()
         r = c.post("/peers/p/sync", json={"collections": [1, None]})
         assert r.status_code == 422 and "collection name 1" in r.json()["detail"], r.text
         for token in (5, {"a": 1}, ["t"]):
