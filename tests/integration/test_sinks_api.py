@@ -187,6 +187,10 @@ def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: Ap
         ({"headers": {"X": "{api_key}"}, "api_key": "k\r\n"}, "header X"),
         ({"headers": {"": "a"}}, "not a valid HTTP header name"),
         ({"headers": {"X Y:": "a"}}, "not a valid HTTP header name"),
+        # a pattern's $ matches before a final newline: names and headers match whole
+        ({"headers": {"X\n": "a"}}, "not a valid HTTP header name"),
+        ({"headers": {"X": "a\n"}}, "header X"),
+        ({"source": {"collection": "c\n"}}, "collection"),
         ({"timeout": 1e308}, "timeout: Input should be less than or equal to 31536000"),
         ({"retry_interval": 1e300, "retry_cap": 1e308}, "retry_interval"),
         ({"poll_interval": 1e308}, "poll_interval"),
@@ -202,6 +206,8 @@ def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: Ap
                 "/api/v1/sinks", content=raw, headers={"content-type": "application/json"}
             )
             assert r.status_code == 422 and "finite" in r.json()["detail"], (field, r.text)
+        r = http.post("/api/v1/sinks", json={**good, "name": "ok\n"})
+        assert r.status_code == 422 and "sink name" in r.json()["detail"], r.text
         assert http.get("/api/v1/sinks").json() == {"sinks": []}
 
         created = http.post("/api/v1/sinks", json=good)

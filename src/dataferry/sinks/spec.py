@@ -46,14 +46,14 @@ class TableSource(_Strict):
     @field_validator("key", "modified", "deleted", "last_sync")
     @classmethod
     def _ident(cls, value: str) -> str:
-        if not IDENT_RE.match(value):
+        if not IDENT_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a column name")
         return value
 
     @field_validator("name")
     @classmethod
     def _table(cls, value: str) -> str:
-        if not all(IDENT_RE.match(p) for p in value.split(".")) or value.count(".") > 1:
+        if not all(IDENT_RE.fullmatch(p) for p in value.split(".")) or value.count(".") > 1:
             raise ValueError(f"{value!r} is not a table name (table or schema.table)")
         return value
 
@@ -77,7 +77,7 @@ class SourceSpec(_Strict):
     def _one(self) -> SourceSpec:
         if (self.collection is None) == (self.table is None):
             raise ValueError('give exactly one source: {"collection": NAME} or {"table": {...}}')
-        if self.collection is not None and not NAME_RE.match(self.collection):
+        if self.collection is not None and not NAME_RE.fullmatch(self.collection):
             raise ValueError(f"collection name {self.collection!r} is not valid")
         return self
 
@@ -123,7 +123,7 @@ class SinkSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise ValueError(f"sink name {value!r} must be 1-128 letters, digits, '.', '_' or '-'")
         return value
 
@@ -156,9 +156,9 @@ class SinkSpec(_Strict):
     @model_validator(mode="after")
     def _headers(self) -> SinkSpec:
         for name, value in self.headers.items():
-            if not HEADER_NAME_RE.match(name):
+            if not HEADER_NAME_RE.fullmatch(name):
                 raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-            if not HEADER_VALUE_RE.match(value.replace("{api_key}", self.api_key)):
+            if not HEADER_VALUE_RE.fullmatch(value.replace("{api_key}", self.api_key)):
                 raise ValueError(
                     f"header {name}: its value (with the api_key put in) must be visible ASCII"
                     " characters, spaces or tabs inside, no line breaks"
