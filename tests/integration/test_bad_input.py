@@ -290,7 +290,8 @@ def test_peer_and_site_urls_no_client_can_use_are_refused(server: Server) -> Non
 
 def test_peer_fields_of_the_wrong_type_are_refused(server: Server) -> None:
     """A sync naming collections [1, null] was a 500 (check_collection took only
-    strings); a peer token 5 or {"a": 1} was stored as its str() ("{'a': 1}")."""
+    strings); a peer token 5 or {"a": 1} was stored as its str() ("{'a': 1}"); a peer
+    name with a control character was stored (a NUL: 500 on PostgreSQL)."""
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as c:
         # on demand only (interval 0): the scheduler submits no sync of its own
         peer = {"name": "p", "url": "http://127.0.0.1:9", "interval_seconds": 0}
@@ -300,6 +301,9 @@ def test_peer_fields_of_the_wrong_type_are_refused(server: Server) -> None:
         for token in (5, {"a": 1}, ["t"]):
             r = c.post("/peers", json={"name": "q", "url": "http://127.0.0.1:9", "token": token})
             assert r.status_code == 422 and "token must be a string" in r.text, r.text
+        for name in ("q\n", "q\x00", "a\tb"):  # control characters: never a usable name
+            r = c.post("/peers", json={"name": name, "url": "http://127.0.0.1:9"})
+            assert r.status_code == 422 and "printable characters" in r.text, (name, r.text)
         assert [p["name"] for p in c.get("/peers").json()["peers"]] == ["p"]
     with server.client() as cl:
         assert cl.jobs()["total"] == 0

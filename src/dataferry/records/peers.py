@@ -96,8 +96,10 @@ class PeerService:
         collections: list[str] | None = None,
         interval_seconds: int | None = None,
     ) -> Peer:
-        if not name or len(name) > NAME_MAX or "/" in name:
-            raise InvalidRequest(f"peer name {name!r} must be 1-{NAME_MAX} characters, no '/'")
+        if not name or len(name) > NAME_MAX or "/" in name or not name.isprintable():
+            raise InvalidRequest(
+                f"peer name {name!r} must be 1-{NAME_MAX} printable characters, no '/'"
+            )
         url = check_url(url)
         cols = [check_collection(c) for c in collections or []]
         interval = self.default_interval if interval_seconds is None else interval_seconds
