@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dataferry.durations import MAX_SECONDS, Seconds
 from dataferry.sinks.spec import SinkSettings, SinkSpec
 
 CONFIG_ENV = "DATAFERRY_CONFIG"
@@ -34,12 +35,6 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("dataferry"))
 
 
-# Bounds of every duration setting: shorter ones turned loops into busy loops, longer
-# ones (or infinity) overflowed the date arithmetic of leases, retries and sessions.
-MIN_SECONDS = 0.01
-MAX_SECONDS = 365 * 24 * 3600.0
-
-
 class _Section(BaseModel):
     # allow_inf_nan: no setting means anything with NaN or an infinity.
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -50,18 +45,12 @@ class JobSettings(_Section):
         4, ge=0, le=256, description="inline executor threads; 0: this process runs no jobs"
     )
     max_attempts: int = Field(5, ge=1, description="attempts before a transient error fails a job")
-    backoff_base: float = Field(
-        2.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before the first retry"
-    )
-    backoff_cap: float = Field(
-        300.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest wait between retries"
-    )
+    backoff_base: Seconds = Field(2.0, description="seconds before the first retry")
+    backoff_cap: Seconds = Field(300.0, description="longest wait between retries")
     lease_seconds: float = Field(
         30.0, gt=1, le=MAX_SECONDS, description="a running job's lease; renewed by heartbeats"
     )
-    tick_seconds: float = Field(
-        2.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="scheduler tick period"
-    )
+    tick_seconds: Seconds = Field(2.0, description="scheduler tick period")
     progress_interval: float = Field(
         0.5, ge=0, le=MAX_SECONDS, description="least seconds between stored progress updates"
     )
@@ -112,9 +101,7 @@ class IngestSettings(_Section):
     policy_url: str = Field(
         "", description='external policy: receives the metadata, must answer {"status": "success"}'
     )
-    policy_timeout: float = Field(
-        30.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds to wait for the policy URL"
-    )
+    policy_timeout: Seconds = Field(30.0, description="seconds to wait for the policy URL")
     chunk_size: int = Field(1024 * 1024, ge=4096, description="bytes per read/write")
 
 
@@ -133,22 +120,16 @@ class CelerySettings(_Section):
     default_concurrency: int = Field(
         2, ge=1, le=256, description="concurrency of a queue not named in `concurrency`"
     )
-    redispatch_seconds: float = Field(
+    redispatch_seconds: Seconds = Field(
         60.0,
-        ge=MIN_SECONDS,
-        le=MAX_SECONDS,
         description="a job still queued this long is sent to the broker again by the tick",
     )
-    visibility_timeout: float = Field(
+    visibility_timeout: Seconds = Field(
         3600.0,
-        ge=MIN_SECONDS,
-        le=MAX_SECONDS,
         description="Redis: seconds before an unacknowledged message is redelivered",
     )
-    publish_timeout: float = Field(
+    publish_timeout: Seconds = Field(
         2.0,
-        ge=MIN_SECONDS,
-        le=MAX_SECONDS,
         description="seconds a dispatch may wait for the broker before giving up",
     )
 
@@ -171,10 +152,8 @@ class CelerySettings(_Section):
 
 
 class RecordSettings(_Section):
-    max_drift_seconds: float = Field(
+    max_drift_seconds: Seconds = Field(
         300.0,
-        ge=MIN_SECONDS,
-        le=MAX_SECONDS,
         description="reject peer changes stamped further than this in the future",
     )
     conflict_log_max: int = Field(
@@ -209,21 +188,13 @@ class DatasetSettings(_Section):
         "", description="POSTed a JSON event when a synced dataset completes or fails for good"
     )
     max_retries: int = Field(10, ge=0, description="consumer retries before failed_permanent")
-    backoff_base: float = Field(
-        2.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before a consumer's first retry"
-    )
-    backoff_cap: float = Field(
-        300.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest wait between consumer retries"
-    )
-    poll_seconds: float = Field(
+    backoff_base: Seconds = Field(2.0, description="seconds before a consumer's first retry")
+    backoff_cap: Seconds = Field(300.0, description="longest wait between consumer retries")
+    poll_seconds: Seconds = Field(
         5.0,
-        ge=MIN_SECONDS,
-        le=MAX_SECONDS,
         description="how often a consumer asks a provider about a transfer",
     )
-    peer_timeout: float = Field(
-        60.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before a peer request gives up"
-    )
+    peer_timeout: Seconds = Field(60.0, description="seconds before a peer request gives up")
     integrity_reread: bool = Field(
         False,
         description="the integrity check reads every delivered file back, instead of using "
@@ -240,9 +211,7 @@ class AlaSettings(_Section):
     )
     destination: str = Field("", description="ENDPOINT:PATH where pulled occurrences are written")
     page_size: int = Field(1_000_000, ge=1, description="most occurrence records per pull")
-    timeout: float = Field(
-        120.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before an ALA request gives up"
-    )
+    timeout: Seconds = Field(120.0, description="seconds before an ALA request gives up")
 
 
 class WebSettings(_Section):

@@ -9,6 +9,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dataferry.durations import MAX_SECONDS, Seconds
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
 # HTTP (RFC 9110): a header name is a token; a value is visible ASCII, with spaces or
@@ -16,12 +18,6 @@ IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE_RE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
 CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
-# The longest interval, wait or timeout a sink takes: a year. Longer ones (1e308, or
-# infinity) overflowed the date arithmetic of leases and retries inside the daemon.
-MAX_SECONDS = 365 * 24 * 3600.0
-# The shortest: a hundredth of a second. Shorter ones (1e-300) turned retries, polls
-# and the delivery loop into a tight loop burning a CPU core.
-MIN_SECONDS = 0.01
 
 
 class _Strict(BaseModel):
@@ -103,20 +99,14 @@ class SinkSpec(_Strict):
     mapping: dict[str, Any] | None = Field(
         None, description="payload mapping; none: the default document"
     )
-    poll_interval: float = Field(
-        300.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds between polls of the source"
-    )
-    retry_interval: float = Field(
-        5.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds before the first retry"
-    )
-    retry_cap: float = Field(
-        600.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest wait between retries"
-    )
+    poll_interval: Seconds = Field(300.0, description="seconds between polls of the source")
+    retry_interval: Seconds = Field(5.0, description="seconds before the first retry")
+    retry_cap: Seconds = Field(600.0, description="longest wait between retries")
     give_up_after: int | None = Field(
         None, ge=1, description="failed attempts before a change goes to the dead letters"
     )
     concurrency: int = Field(8, ge=1, le=256, description="records delivered at once")
-    timeout: float = Field(30.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="seconds per request")
+    timeout: Seconds = Field(30.0, description="seconds per request")
     accept: Literal["200", "2xx"] = Field("200", description="which answers count as delivered")
     paused: bool = False
 
@@ -175,6 +165,4 @@ class SinkSettings(_Strict):
         le=MAX_SECONDS,
         description="a change being sent is re-sent by anyone after this",
     )
-    tick_seconds: float = Field(
-        1.0, ge=MIN_SECONDS, le=MAX_SECONDS, description="longest sleep of the delivery loop"
-    )
+    tick_seconds: Seconds = Field(1.0, description="longest sleep of the delivery loop")
