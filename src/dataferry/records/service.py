@@ -774,12 +774,15 @@ def parse_changes(
             raise InvalidRequest(f"change {i} ({uuid}): {exc}") from None
         item = Incoming(origin, data, meta, last, deleted)
         item.data_text = dumps(data)
-        item.meta_text = dumps(meta)
         # A peer's parser may accept what ours refuse: the limits of a local write (meta
         # holds only stamps, which merge.inspect has checked).
         if may_nest_too_deep(item.data_text):
             check_json(data, f"change {i} ({uuid}): data")
-        out[uuid] = _merge_incoming(out[uuid], item) if uuid in out else item
+        if uuid in out:  # the merge writes the texts of the merged state
+            item = _merge_incoming(out[uuid], item)
+        else:
+            item.meta_text = dumps(meta)
+        out[uuid] = item
     return out
 
 
