@@ -14,7 +14,7 @@ import orjson
 
 from dataferry.errors import InvalidRequest
 from dataferry.records import hlc
-from dataferry.text import SURROGATE_ESCAPE, lone_surrogate
+from dataferry.text import lone_surrogate_in
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -59,10 +59,9 @@ def loads(text: str | bytes, *, finite: bool = False) -> Any:
         raise ValueError("the JSON text is nested too deeply to read") from None
     # orjson refuses a lone surrogate ("\\ud800"); the standard library reads it into
     # a str that could be stored but never written out again (dataferry.text)
-    if SURROGATE_ESCAPE.search(data):
-        bad = lone_surrogate(value)
-        if bad is not None:
-            raise ValueError(f"{bad[:60]!r} holds a lone surrogate, which is not Unicode text")
+    bad = lone_surrogate_in(data, value)
+    if bad is not None:
+        raise ValueError(f"{bad[:60]!r} holds a lone surrogate, which is not Unicode text")
     return value
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from dataferry.api.rpc.auth import rpc_authorized
 from dataferry.api.rpc.registry import MethodNotFound, RpcRegistry
 from dataferry.errors import DataferryError, InvalidRequest
-from dataferry.text import lone_surrogate
+from dataferry.text import lone_surrogate_in
 
 MAX_BODY = 10 * 1024 * 1024
 MAX_BATCH = 1000
@@ -70,7 +70,7 @@ def dispatch(registry: RpcRegistry, body: bytes) -> Any:
         return _error(None, -32700, f"parse error: {exc}")
     except RecursionError:
         return _error(None, -32700, "parse error: the JSON text is nested too deeply")
-    bad = lone_surrogate(doc)
+    bad = lone_surrogate_in(body, doc)
     if bad is not None:  # see dataferry.text: no door may take it in
         return _error(None, -32700, f"parse error: {bad[:60]!r} holds a lone surrogate")
     if isinstance(doc, list):
