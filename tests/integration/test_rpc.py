@@ -106,6 +106,23 @@ def test_xmlrpc_move_zip(server: Server, folders: tuple[Path, Path], web: FileSe
     assert not [n for n in (dst / "out").iterdir() if n.name.endswith(".dftmp")]
 
 
+def test_xmlrpc_move_zip_into_a_file_fails_naming_it(
+    server: Server, folders: tuple[Path, Path]
+) -> None:
+    """A zip move whose destination folder is a file fails with the file system's
+    reason (before: "internal error: FileExistsError"), and leaves nothing behind."""
+    _, dst = folders
+    (dst / "taken").write_text("a file, not a folder")
+    p = proxy(server)
+    for destination in ("dst:taken", "dst:taken/deeper/bundle.zip"):
+        done = wait_status(p.check_move_status, p.move("src:tree", destination, True)["id"])
+        assert done["status"] == "FAILED", done
+        assert "internal error" not in done["reason"], done
+        assert "taken" in done["reason"] and "Not a directory" in done["reason"], done
+    assert sorted(n.name for n in dst.iterdir()) == ["taken"]
+    assert (dst / "taken").read_text() == "a file, not a folder"
+
+
 def test_xmlrpc_move_failure_and_rejections(
     server: Server, folders: tuple[Path, Path], web: FileServer
 ) -> None:

@@ -95,7 +95,12 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
                 target = (
                     dst_rel if dst_rel.endswith(".zip") else join(dst_rel, f"move-{ctx.job_id}.zip")
                 )
-                _zip(ctx, plan, dst, dst.full(target), settings, on_bytes)
+                try:
+                    _zip(ctx, plan, dst, dst.full(target), settings, on_bytes)
+                except DataferryError:
+                    raise
+                except Exception as exc:
+                    raise classify(exc, target, dst) from exc
                 return {"files": len(plan), "bytes": state["bytes"], "archive": target}
             for src, full, out, size in plan:
                 ctx.check()

@@ -181,7 +181,10 @@ class LocalEndpointFS(EndpointFS):
                 os.mkdir(folder)
             except FileExistsError:
                 if not os.path.isdir(folder):
-                    raise
+                    # A file is in the way: say so, not "File exists".
+                    raise NotADirectoryError(
+                        errno.ENOTDIR, os.strerror(errno.ENOTDIR), folder
+                    ) from None
 
 
 def open_fs(
