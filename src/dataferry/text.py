@@ -43,6 +43,23 @@ def lone_surrogate_in(text: bytes, value: Any) -> str | None:
     return lone_surrogate(value) if SURROGATE_ESCAPE.search(text) else None
 
 
+def undecodable(name: str) -> bool:
+    """Whether a name read from the file system held bytes that are not UTF-8:
+    Python hands those over as lone surrogates (PEP 383), which no database,
+    JSON answer or peer can carry."""
+    return not name.isascii() and _SURROGATE.search(name) is not None
+
+
+def check_file_name(rel: str, endpoint: str) -> None:
+    """Refuse a path found on ``endpoint`` whose name is not UTF-8 (see
+    :func:`undecodable`), naming it escaped."""
+    if undecodable(rel):
+        raise InvalidRequest(
+            f"{rel!r} on endpoint {endpoint!r} has a name that is not valid UTF-8 "
+            "(names are kept and sent as UTF-8 text): rename it"
+        )
+
+
 def check_unicode(value: Any, what: str) -> None:
     """Refuse ``value`` if a string in it is not Unicode text."""
     bad = lone_surrogate(value)

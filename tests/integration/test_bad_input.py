@@ -137,6 +137,25 @@ def test_tree_with_a_pipe_or_a_broken_link_fails_the_job_and_a_link_loop_is_walk
         assert not (dst / name).exists()
 
 
+def test_a_file_name_that_is_not_utf8_fails_the_job_naming_it(
+    setup: tuple[Server, Path, Path],
+) -> None:
+    """Names are stored and sent as UTF-8 text; a name on disk that is not (Linux
+    allows any bytes) fails the transfer at planning with the name shown escaped
+    (before: "internal error: UnicodeEncodeError")."""
+    server, src, dst = setup
+    tree = src / "mixed"
+    tree.mkdir()
+    (tree / "ok.txt").write_text("ok")
+    with open(os.fsencode(tree) + b"/caf\xe9.txt", "wb") as f:  # Latin-1, not UTF-8
+        f.write(b"latin-1 name")
+    doc = server.cli_json("transfer", "src:mixed", "dst:mixed", "--wait", check=False)
+    assert doc["state"] == "failed" and doc["attempts"] == 1, doc
+    assert "'mixed/caf\\udce9.txt' on endpoint 'src'" in doc["error"], doc
+    assert "not valid UTF-8" in doc["error"], doc
+    assert not (dst / "mixed").exists()
+
+
 def test_bad_endpoints_refused(setup: tuple[Server, Path, Path], tmp_path: Path) -> None:
     server, _, _ = setup
     cases = [

@@ -77,6 +77,24 @@ def test_list_stat_and_ranged_reads(host: tuple[Server, Path]) -> None:
         assert c.get("/shared/files", params={"path": "../etc/passwd"}).status_code == 422
 
 
+def test_a_name_that_is_not_utf8_is_refused_by_name_not_a_server_error(
+    host: tuple[Server, Path],
+) -> None:
+    """A listing that meets a file whose name is not UTF-8 says which (before: 500,
+    the answer could not be encoded)."""
+    srv, shared = host
+    (shared / "d").mkdir()
+    (shared / "d" / "ok.txt").write_bytes(b"ok")
+    with open(os.fsencode(shared) + b"/d/caf\xe9.txt", "wb") as f:
+        f.write(b"latin-1 name")
+    with api(srv) as c:
+        for params in ({"path": "d"}, {"path": "", "recursive": "true"}):
+            answer = c.get("/shared/list", params=params)
+            assert answer.status_code == 422, answer.text
+            assert "'d/caf\\udce9.txt' on endpoint 'shared'" in answer.json()["detail"]
+            assert "not valid UTF-8" in answer.json()["detail"]
+
+
 def test_upload_to_temporary_resume_commit_delete(host: tuple[Server, Path]) -> None:
     srv, shared = host
     data = os.urandom(3 * 1024 * 1024 + 17)

@@ -25,6 +25,7 @@ from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import clean_relative, name, parent
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from dataferry.text import check_file_name
 from dataferry.transfers.copy import write_all
 from dataferry.transfers.plan import TMP_SUFFIX
 
@@ -135,8 +136,10 @@ class PeerFiles:
             raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
         out = []
         for p, d in sorted(items):
+            sub = fs.rel(p.rstrip("/"))
+            check_file_name(sub, endpoint)
             kind = "directory" if d["type"] == "directory" else "file"
-            out.append(Entry(fs.rel(p.rstrip("/")), kind, int(d.get("size") or 0)))
+            out.append(Entry(sub, kind, int(d.get("size") or 0)))
         return out
 
     def read(

@@ -13,6 +13,7 @@ from fsspec.implementations.local import LocalFileSystem
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import is_within
 from dataferry.errors import Forbidden, InvalidRequest
+from dataferry.text import check_file_name, undecodable
 
 
 def _libc_call(name: str, *argtypes: Any) -> Any:
@@ -78,6 +79,8 @@ class LocalEndpointFS(EndpointFS):
             seen.add((st.st_dev, st.st_ino))
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    if undecodable(entry.name):
+                        check_file_name(self.rel(entry.path), self.name)
                     if entry.is_symlink():
                         self.check_inside(self.rel(entry.path))
                     if entry.is_dir():
