@@ -130,6 +130,16 @@ def test_move_refusals(staged: tuple[Server, Path]) -> None:
     doc = moved(b"{not json")
     assert (doc["task"], doc["state"]) == ("load metadata", "FAILED")
     assert "not valid JSON" in doc["exception"]
+    # NaN was stored with the job (on PostgreSQL: refused by the database at the
+    # door); a body nesting past the parser's recursion was a 500.
+    for body, message in (
+        (b'[{"destinationTable": "Transactions.project", "value": NaN}]', "NaN is not a"),
+        (b"[" * 5000 + b"]" * 5000, "nests too deeply"),
+        (b'[{"destinationTable": "Transactions.project", "value": "\\ud800"}]', "surrogate"),
+    ):
+        doc = moved(body)
+        assert (doc["task"], doc["state"]) == ("load metadata", "FAILED"), doc
+        assert message in doc["exception"], doc
     no_source = [{"destinationTable": "Transactions.project", "value": "mv"}, file_entry("f", b"")]
     doc = moved(no_source)
     assert "'source'" in doc["exception"]

@@ -196,6 +196,27 @@ def test_wrong_metadata_shape(srv: Server) -> None:
     refused(srv, body, "load metadata", "must be a JSON list")
 
 
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"destinationTable": "TransactionKeyValue", "key": "k" * 256, "value": "v"}, "longer"),
+        ({"destinationTable": "TransactionKeyValue", "key": "k", "value": "a\x00"}, "NUL"),
+        ({"destinationTable": "Transactions.instrument", "value": 10**300}, "longer"),
+        ({"destinationTable": "TransactionKeyValue", "key": "k", "value": "\ud800"}, "surrogate"),
+    ],
+    ids=["long-key", "nul", "long-instrument", "surrogate"],
+)
+def test_values_the_tables_cannot_hold_fail_at_load_metadata(
+    srv: Server, entry: dict[str, Any], message: str
+) -> None:
+    """Before, these failed at the last task, after the files were archived: on
+    PostgreSQL only (SQLite stored them), or for a surrogate with an internal error."""
+    table = entry["destinationTable"]
+    meta = [e for e in metadata_for({"f": b"x"}) if e["destinationTable"] != table] + [entry]
+    text = json.dumps(meta).encode()  # ASCII: a surrogate stays an escape
+    refused(srv, make_bundle({"f": b"x"}, metadata_text=text), "load metadata", message)
+
+
 def test_unlisted_and_missing_files(srv: Server) -> None:
     files = {"f": b"x", "extra": b"y"}
     meta = metadata_for({"f": b"x"})
@@ -223,8 +244,19 @@ def special(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
         (special("data/fifo", tarfile.FIFOTYPE), "is a FIFO"),
         (special("data/f", tarfile.REGTYPE), "appears twice"),
         (special("elsewhere.txt", tarfile.REGTYPE), "neither metadata.txt nor under data/"),
+        (special(os.fsdecode(b"data/caf\xe9"), tarfile.REGTYPE), "is not valid UTF-8"),
     ],
-    ids=["dotdot", "absolute", "symlink", "hardlink", "device", "fifo", "duplicate", "outside"],
+    ids=[
+        "dotdot",
+        "absolute",
+        "symlink",
+        "hardlink",
+        "device",
+        "fifo",
+        "duplicate",
+        "outside",
+        "not-utf8",
+    ],
 )
 def test_hostile_member(srv: Server, member: tarfile.TarInfo, message: str) -> None:
     body = make_bundle({"f": b"x"}, extra=[member])

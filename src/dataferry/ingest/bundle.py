@@ -24,6 +24,7 @@ from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
 from dataferry.ingest.metadata import DATA_DIR, METADATA_NAME
 from dataferry.ingest.tasks import OPEN_TAR, BundleError
+from dataferry.text import undecodable
 
 BLOCK = tarfile.BLOCKSIZE
 # Expanding less than this never counts as a bomb, whatever the ratio.
@@ -121,6 +122,8 @@ class Bundle:
 
 def _member_path(info: tarfile.TarInfo) -> str:
     raw = info.name
+    if undecodable(raw):  # tarfile hands bytes that are not UTF-8 over as surrogates
+        raise _fail(f"member {raw!r}: the name is not valid UTF-8")
     if raw.startswith("/"):
         raise _fail(f"member {raw!r} has an absolute path")
     try:

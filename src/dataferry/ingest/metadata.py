@@ -16,6 +16,7 @@ Keys this format does not use (the Pacifica uploader sends ``metaID``,
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from dataferry.endpoints.paths import clean_relative, join
 from dataferry.errors import InvalidRequest
 from dataferry.ingest.tasks import LOAD_METADATA, BundleError
+from dataferry.text import lone_surrogate
 from dataferry.transfers.plan import TMP_SUFFIX
 
 METADATA_NAME = "metadata.txt"
@@ -30,6 +32,12 @@ DATA_DIR = "data"
 TRANSACTION_FIELDS = ("submitter", "project", "instrument")
 HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+# What the metadata tables hold (db/models/ingest.py; a unit test keeps them equal):
+# checked here, before anything is archived, so every database refuses the same
+# bundles (SQLite would store a longer value that PostgreSQL refuses).
+MAX_FIELD_CHARS = 255  # submitter, project, instrument, key-value keys, mimetype
+MAX_TIME_CHARS = 64  # ctime, mtime
+MAX_SIZE = 2**63 - 1  # a BIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +102,30 @@ def _fail(message: str) -> BundleError:
     return BundleError(LOAD_METADATA, f"metadata.txt: {message}")
 
 
-def _scalar(value: Any, where: str) -> str:
+def _scalar(value: Any, where: str, limit: int | None = None) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise _fail(f"{where}: value must be a string or a number, not {type(value).__name__}")
+        text = "true" if value else "false"
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _fail(f"{where}: {value} is not a number JSON allows")
+    elif isinstance(value, (str, int, float)):
+        text = str(value)
+    else:
+        raise _fail(f"{where}: value must be a string or a number, not {type(value).__name__}")
+    if "\x00" in text:
+        raise _fail(f"{where}: value {text[:60]!r} holds a NUL character")
+    if limit is not None and len(text) > limit:
+        raise _fail(f"{where}: value {text[:60]!r}... is longer than {limit} characters")
+    return text
+
+
+def _key(key: Any, where: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise _fail(f"{where}: TransactionKeyValue needs a 'key'")
+    if any(ord(c) < 32 or c == "\x7f" for c in key):
+        raise _fail(f"{where}: key {key[:60]!r} holds a control character")
+    if len(key) > MAX_FIELD_CHARS:
+        raise _fail(f"{where}: key {key[:60]!r}... is longer than {MAX_FIELD_CHARS} characters")
+    return key
 
 
 def data_path(subdir: str, name: str) -> str:
@@ -127,8 +153,8 @@ def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
     if name.endswith(TMP_SUFFIX):
         raise _fail(f"{where}: names ending in {TMP_SUFFIX} are reserved for temporary files")
     size = item.get("size")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise _fail(f"{where}: 'size' must be a whole number of bytes >= 0")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+        raise _fail(f"{where}: 'size' must be a whole number of bytes from 0 to 2**63-1")
     hashtype = str(item.get("hashtype") or "").lower()
     if hashtype not in HASH_LENGTHS:
         known = ", ".join(sorted(HASH_LENGTHS))
@@ -158,9 +184,9 @@ def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
         size=size,
         hashtype=hashtype,
         hashsum=hashsum.lower(),
-        mimetype=_scalar(mimetype, where),
-        ctime=_scalar(item.get("ctime") or "", where),
-        mtime=_scalar(item.get("mtime") or "", where),
+        mimetype=_scalar(mimetype, where, MAX_FIELD_CHARS),
+        ctime=_scalar(item.get("ctime") or "", where, MAX_TIME_CHARS),
+        mtime=_scalar(item.get("mtime") or "", where, MAX_TIME_CHARS),
         source=source,
     )
 
@@ -168,16 +194,34 @@ def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
 def parse_metadata(text: bytes | str, *, need_source: bool = False) -> BundleMetadata:
     """Parse ``metadata.txt``; :class:`BundleError` at ``load metadata`` if it is not valid."""
     try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = decode_json(text)
+    except ValueError as exc:
         raise _fail(f"not valid JSON: {exc}") from None
     return check_metadata(doc, need_source=need_source)
+
+
+def _not_json(name: str) -> Any:
+    # Python's parser reads NaN and Infinity; JSON has no such numbers.
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def decode_json(text: bytes | str) -> Any:
+    """A metadata document's JSON; ValueError (UnicodeDecodeError among them) if it is
+    not JSON, NaN and Infinity included, or nests too deeply for the parser."""
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError("it nests too deeply to read") from None
 
 
 def check_metadata(doc: Any, *, need_source: bool = False) -> BundleMetadata:
     """Check an already decoded metadata document."""
     if not isinstance(doc, list):
         raise _fail(f"must be a JSON list of objects, not {type(doc).__name__}")
+    bad = lone_surrogate(doc)
+    if bad is not None:
+        # repr() writes the surrogate escaped, so the message itself is Unicode text
+        raise _fail(f"{bad[:60]!r} holds a lone surrogate (\\ud800-\\udfff): not Unicode text")
     fields: dict[str, str] = {}
     key_values: list[tuple[str, str]] = []
     files: list[FileEntry] = []
@@ -196,9 +240,7 @@ def check_metadata(doc: Any, *, need_source: bool = False) -> BundleMetadata:
             seen.add(entry.path)
             files.append(entry)
         elif table == "TransactionKeyValue":
-            key = item.get("key")
-            if not isinstance(key, str) or not key:
-                raise _fail(f"{where}: TransactionKeyValue needs a 'key'")
+            key = _key(item.get("key"), where)
             if "value" not in item or item["value"] is None:
                 raise _fail(f"{where}: TransactionKeyValue {key!r} needs a 'value'")
             key_values.append((key, _scalar(item["value"], where)))
@@ -208,13 +250,12 @@ def check_metadata(doc: Any, *, need_source: bool = False) -> BundleMetadata:
                 continue  # the service assigns transaction ids
             if "value" not in item or item["value"] is None or item["value"] == "":
                 raise _fail(f"{where}: {table} needs a 'value'")
-            value = _scalar(item["value"], where)
             if attr in TRANSACTION_FIELDS:
                 if attr in fields:
                     raise _fail(f"{where}: {table} is given twice")
-                fields[attr] = value
-            else:
-                key_values.append((table, value))
+                fields[attr] = _scalar(item["value"], where, MAX_FIELD_CHARS)
+            else:  # kept as a key-value named after the table
+                key_values.append((_key(table, where), _scalar(item["value"], where)))
         else:
             raise _fail(f"{where}: unknown destinationTable {table!r}")
     return BundleMetadata(

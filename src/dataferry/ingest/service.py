@@ -3,7 +3,6 @@ spool, start a move, report a job in Pacifica's shape, read transactions."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -14,6 +13,7 @@ from dataferry.config import IngestSettings
 from dataferry.endpoints.backends.local import LocalEndpointFS
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.errors import InvalidRequest, NotFound
+from dataferry.ingest.metadata import decode_json
 from dataferry.ingest.run import PARTIAL_NAME, UPLOAD_NAME
 from dataferry.ingest.store import ArchivedFile, TransactionStore
 from dataferry.ingest.tasks import KIND, UPLOADING
@@ -191,8 +191,8 @@ class IngestService:
             raise InvalidRequest(f"the metadata document is larger than {MOVE_MAX_BYTES} bytes")
         params: dict[str, Any] = {"origin": "move"}
         try:
-            params["metadata"] = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            params["metadata"] = decode_json(body)
+        except ValueError as exc:
             params["metadata_error"] = f"not valid JSON: {exc}"
         job, owner = self._start(params)
         store = self.core.job_store
