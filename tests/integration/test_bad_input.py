@@ -158,7 +158,7 @@ def test_a_file_name_that_is_not_utf8_fails_the_job_naming_it(
 
 def test_bad_endpoints_refused(setup: tuple[Server, Path, Path], tmp_path: Path) -> None:
     server, _, _ = setup
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"name": "x", "url": "gopher://h/p"}, 422, "unknown URL scheme 'gopher'"),
         ({"name": "x", "url": str(tmp_path / "nope")}, 422, "does not exist"),
         ({"name": "x", "url": "file://remotehost/data"}, 422, "host"),
@@ -170,12 +170,53 @@ def test_bad_endpoints_refused(setup: tuple[Server, Path, Path], tmp_path: Path)
             "both as option and secret",
         ),
     ]
+    # Options and secrets no protocol reads, and values their protocol refuses: before,
+    # stored (a typo silently ignored, a bad value failing or not at the first transfer).
+    sftp, s3, web = "sftp://me@127.0.0.1:2222/data", "s3://bucket/p", "https://h.example/f"
+    bad: list[tuple[str, dict[str, Any], dict[str, str], str]] = [
+        (sftp, {"know_hosts": "/x"}, {}, "option 'know_hosts' is not an option of sftp"),
+        (sftp, {"timeout": "-5"}, {}, "option timeout: must be from 0.01"),
+        (sftp, {"timeout": "nan"}, {}, "option timeout: must be a number of seconds"),
+        (sftp, {"timeout": True}, {}, "option timeout: must be a number of seconds"),
+        (sftp, {"host_key_check": "maybe"}, {}, "option host_key_check: must be true or false"),
+        (sftp, {"ciphers": "rot13"}, {}, "unknown cipher(s) rot13"),
+        (sftp, {"username": "a b"}, {}, "option username: must be 1-255 printable"),
+        (sftp, {"timeout": {"s": 1}}, {}, "must be text, a number or true/false"),
+        (sftp, {}, {"pasword": "x"}, "secret 'pasword' is not a secret of sftp endpoints"),
+        (s3, {"block_size": "1024"}, {}, "option block_size: must be from 5242880"),
+        (s3, {"block_size": 6e6}, {}, "option block_size: must be a whole number"),
+        (s3, {"anon": "maybe"}, {}, "option anon: must be true or false"),
+        (s3, {"region": "us east"}, {}, "option region"),
+        (s3, {}, {"password": "x"}, "secret 'password' is not a secret of s3 endpoints"),
+        (web, {"timeout": "0"}, {}, "option timeout: must be from 0.01"),
+        (web, {"ciphers": "x"}, {}, "option 'ciphers' is not an option of https endpoints"),
+        (str(tmp_path), {"read_only": "maybe"}, {}, "option read_only: must be true or false"),
+        (str(tmp_path), {"peer_read": "a b"}, {}, "option peer_read: must be site names"),
+        (str(tmp_path), {}, {"password": "x"}, "(known: none)"),
+    ]
+    for url, options, secrets, message in bad:
+        body = {"name": "x", "url": url, "options": options, "secrets": secrets}
+        cases.append((body, 422, message))
     for body, status, message in cases:
         response = httpx.post(f"{server.url}/api/v1/endpoints", json=body, timeout=10)
         assert response.status_code == status, (body, response.text)
         assert message in response.json()["detail"]
     with server.client() as c:
         assert [e["name"] for e in c.endpoints()] == ["dst", "ro", "src"]
+    # the CLI says the same; every value an option may take is still accepted
+    refused = server.cli("endpoint", "add", "x", sftp, "-o", "timeout=forever", check=False)
+    assert refused.returncode == 1 and "option timeout" in refused.stderr
+    server.cli(
+        "endpoint", "add", "ok", sftp, "-o", "timeout=2.5", "-o", "host_key_check=no",
+        "-o", "ciphers=aes128-ctr", "-o", "known_hosts=/x", "-o", "username=u",
+        "-o", "read_only=on", "-o", "peer_read=*", "-o", "peer_write=fac,lab-2",
+        "-s", "password=p", "-s", "private_key=k", "-s", "passphrase=q",
+    )  # fmt: skip
+    server.cli(
+        "endpoint", "add", "ok3", s3, "-o", "block_size=5242880", "-o", "anon=1",
+        "-o", "region=eu-west-1", "-o", "endpoint_url=http://127.0.0.1:9",
+        "-s", "access_key_id=a", "-s", "secret_access_key=b", "-s", "session_token=c",
+    )  # fmt: skip
     missing = httpx.get(f"{server.url}/api/v1/endpoints/none", timeout=10)
     assert missing.status_code == 404
     assert httpx.delete(f"{server.url}/api/v1/endpoints/none", timeout=10).status_code == 404

@@ -23,6 +23,7 @@ from fsspec.spec import AbstractFileSystem
 from dataferry.datasets.peer import PeerClient
 from dataferry.datasets.sites import NAME_RE, SiteAccess
 from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.options import Check
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest, NotFound, PermanentError, TransientError
 
@@ -531,6 +532,11 @@ def client_for(site: str) -> PeerClient:
         raise PermanentError("dataferry:// endpoints need the datasets capability (not loaded)")
     access = _config.resolve(site)
     return PeerClient(access, _config.my_site, verify=_config.verify, timeout=_config.timeout)
+
+
+# Only the common options; a peer is reached with its site's token, not a secret.
+OPTIONS: dict[str, Check] = {}
+SECRETS: frozenset[str] = frozenset()
 
 
 def check(url: SplitResult, options: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataferry.endpoints.options import flag
 from dataferry.endpoints.paths import join
 from dataferry.errors import DataferryError, Forbidden
 
@@ -53,7 +54,7 @@ class EndpointFS:
         return files
 
     def check_writable(self, rel: str) -> None:
-        if str(self.options.get("read_only", "")).lower() in ("1", "true", "yes"):
+        if flag(self.options.get("read_only", False)):
             raise Forbidden(f"endpoint {self.name!r} is read-only")
 
     # -- file I/O the transfer engine uses; backends may override for speed ----------

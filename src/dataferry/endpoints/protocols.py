@@ -1,18 +1,22 @@
 """Protocol registry: URL scheme -> backend module, imported only when used.
 
-A backend module provides ``check(url, options)`` (static validation when an
-endpoint is registered) and ``open_fs(name, url, options, secrets)``.
+A backend module provides ``OPTIONS`` (the options it reads, each with the check of
+its value, see ``endpoints.options``), ``SECRETS`` (the names of the secrets it
+reads), ``check(url, options)`` (static validation when an endpoint is registered)
+and ``open_fs(name, url, options, secrets)``.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.options import check_options, check_secret_names
 from dataferry.errors import InvalidRequest
 
 
@@ -53,10 +57,14 @@ def _backend(scheme: str) -> ModuleType:
         raise InvalidRequest(f"protocol {scheme!r} is not available: {exc}{hint}") from exc
 
 
-def check(url: str, options: dict[str, Any]) -> str:
-    """Validate an endpoint URL and options; returns the URL in canonical form."""
+def check(url: str, options: dict[str, Any], secret_names: Iterable[str] = ()) -> str:
+    """Validate an endpoint URL, its options and the names of its secrets; returns the
+    URL in canonical form."""
     parts = parse_url(url)
-    _backend(parts.scheme).check(parts, options)
+    backend = _backend(parts.scheme)
+    check_options(parts.scheme, options, backend.OPTIONS)
+    check_secret_names(parts.scheme, secret_names, backend.SECRETS)
+    backend.check(parts, options)
     return parts.geturl()
 
 

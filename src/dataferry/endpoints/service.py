@@ -70,7 +70,7 @@ class EndpointService:
         overlap = set(options) & set(secrets)
         if overlap:
             raise InvalidRequest(f"keys given both as option and secret: {sorted(overlap)}")
-        canonical = protocols.check(url, options)
+        canonical = protocols.check(url, options, secrets)
         row = EndpointRow(name=name, url=canonical, options=options, secrets=self.box.seal(secrets))
         try:
             with self.db.session() as s:

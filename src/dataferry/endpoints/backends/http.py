@@ -18,6 +18,7 @@ from urllib.parse import SplitResult
 import httpx
 
 from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.options import Check, seconds
 from dataferry.errors import (
     DataferryError,
     Forbidden,
@@ -27,6 +28,8 @@ from dataferry.errors import (
 )
 
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+OPTIONS: dict[str, Check] = {"timeout": seconds}
+SECRETS = frozenset({"token", "username", "password"})
 
 
 def check(url: SplitResult, options: dict[str, Any]) -> None:
@@ -36,7 +39,6 @@ def check(url: SplitResult, options: dict[str, Any]) -> None:
         raise InvalidRequest("put credentials in secrets (username, password or token)")
     try:
         url.port  # noqa: B018 - validates the port
-        float(options.get("timeout", 60))
     except ValueError as exc:
         raise InvalidRequest(f"bad {url.scheme} endpoint: {exc}") from None
 

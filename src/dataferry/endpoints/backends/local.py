@@ -11,6 +11,7 @@ from urllib.parse import SplitResult, unquote
 from fsspec.implementations.local import LocalFileSystem
 
 from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.options import Check
 from dataferry.endpoints.paths import is_within
 from dataferry.errors import Forbidden, InvalidRequest
 from dataferry.text import check_file_name, undecodable
@@ -42,6 +43,10 @@ def _root(url: SplitResult) -> str:
     if not path.startswith("/"):
         raise InvalidRequest("file URL must hold an absolute path, e.g. file:///data/in")
     return os.path.normpath(path)
+
+
+OPTIONS: dict[str, Check] = {}  # only the common ones (endpoints.options.COMMON)
+SECRETS: frozenset[str] = frozenset()
 
 
 def check(url: SplitResult, options: dict[str, Any]) -> None:

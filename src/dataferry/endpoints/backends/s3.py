@@ -16,10 +16,18 @@ from typing import Any
 from urllib.parse import SplitResult, unquote
 
 from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.options import Check, boolean, flag, text, whole_number, word
 from dataferry.errors import DataferryError, InvalidRequest, PermanentError, TransientError
 
 MIN_BLOCK = 5 * 1024 * 1024  # S3's smallest multipart part
-_TRUE = ("1", "true", "yes", "on")
+MAX_BLOCK = 5 * 1024**3  # and its largest
+OPTIONS: dict[str, Check] = {
+    "endpoint_url": text,  # and an http(s) URL (check)
+    "region": word,
+    "anon": boolean,
+    "block_size": whole_number(MIN_BLOCK, MAX_BLOCK),
+}
+SECRETS = frozenset({"access_key_id", "secret_access_key", "session_token"})
 _TRANSIENT_NAMES = {
     "EndpointConnectionError",
     "ConnectTimeoutError",
@@ -47,11 +55,6 @@ def check(url: SplitResult, options: dict[str, Any]) -> None:
     endpoint = options.get("endpoint_url", "")
     if endpoint and not str(endpoint).startswith(("http://", "https://")):
         raise InvalidRequest("option endpoint_url must be an http(s) URL")
-    try:
-        if int(options.get("block_size", MIN_BLOCK)) < MIN_BLOCK:
-            raise InvalidRequest("option block_size must be at least 5 MiB (5242880)")
-    except (TypeError, ValueError):
-        raise InvalidRequest("option block_size must be a number of bytes") from None
 
 
 def _classify(name: str, exc: BaseException, what: str) -> DataferryError | None:
@@ -115,7 +118,7 @@ def open_fs(
     if options.get("region"):
         client_kwargs["region_name"] = options["region"]
     endpoint = str(options.get("endpoint_url", "")) or None
-    anon = str(options.get("anon", "")).lower() in _TRUE
+    anon = flag(options.get("anon", False))
     fs = s3fs.S3FileSystem(
         key=secrets.get("access_key_id") or None,
         secret=secrets.get("secret_access_key") or None,

@@ -30,10 +30,18 @@ from urllib.parse import SplitResult, unquote
 
 from dataferry.endpoints.backends import ssh_packets
 from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.options import Check, boolean, flag, seconds, text, word
 from dataferry.errors import DataferryError, InvalidRequest, PermanentError, TransientError
 
 DEFAULT_PORT = 22
-_FALSE = ("0", "false", "no", "off")
+OPTIONS: dict[str, Check] = {
+    "username": word,
+    "timeout": seconds,
+    "ciphers": text,  # and each a cipher asyncssh has (check)
+    "known_hosts": text,
+    "host_key_check": boolean,
+}
+SECRETS = frozenset({"password", "private_key", "passphrase"})
 
 # Cipher preference: AES-GCM first (hardware AES makes it the cheapest per byte, as
 # OpenSSH and Go also prefer it), then asyncssh's other modern defaults.
@@ -94,13 +102,6 @@ def _parts(url: SplitResult, options: dict[str, Any]) -> tuple[str, int, str, st
 
 def check(url: SplitResult, options: dict[str, Any]) -> None:
     _parts(url, options)
-    known = options.get("known_hosts")
-    if known is not None and not isinstance(known, str):
-        raise InvalidRequest("option known_hosts must be a path or the known_hosts text")
-    try:
-        float(options.get("timeout", 30))
-    except (TypeError, ValueError):
-        raise InvalidRequest("option timeout must be a number of seconds") from None
     _ciphers(options)
 
 
@@ -121,7 +122,7 @@ def _ciphers(options: dict[str, Any]) -> list[str]:
 def _known_hosts(options: dict[str, Any]) -> Any:
     import asyncssh
 
-    if str(options.get("host_key_check", "true")).lower() in _FALSE:
+    if not flag(options.get("host_key_check", True), default=True):
         return None
     known = options.get("known_hosts")
     if not known:
