@@ -357,3 +357,85 @@ def test_uploads_keep_a_receipt_of_what_arrived(host: tuple[Server, Path]) -> No
     # a receipt that is not one: ignored
     os.setxattr(shared / "r" / "big.bin", receipts.XATTR, b"not a digest")
     assert receipt("r/big.bin") is None
+
+
+def tree_state(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (temporaries too) with its bytes, and every folder."""
+    out: dict[str, bytes] = {}
+    for folder, dirs, names in os.walk(root):
+        for d in dirs:
+            out[(Path(folder) / d).relative_to(root).as_posix() + "/"] = b""
+        for n in names:
+            p = Path(folder) / n
+            out[p.relative_to(root).as_posix()] = p.read_bytes()
+    return out
+
+
+def test_batch_header_is_checked_whole_before_a_byte_is_written(
+    host: tuple[Server, Path],
+) -> None:
+    """Each file of a batch header is exactly {"upload": str, "path": str, "size": int,
+    "data": bool}: a ``data`` flag of 1, "yes" or "false" is not a boolean, a size is
+    not negative nor beyond a file's largest size, no name is given twice, no path
+    leaves the endpoint or names its root. Any of these is a 422 before anything is
+    written or put in place, even when the files before it in the header are good
+    (a bad final path or size used to fail at its commit, after those were in place)."""
+    srv, shared = host
+    held = os.urandom(40)
+    a, c2 = b"abc", b"de"
+    good_a = {"upload": "b/.a.1.dftmp", "path": "b/a.bin", "size": len(a), "data": True}
+    good_c = {"upload": "b/.c.1.dftmp", "path": "b/c.bin", "size": len(c2), "data": True}
+    held_item: dict[str, Any] = {
+        "upload": "h/.held.1.dftmp",
+        "path": "h/held.bin",
+        "size": len(held),
+    }
+    headers = {"Content-Type": BATCH_TYPE}
+    bad: list[tuple[str, dict[str, Any], list[bytes]]] = [
+        ("data", {**good_c, "data": 1}, [a, c2]),
+        ("data", {**good_c, "data": "yes"}, [a, c2]),
+        ("data", {**good_c, "data": "false"}, [a, c2]),
+        ("data", {**good_c, "data": None}, [a]),
+        ("data", {**held_item, "data": 0}, [a]),
+        ("data", held_item, [a]),  # no data flag at all
+        ("size", {**good_c, "size": True}, [a, b"d"]),
+        ("size", {**good_c, "size": "2"}, [a, c2]),
+        ("size", {**good_c, "size": 2.0}, [a, c2]),
+        ("size", {**held_item, "size": -1, "data": False}, [a]),
+        ("size", {**held_item, "size": 2**63, "data": False}, [a]),
+        ("size", {**held_item, "size": 10**30, "data": False}, [a]),
+        ("path", {**good_c, "path": "../c.bin"}, [a, c2]),
+        ("path", {**good_c, "path": "b/../../c.bin"}, [a, c2]),
+        ("path", {**good_c, "path": "/etc/c.bin"}, [a, c2]),
+        ("path", {**good_c, "path": ""}, [a, c2]),
+        ("path", {**good_c, "path": "./"}, [a, c2]),
+        ("path", {**good_c, "path": 7}, [a, c2]),
+        ("upload", {**good_c, "upload": "../.c.1.dftmp"}, [a, c2]),
+        ("upload", {**good_c, "upload": "/tmp/.c.1.dftmp"}, [a, c2]),
+        ("upload", {**good_c, "upload": ["b/.c.1.dftmp"]}, [a, c2]),
+        ("twice", {**good_c, "path": "b/a.bin"}, [a, c2]),
+        ("twice", {**good_c, "path": "b//./a.bin"}, [a, c2]),
+        ("twice", {**good_c, "upload": "b/.a.1.dftmp"}, [a, c2]),
+        ("twice", {**good_c, "path": "b/.a.1.dftmp"}, [a, c2]),
+        ("twice", {**good_c, "path": "b/.c.1.dftmp"}, [a, c2]),
+        ("unknown", {**good_c, "durable": True}, [a, c2]),
+    ]
+    with api(srv) as c:
+        r = c.put("/shared/uploads", params={"path": held_item["upload"]}, content=held)
+        assert r.status_code == 200, r.text
+        before = tree_state(shared)
+        for what, item, blobs in bad:
+            body = batch_body([good_a, item], blobs)
+            r = c.post("/shared/uploads/batch", content=body, headers=headers)
+            assert r.status_code == 422, (what, item, r.status_code, r.text)
+            assert r.json()["error"] == "invalid", r.text
+            assert tree_state(shared) == before, (what, item)
+        # the same group, well formed: the held upload is committed without its bytes
+        files = [good_a, good_c, {**held_item, "data": False}]
+        r = c.post("/shared/uploads/batch", content=batch_body(files, [a, c2]), headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["committed"] == ["b/a.bin", "b/c.bin", "h/held.bin"]
+    assert (shared / "b" / "a.bin").read_bytes() == a
+    assert (shared / "b" / "c.bin").read_bytes() == c2
+    assert (shared / "h" / "held.bin").read_bytes() == held
+    assert temporaries(shared) == []

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from dataferry.datasets import receipts
+from dataferry.datasets.batchheader import BatchFile, batch_files
 from dataferry.endpoints.backends.local import LocalEndpointFS
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import clean_relative, name, parent
@@ -49,18 +50,6 @@ class Entry:
 
     def document(self) -> dict[str, Any]:
         return {"path": self.path, "type": self.type, "size": self.size}
-
-
-def _batch_item(doc: Any) -> tuple[str, str, int, bool]:
-    """One file of a batch upload: (upload, path, size, carries data)."""
-    if not isinstance(doc, dict):
-        raise InvalidRequest("batch: each file is an object")
-    upload, path, size, has = doc.get("upload"), doc.get("path"), doc.get("size"), doc.get("data")
-    if not isinstance(upload, str) or not isinstance(path, str):
-        raise InvalidRequest("batch: each file needs 'upload' and 'path'")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise InvalidRequest(f"batch: {path!r} needs a size (bytes, not negative)")
-    return upload, path, size, bool(has)
 
 
 class PeerFiles:
@@ -224,11 +213,14 @@ class PeerFiles:
 
     def start_batch(self, site: str, endpoint: str, files: builtins.list[Any]) -> BatchUpload:
         """A group of uploads to be put in place together (``POST /uploads/batch``):
-        every file is checked before any byte is written; the caller then writes the
-        data as it arrives (``BatchUpload.write``) and ends with ``finish``."""
+        every file of the header is checked (``batchheader``, then each name against
+        the endpoint) before any byte is written; the caller then writes the data as
+        it arrives (``BatchUpload.write``) and ends with ``finish``."""
         fs = self.endpoint(site, endpoint, WRITE)
-        items = [_batch_item(f) for f in files]
-        fulls = [self._upload_target(site, endpoint, upload)[2] for upload, _, _, _ in items]
+        items = batch_files(files)
+        fulls = [self._upload_target(site, endpoint, f.upload)[2] for f in items]
+        for f in items:
+            fs.check_inside(f.path)
         return BatchUpload(self, site, endpoint, fs, items, fulls)
 
     def upload_size(self, site: str, endpoint: str, path: str) -> int:
@@ -364,7 +356,7 @@ class BatchUpload:
         site: str,
         endpoint: str,
         fs: EndpointFS,
-        items: builtins.list[tuple[str, str, int, bool]],
+        items: builtins.list[BatchFile],
         fulls: builtins.list[str],
     ) -> None:
         self.files = files
@@ -373,7 +365,7 @@ class BatchUpload:
         self.fs = fs
         self.items = items
         self.fulls = fulls
-        self.expected = sum(size for _, _, size, has in items if has)
+        self.expected = sum(f.size for f in items if f.data)
         self.received = 0
         self._index = 0  # the file the next byte belongs to
         self._left = 0  # bytes of it still to come
@@ -386,8 +378,8 @@ class BatchUpload:
     def _next_file(self) -> None:
         """Move to the next file that carries data, creating it (empty files too)."""
         while self._index < len(self.items):
-            _, _, size, has = self.items[self._index]
-            if not has:
+            item = self.items[self._index]
+            if not item.data:
                 self._index += 1
                 continue
             full = self.fulls[self._index]
@@ -402,8 +394,8 @@ class BatchUpload:
                     self._made.append((folder, top))
             self._open = Upload(self.fs, self.fs.open_write(full), 0)
             self._written.append(full)
-            self._left = size
-            if size:
+            self._left = item.size
+            if item.size:
                 return
             self._close_file()
         self._open = None
@@ -446,8 +438,8 @@ class BatchUpload:
         fs = self.fs
         fs.make_durable_many([f for f in self.fulls if fs.exists(f)])
         return [
-            self.files.commit(self.site, self.endpoint, upload, path, size, durable=False)
-            for upload, path, size, _ in self.items
+            self.files.commit(self.site, self.endpoint, f.upload, f.path, f.size, durable=False)
+            for f in self.items
         ]
 
     def abort(self) -> None:

@@ -1,0 +1,86 @@
+"""The files of a batch upload's header (``POST /uploads/batch``), checked whole, pure.
+
+Each file is exactly ``{"upload": str, "path": str, "size": int, "data": bool}``:
+JSON's own types, nothing coerced (a ``data`` of ``1``, ``"yes"`` or ``"false"`` is
+not a boolean), a size from 0 to the largest a file can have, both names relative
+to the endpoint's root and never given twice in one batch. The receiver checks all
+of them before it writes a byte, so a bad file late in a header cannot leave the
+files before it in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dataferry.endpoints.paths import clean_relative
+from dataferry.errors import InvalidRequest
+
+#: the largest size a file can have (a signed 64-bit file offset)
+MAX_SIZE = 2**63 - 1
+FIELDS = ("upload", "path", "size", "data")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFile:
+    upload: str  # the temporary name, relative to the endpoint's root and cleaned
+    path: str  # the final name, likewise
+    size: int
+    data: bool  # its bytes come in the body (else it was uploaded before)
+
+
+def batch_files(docs: Sequence[Any]) -> list[BatchFile]:
+    """The header's files, each checked, or ``InvalidRequest`` naming the first bad one."""
+    files = [_batch_file(i, doc) for i, doc in enumerate(docs)]
+    seen: dict[str, int] = {}
+    for i, f in enumerate(files):
+        for name in (f.upload, f.path):
+            if name in seen:
+                raise InvalidRequest(
+                    f"batch: file {i} names {name!r}, as file {seen[name]} does already"
+                )
+            seen[name] = i
+    return files
+
+
+def _batch_file(i: int, doc: Any) -> BatchFile:
+    if not isinstance(doc, dict):
+        raise InvalidRequest(f"batch: file {i} is not an object")
+    where = f"batch: file {i}"
+    if isinstance(doc.get("path"), str):
+        where += f" ({_shown(doc['path'])})"
+    unknown = sorted(str(k) for k in doc if k not in FIELDS)
+    if unknown:
+        raise InvalidRequest(f"{where}: unknown field(s) {_cut(', '.join(unknown))}")
+    missing = [k for k in FIELDS if k not in doc]
+    if missing:
+        raise InvalidRequest(f"{where}: needs {', '.join(missing)}")
+    upload, path, size, data = (doc[k] for k in FIELDS)
+    for field, value in (("upload", upload), ("path", path)):
+        if not isinstance(value, str):
+            raise InvalidRequest(f"{where}: {field!r} must be a string")
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:
+        raise InvalidRequest(f"{where}: 'size' must be a whole number of bytes, 0 to {MAX_SIZE}")
+    if type(data) is not bool:
+        raise InvalidRequest(f"{where}: 'data' must be true or false, not {_shown(data)}")
+    final = _clean(where, path)
+    if not final:
+        raise InvalidRequest(f"{where}: 'path' names the endpoint's root")
+    return BatchFile(_clean(where, upload), final, size, data)
+
+
+def _clean(where: str, name: str) -> str:
+    try:
+        return clean_relative(name)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{where}: {exc.message}") from None
+
+
+def _shown(value: Any) -> str:
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    """At most 40 characters of a value the caller sent, for an error message."""
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,89 @@
+"""The files of a batch upload's header: JSON's own types, nothing coerced, names
+relative and given once (``dataferry.datasets.batchheader``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dataferry.datasets.batchheader import MAX_SIZE, BatchFile, batch_files
+from dataferry.errors import InvalidRequest
+
+GOOD = {"upload": "d/.a.1.dftmp", "path": "d/a", "size": 3, "data": True}
+
+
+def test_a_well_formed_header_gives_its_files_with_names_cleaned() -> None:
+    held = {"upload": "./e//.b.1.dftmp", "path": "e/./b", "size": MAX_SIZE, "data": False}
+    assert batch_files([GOOD, held, {**GOOD, "upload": "f/.c.dftmp", "path": "c", "size": 0}]) == [
+        BatchFile("d/.a.1.dftmp", "d/a", 3, True),
+        BatchFile("e/.b.1.dftmp", "e/b", MAX_SIZE, False),
+        BatchFile("f/.c.dftmp", "c", 0, True),
+    ]
+    assert batch_files([]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"data": 1}, "'data' must be true or false, not 1"),
+        ({"data": 0}, "'data' must be true or false"),
+        ({"data": "yes"}, "'data' must be true or false, not 'yes'"),
+        ({"data": "false"}, "'data' must be true or false"),
+        ({"data": None}, "'data' must be true or false"),
+        ({"data": ["x" * 100]}, "..."),
+        ({"size": True}, "'size' must be a whole number"),
+        ({"size": "3"}, "'size' must be a whole number"),
+        ({"size": 3.0}, "'size' must be a whole number"),
+        ({"size": None}, "'size' must be a whole number"),
+        ({"size": -1}, "'size' must be a whole number"),
+        ({"size": MAX_SIZE + 1}, "'size' must be a whole number"),
+        ({"size": 10**30}, "'size' must be a whole number"),
+        ({"upload": 5}, "'upload' must be a string"),
+        ({"path": None}, "'path' must be a string"),
+        ({"path": "../a"}, "escapes the endpoint's root"),
+        ({"path": "d/../../a"}, "escapes the endpoint's root"),
+        ({"path": "/etc/a"}, "is absolute"),
+        ({"upload": "/tmp/.a.1.dftmp"}, "is absolute"),
+        ({"upload": "../.a.1.dftmp"}, "escapes the endpoint's root"),
+        ({"path": "d\\a"}, "backslash"),
+        ({"path": "d/a\x00"}, "control character"),
+        ({"path": ""}, "'path' names the endpoint's root"),
+        ({"path": "./."}, "'path' names the endpoint's root"),
+        ({"durable": True}, "unknown field(s) durable"),
+    ],
+)
+def test_a_loose_field_is_refused_and_named(change: dict[str, Any], says: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        batch_files([GOOD, {**GOOD, "upload": "d/.b.1.dftmp", "path": "d/b", **change}])
+    assert refused.value.message.startswith("batch: file 1")
+    assert says in refused.value.message
+    assert len(refused.value.message) < 200
+
+
+@pytest.mark.parametrize("missing", ["upload", "path", "size", "data"])
+def test_every_field_is_required(missing: str) -> None:
+    doc = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(InvalidRequest, match=f"batch: file 0.*needs {missing}"):
+        batch_files([doc])
+
+
+@pytest.mark.parametrize("doc", [None, 3, "d/a", ["d/.a.1.dftmp", "d/a", 3, True]])
+def test_a_file_is_an_object(doc: Any) -> None:
+    with pytest.raises(InvalidRequest, match="batch: file 0 is not an object"):
+        batch_files([doc])
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"upload": "d/.b.1.dftmp", "path": "d/a"},  # the same final path
+        {"upload": "d/.b.1.dftmp", "path": "d//./a"},  # the same, spelled otherwise
+        {"upload": "d/.a.1.dftmp", "path": "d/b"},  # the same temporary name
+        {"upload": "d/.b.1.dftmp", "path": "d/.a.1.dftmp"},  # onto another's upload
+        {"upload": "d/.b.1.dftmp", "path": "d/.b.1.dftmp"},  # onto its own upload
+    ],
+)
+def test_no_name_is_given_twice(second: dict[str, str]) -> None:
+    with pytest.raises(InvalidRequest, match=r"batch: file 1 names .*, as file [01] does already"):
+        batch_files([GOOD, {**GOOD, **second}])
