@@ -8,6 +8,7 @@ token (``dataferry peer add``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
@@ -24,6 +25,19 @@ SERVICE_TYPE = "_dataferry._tcp.local."
 def _text(props: dict[bytes, bytes | None], key: str) -> str:
     value = props.get(key.encode())
     return value.decode("utf-8", "replace") if value else ""
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` for an address found over mDNS: an IPv6 address goes in
+    brackets (its colons are not the port's), with a zone as ``%25ZONE`` (RFC 6874)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}"  # a host name
+    if isinstance(address, ipaddress.IPv6Address):
+        zone = f"%25{address.scope_id}" if address.scope_id else ""
+        return f"http://[{str(address).partition('%')[0]}{zone}]:{port}"
+    return f"http://{address}:{port}"
 
 
 def announce_addresses(host: str) -> list[str]:
@@ -141,7 +155,7 @@ class Discovery:
         doc = {
             "instance_id": instance,
             "name": name,
-            "url": f"http://{host}:{info.port}" if host else "",
+            "url": http_url(host, info.port) if host else "",
             "addresses": addresses,
             "port": info.port,
             "protocol": _text(props, "protocol"),
