@@ -53,6 +53,15 @@ class Status:
     SERVER_ERROR = "server error"
 
 
+#: the HTTP status a ``transfer-status`` answer goes with (200 for the others)
+_HTTP_CODES = {Status.BAD_REQUEST: 400, Status.SERVER_ERROR: 500}
+
+
+def http_code(status: str) -> int:
+    """The HTTP status the REST door sends a ``transfer-status`` answer with."""
+    return _HTTP_CODES.get(status, 200)
+
+
 @dataclass(frozen=True, slots=True)
 class Dataset:
     uid: str
@@ -352,6 +361,16 @@ class ProviderService:
         }
 
     def transfer_status(self, uid: str, site: str, transfer_id: int) -> dict[str, Any]:
+        """Where delivery ``transfer_id`` of ``uid`` to ``site`` stands, mapped from its
+        job here for every door: ``{"status", "message"[, "transfer_id", "job"]}``.
+        It never raises: no such transfer is "bad request", and a lookup that fails
+        ("server error") is an answer too, which the consumer retries."""
+        try:
+            return self._transfer_status(uid, site, transfer_id)
+        except DataferryError as exc:
+            return {"status": Status.SERVER_ERROR, "message": exc.message}
+
+    def _transfer_status(self, uid: str, site: str, transfer_id: int) -> dict[str, Any]:
         try:
             with self.db.read() as s:
                 row = s.scalar(

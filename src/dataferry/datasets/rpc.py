@@ -37,8 +37,14 @@ def register(core: Core) -> None:
         """A published dataset with its manifest."""
         return core.provider.get(uid).document()
 
+    def transfer_status(uid: str, site: str, transfer_id: int) -> dict[str, Any]:
+        """Where delivery TRANSFER_ID of dataset UID to SITE stands: what the provider
+        answers that site's poll (GET .../transfer-status), "server error" included."""
+        return core.provider.transfer_status(uid, site, transfer_id)
+
     for name, fn in (
         ("datasets.publish", publish),
+        ("datasets.transfer_status", transfer_status),
         ("datasets.broadcast", broadcast),
         ("datasets.status", status),
         ("datasets.restart", restart),

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataferry.api.deps import core as get_core
 from dataferry.api.site_auth import require_site, site_or_admin
 from dataferry.app import Core
-from dataferry.datasets.provider import Status
+from dataferry.datasets.provider import http_code
 from dataferry.datasets.sites import Site
-from dataferry.errors import DataferryError, InvalidRequest
+from dataferry.errors import InvalidRequest
 
 #: operator routes (mounted behind the API token)
 admin = APIRouter(tags=["datasets"])
@@ -88,12 +88,8 @@ def transfer_status(
     site: Site = Depends(require_site),
     core: Core = Depends(get_core),
 ) -> JSONResponse:
-    try:
-        doc = core.provider.transfer_status(uid, site.name, transfer_id)
-    except DataferryError as exc:
-        return JSONResponse({"status": Status.SERVER_ERROR, "message": exc.message}, 500)
-    code = 400 if doc["status"] == Status.BAD_REQUEST else 200
-    return JSONResponse(doc, code)
+    doc = core.provider.transfer_status(uid, site.name, transfer_id)
+    return JSONResponse(doc, http_code(doc["status"]))
 
 
 # -- consumer side ---------------------------------------------------------------------
