@@ -22,6 +22,8 @@ ALLOWED: dict[tuple[State, Event], State] = {
     (S.CHECKING_INTEGRITY, E.INTEGRITY_OK): S.COMPLETE,
     (S.CHECKING_INTEGRITY, E.INTEGRITY_FAILED): S.FAILED_PERMANENT,
 }
+for unfinished in set(State) - FINAL:  # a UID no request can name: failed for good
+    ALLOWED[(unfinished, E.UID_UNUSABLE)] = S.FAILED_PERMANENT
 for polling in (S.TRANSFER_REQUESTED, S.IN_PROGRESS):
     ALLOWED[(polling, E.STATUS_IN_PROGRESS)] = S.IN_PROGRESS
     ALLOWED[(polling, E.STATUS_COMPLETE)] = S.CHECKING_INTEGRITY
@@ -106,3 +108,11 @@ def test_restart_after_integrity_failure_starts_over() -> None:
     assert out.state is S.FAILED_PERMANENT
     again = decide(out.state, E.RESTART, out.retries, MAX)
     assert again == Outcome(S.REGISTERED, 0)
+
+
+@pytest.mark.parametrize("state", sorted(set(State) - FINAL))
+def test_an_unusable_uid_fails_for_good_once_whatever_the_retries(state: State) -> None:
+    out = decide(state, E.UID_UNUSABLE, MAX, MAX)  # even with no retry left
+    assert out == Outcome(S.FAILED_PERMANENT, MAX)
+    with pytest.raises(Refused):  # and once there, it stays: no second transition
+        decide(out.state, E.UID_UNUSABLE, out.retries, MAX)

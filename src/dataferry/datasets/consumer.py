@@ -231,6 +231,11 @@ class ConsumerService:
             ds = self.get(uid)
         if ds.state in FINAL:
             return False
+        try:
+            check_announced_uid(ds.uid)
+        except InvalidRequest as exc:  # stored before notify checked UIDs (0c829ea)
+            reason = f"cannot be asked for (stored before notify checked UIDs): {exc.message}"
+            return self._apply(ds, Event.UID_UNUSABLE, reason)
         if ds.state is State.REGISTERED:
             return self._request(ds)
         if ds.state in POLLING:

@@ -3,8 +3,9 @@
     registered -> transfer_requested -> in_progress -> checking_integrity -> complete
 
 ``failed_retryable``: a network or server error; the tick retries it after a backoff.
-``failed_permanent``: a bad request, an integrity failure, or retries exhausted; it
-stays until an operator restarts it. A status poll that answers "bad request" or
+``failed_permanent``: a bad request, an integrity failure, retries exhausted, or a
+UID no request can name (stored before notify checked UIDs); it stays until an
+operator restarts it. A status poll that answers "bad request" or
 "server error", or raises, leaves the state as it is and counts a retry.
 """
 
@@ -43,6 +44,9 @@ class Event(StrEnum):
     INTEGRITY_FAILED = "integrity_failed"
     RETRY_DUE = "retry_due"  # the backoff of a failed_retryable dataset is over
     RESTART = "restart"  # an operator's restart
+    # the UID is not one a provider can publish, so no request can name it (a row
+    # stored before notify checked UIDs): from any state that is not final
+    UID_UNUSABLE = "uid_unusable"
 
 
 class Refused(Exception):
@@ -80,6 +84,10 @@ def decide(state: State, event: Event, retries: int, max_retries: int) -> Outcom
         if state in (S.FAILED_PERMANENT, S.FAILED_RETRYABLE):
             return Outcome(S.REGISTERED, 0)
         raise Refused(state, event)
+    if event is E.UID_UNUSABLE:
+        if state in FINAL:
+            raise Refused(state, event)
+        return Outcome(S.FAILED_PERMANENT, retries)
     if state is S.REGISTERED:
         if event is E.REQUEST_ACCEPTED:
             return Outcome(S.TRANSFER_REQUESTED, retries)
