@@ -430,6 +430,14 @@ def test_batch_header_is_checked_whole_before_a_byte_is_written(
             assert r.status_code == 422, (what, item, r.status_code, r.text)
             assert r.json()["error"] == "invalid", r.text
             assert tree_state(shared) == before, (what, item)
+        # a header that is not JSON a file list can be read from, nested deeper than
+        # any parser goes included (that was a 500)
+        for header in (b"[" * 200_000, b'{"files": ' + b"[" * 200_000, b"\xff\xfe", b"[]"):
+            body = len(header).to_bytes(4, "big") + header
+            r = c.post("/shared/uploads/batch", content=body, headers=headers)
+            assert r.status_code == 422, (header[:20], r.status_code, r.text)
+            assert r.json()["error"] == "invalid", r.text
+        assert tree_state(shared) == before
         # the same group, well formed: the held upload is committed without its bytes
         files = [good_a, good_c, {**held_item, "data": False}]
         r = c.post("/shared/uploads/batch", content=batch_body(files, [a, c2]), headers=headers)

@@ -86,7 +86,10 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
     end = _HEADER_LEN.size + n
     if end > len(start):
         return None
-    doc = json.loads(bytes(start[_HEADER_LEN.size : end]))
+    try:
+        doc = json.loads(bytes(start[_HEADER_LEN.size : end]))
+    except RecursionError:  # nested deeper than the parser goes: not a file list
+        raise ValueError("batch header is nested too deep") from None
     files = doc.get("files") if isinstance(doc, dict) else None
     if not isinstance(files, list):
         raise ValueError("batch header needs a list of files")
