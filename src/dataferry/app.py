@@ -8,7 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from dataferry.api.rpc.registry import RpcRegistry
 from dataferry.config import Settings
@@ -17,6 +17,7 @@ from dataferry.db.engine import Database
 from dataferry.db.models import MetaRow
 from dataferry.endpoints.secrets import SecretBox
 from dataferry.endpoints.service import EndpointService
+from dataferry.errors import ConfigurationError
 from dataferry.jobs.executor import Executor, node_name
 from dataferry.jobs.registry import JobRegistry
 from dataferry.jobs.runner import JobRunner
@@ -172,11 +173,21 @@ def init_db(settings: Settings) -> str:
     """Create or upgrade the schema, the secret key file and the instance id; idempotent.
 
     Returns the instance id."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create the home folder {settings.home}: {exc.strerror or exc}"
+        ) from None
     SecretBox.from_settings(settings.secret_key, settings.key_file)
     db = Database(settings.database_url)
     try:
-        migrate.upgrade(db.engine)
+        try:
+            migrate.upgrade(db.engine)
+        except OperationalError as exc:  # not there, refused, wrong password ...
+            shown = db.engine.url.render_as_string(hide_password=True)
+            first_line = str(exc.orig or exc).strip().splitlines()[0]
+            raise ConfigurationError(f"cannot reach the database {shown}: {first_line}") from None
         try:
             with db.session() as s:
                 row = s.get(MetaRow, "instance_id")

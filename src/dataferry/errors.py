@@ -81,6 +81,13 @@ class PermanentError(DataferryError):
     code = "permanent"
 
 
+class ConfigurationError(DataferryError):
+    """A setting the service cannot start with: a database it cannot use or reach, a
+    secret key that is not one, a home folder it cannot create."""
+
+    code = "configuration"
+
+
 class JobLost(DataferryError):
     """This worker no longer owns the job (cancelled, or its lease was taken over)."""
 

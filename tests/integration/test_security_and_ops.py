@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+import pytest
 from sqlalchemy import inspect
 
 from dataferry.app import init_db
@@ -115,6 +116,40 @@ def test_openapi_documents_the_error_shape_refusals_have(server: Server) -> None
     metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(metrics) == ["text/plain"]
     assert httpx.get(f"{server.url}/metrics").headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ('database_url = "notaurl"', "database_url 'notaurl' is not a database URL"),
+        ('database_url = "mysql://x@h/db"', "database_url: mysql is not supported"),
+        ('database_url = "postgresql://x@h/db"', "postgresql+psycopg://"),
+        ('secret_key = "short"', "secret_key must be a Fernet key"),
+        ('home = "/proc/dataferry-nope"', "cannot create the home folder /proc/dataferry-nope"),
+        (
+            'database_url = "postgresql+psycopg://nobody@127.0.0.1:1/x"',
+            "cannot reach the database postgresql+psycopg://nobody@127.0.0.1:1/x",
+        ),
+    ],
+    ids=["not-a-url", "mysql", "psycopg2", "secret-key", "home", "unreachable"],
+)
+def test_start_up_problems_are_one_clear_line(tmp_path: Path, config: str, message: str) -> None:
+    """Before, each was a Python traceback (the URL and key problems only when the
+    database was first opened)."""
+    cfg = tmp_path / "df.toml"
+    cfg.write_text(f'home = "{tmp_path}"\n{config}\n' if "home" not in config else config + "\n")
+    env = {"DATAFERRY_CONFIG": str(cfg), "PATH": "/usr/bin:/bin"}
+    for command in (["init-db"], ["serve", "--port", "1"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "dataferry", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, result
+        assert "Traceback" not in result.stderr, result.stderr
+        assert message in " ".join(result.stderr.split()), result.stderr
 
 
 def test_init_db_is_idempotent_and_upgrades(settings: Settings) -> None:

@@ -24,6 +24,7 @@ from dataferry.cli import (
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
+from dataferry.errors import ConfigurationError
 
 app = typer.Typer(
     name="dataferry",
@@ -93,5 +94,8 @@ def main() -> None:
     try:
         app()
     except ClientError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(1)
+    except ConfigurationError as exc:  # serve, init-db, worker: what to change
         err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         sys.exit(1)

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import DataError
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dataferry.db.walcheckpoint import LOG_BYTES, SAFETY_PAGES, WalCheckpointer
-from dataferry.errors import InvalidRequest
+from dataferry.errors import ConfigurationError, InvalidRequest
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # A row lives whole in one page when it fits: with the default 4 KiB pages a
@@ -69,9 +69,33 @@ def _refused_value(context: ExceptionContext) -> None:
         raise InvalidRequest(f"the database cannot take a value: {first_line}") from None
 
 
+# The drivers this service is built and tested with (see pyproject.toml).
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+
+
+def parse_database_url(url: str) -> URL:
+    """``url`` parsed, or ConfigurationError if it is not one of a supported database."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(
+            f"database_url {url!r} is not a database URL (e.g. sqlite:////var/lib/dataferry/"
+            "dataferry.db or postgresql+psycopg://user@host/db)"
+        ) from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        backend = parsed.get_backend_name()
+        hint = (
+            "write postgresql+psycopg://... (the driver installed with dataferry)"
+            if backend == "postgresql"
+            else f"{backend} is not supported: use sqlite:/// or postgresql+psycopg://"
+        )
+        raise ConfigurationError(f"database_url: {hint}")
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; SQLite gets its directory, WAL and busy timeout."""
-    parsed = make_url(url)
+    parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from dataferry.errors import PermanentError
+from dataferry.errors import ConfigurationError, PermanentError
 
 
 def ensure_key_file(path: Path) -> None:
@@ -48,7 +48,14 @@ class SecretBox:
     @classmethod
     def from_settings(cls, secret_key: str, key_file: Path) -> SecretBox:
         if secret_key:
-            return cls(secret_key.encode())
+            try:
+                return cls(secret_key.encode())
+            except ValueError:
+                raise ConfigurationError(
+                    "secret_key must be a Fernet key (32 url-safe base64-encoded bytes), "
+                    "e.g. from: python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'"
+                ) from None
         ensure_key_file(key_file)
         return cls(key_file.read_bytes().strip())
 
