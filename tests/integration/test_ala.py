@@ -102,4 +102,9 @@ def test_ala_rejections(ala_server: Any) -> None:
     p: Any = xmlrpc.client.ServerProxy(server.url + "/data_mover")
     assert p.pullOccurrenceFromALA("")["reason"] == "missing lsid"
     assert p.pullOccurrenceFromALA("bad lsid <>")["status"] == "REJECTED"
+    # a long one is refused for its length, quoted in part (it was quoted whole, and
+    # said to have characters an LSID cannot have)
+    reason = p.pullOccurrenceFromALA("a" * 5000)["reason"]
+    assert "longer than 300 characters" in reason and len(reason) < 120, reason
+    assert "a" * 300 not in p.pullOccurrenceFromALA("a" * 1000 + "<")["reason"]
     assert p.checkALAJobStatus(31337) == {"status": "REJECTED", "reason": "Job does not exist"}

@@ -18,7 +18,8 @@ from dataferry.mover.status import DOWNLOADING, PENDING, mover_status, rejected
 
 MOVE_KIND = "mover.move"
 ALA_KIND = "ala.occurrences"
-LSID_RE = re.compile(r"^[\w.:/\-]{1,300}$")
+LSID_RE = re.compile(r"[\w.:/\-]+")
+LSID_MAX = 300
 
 
 class MoverService:
@@ -58,8 +59,11 @@ class MoverService:
         """Queue downloading a species' occurrences and metadata from the ALA."""
         if not isinstance(lsid, str) or not lsid.strip():
             return rejected("missing lsid")
-        if not LSID_RE.match(lsid.strip()):
-            return rejected(f"lsid {lsid!r} has characters an LSID cannot have")
+        lsid = lsid.strip()
+        if len(lsid) > LSID_MAX:
+            return rejected(f"lsid {lsid[:40]!r}... is longer than {LSID_MAX} characters")
+        if not LSID_RE.fullmatch(lsid):
+            return rejected(f"lsid {lsid[:60]!r} has characters an LSID cannot have")
         if not self.ala.destination:
             return rejected("no ALA destination is configured (ala.destination)")
         try:
@@ -67,7 +71,7 @@ class MoverService:
             self.endpoints.get(endpoint)
         except (InvalidRequest, NotFound) as exc:
             return rejected(f"ALA destination: {exc.message}")
-        job = self.jobs.submit(ALA_KIND, {"lsid": lsid.strip()})
+        job = self.jobs.submit(ALA_KIND, {"lsid": lsid})
         return {"id": job.id, "status": PENDING}
 
     def ala_status(self, job_id: Any) -> dict[str, Any]:
