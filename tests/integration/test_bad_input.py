@@ -388,6 +388,14 @@ def test_unknown_job_and_bad_job_queries(setup: tuple[Server, Path, Path]) -> No
     r = httpx.get(f"{server.url}/api/v1/jobs", params={"state": "bogus"})
     assert r.status_code == 422 and "unknown state" in r.json()["detail"]
     assert httpx.get(f"{server.url}/api/v1/jobs", params={"limit": 0}).status_code == 422
+    # a kind no capability registers (a typo) was an empty page, as if no such job ran
+    r = httpx.get(f"{server.url}/api/v1/jobs", params={"kind": "tranfser"})
+    assert r.status_code == 422 and "unknown kind 'tranfser'; one of: " in r.json()["detail"]
+    assert "transfer" in r.json()["detail"]
+    result = server.cli("jobs", "--kind", "tranfser", check=False)
+    assert result.returncode == 1 and "unknown kind" in result.stderr
+    r = httpx.get(f"{server.url}/api/v1/jobs", params={"kind": "ingest"})
+    assert r.status_code == 200 and r.json()["total"] == 0
 
 
 BEYOND_64_BITS = 2**63  # one past the largest integer SQLite and PostgreSQL store

@@ -225,6 +225,8 @@ def test_listing_filters_and_validation(core: Any) -> None:
     assert total == 4 and len(jobs) == 2
     with pytest.raises(InvalidRequest, match="unknown state"):
         core.jobs.page(state="sleeping")
+    with pytest.raises(InvalidRequest, match="unknown kind 'c'; one of: "):
+        core.jobs.page(kind="c")
     with pytest.raises(InvalidRequest, match="limit"):
         core.jobs.page(limit=0)
     with pytest.raises(InvalidRequest, match="unknown job kind"):

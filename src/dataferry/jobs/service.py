@@ -106,6 +106,10 @@ class JobService:
         if state is not None and state not in {s.value for s in JobState}:
             allowed = ", ".join(s.value for s in JobState)
             raise InvalidRequest(f"unknown state {state!r}; one of: {allowed}")
+        if kind is not None and kind not in self.registry.names():
+            # a typo found nothing before, as if there were no such jobs
+            allowed = ", ".join(self.registry.names())
+            raise InvalidRequest(f"unknown kind {kind[:60]!r}; one of: {allowed}")
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
         if offset < 0:
