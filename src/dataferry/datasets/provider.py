@@ -7,7 +7,7 @@ import builtins
 import logging
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -174,6 +174,7 @@ class ProviderService:
                     row.version += 1
                     row.source, row.meta, row.manifest = source, meta, []
                 row.state, row.error, row.updated = "computing", "", utcnow()
+                row.job_id = None  # the last version's job is not this one's
                 s.flush()
                 version = row.version
         except IntegrityError as exc:
@@ -192,13 +193,31 @@ class ProviderService:
             row = s.scalar(select(DatasetRow).where(DatasetRow.uid == uid))
             if row is None:
                 raise NotFound(f"dataset {uid!r} does not exist")
-            return Dataset.from_row(row)
+            ds = Dataset.from_row(row)
+        return self._settled(ds)
 
     def list(self) -> list[Dataset]:
         with self.db.read() as s:
-            return [
+            found = [
                 Dataset.from_row(r) for r in s.scalars(select(DatasetRow).order_by(DatasetRow.uid))
             ]
+        return [self._settled(ds) for ds in found]
+
+    def _settled(self, ds: Dataset) -> Dataset:
+        """A dataset still ``computing`` whose manifest job has ended without a manifest
+        (cancelled, or failed after its retries) is ``failed``, with the job's reason:
+        it would otherwise wait for a manifest that never comes."""
+        if ds.state != "computing" or ds.job_id is None:
+            return ds
+        try:
+            job = self.jobs.get(ds.job_id)
+        except NotFound:
+            return ds
+        if job.state is JobState.CANCELLED:
+            return replace(ds, state="failed", error="manifest job cancelled")
+        if job.state is JobState.FAILED:
+            return replace(ds, state="failed", error=job.error or "manifest job failed")
+        return ds
 
     def run_manifest(self, ctx: JobContext) -> dict[str, Any]:
         uid, version = ctx.params["uid"], int(ctx.params["version"])
@@ -217,7 +236,10 @@ class ProviderService:
 
         try:
             files = manifests.compute(fs, rel, on_file)
-        except DataferryError:
+        except TransientError:
+            raise  # retried; if retries run out, _settled reads the job's failure
+        except DataferryError as exc:  # a pipe or a bad name in the tree, a link out
+            self._manifest_failed(uid, version, exc.message)
             raise
         except FileNotFoundError as exc:
             self._manifest_failed(uid, version, f"source vanished: {exc}")
