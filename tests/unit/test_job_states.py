@@ -59,5 +59,11 @@ def test_sources_of() -> None:
 
 
 def test_message_reads_well() -> None:
-    with pytest.raises(InvalidTransition, match="cannot user retry a job that is succeeded"):
+    message = r"cannot retry a job that has succeeded \(only failed or cancelled jobs\)"
+    with pytest.raises(InvalidTransition, match=message):
         next_state(JobState.SUCCEEDED, JobEvent.USER_RETRY)
+    message = r"cannot cancel a job that was cancelled \(only queued, running or retrying jobs\)"
+    with pytest.raises(InvalidTransition, match=message):
+        next_state(JobState.CANCELLED, JobEvent.CANCEL)
+    with pytest.raises(InvalidTransition, match=r"cannot claim a job that is running \(only q"):
+        next_state(JobState.RUNNING, JobEvent.CLAIM)

@@ -55,9 +55,24 @@ TRANSITIONS: dict[tuple[JobState, JobEvent], JobState] = {
 }
 
 
+# How a refusal names an event and a state to a user ("cannot retry a job that has
+# succeeded (only failed or cancelled jobs)", not "cannot user retry a job that is
+# succeeded").
+_VERBS = {JobEvent.USER_RETRY: "retry", JobEvent.RETRY_LATER: "schedule a retry of"}
+_PHRASES = {
+    JobState.SUCCEEDED: "has succeeded",
+    JobState.FAILED: "has failed",
+    JobState.CANCELLED: "was cancelled",
+}
+
+
 class InvalidTransition(Conflict):
     def __init__(self, state: JobState, event: JobEvent) -> None:
-        super().__init__(f"cannot {event.value.replace('_', ' ')} a job that is {state.value}")
+        verb = _VERBS.get(event, event.value.replace("_", " "))
+        phrase = _PHRASES.get(state, f"is {state.value}")
+        names = [s.value for s in JobState if s in sources_of(event)]
+        allowed = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        super().__init__(f"cannot {verb} a job that {phrase} (only {allowed} jobs)")
         self.state = state
         self.event = event
 
