@@ -57,17 +57,34 @@ class Client:
             raise ClientError(f"cannot reach dataferry at {self.url}: {exc}") from exc
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail", response.text)
+                doc = response.json()
             except ValueError:
-                detail = response.text
-            raise ClientError(f"{detail} (HTTP {response.status_code})", response.status_code)
+                doc = None
+            if not isinstance(doc, dict) or "detail" not in doc:
+                # not our error shape: some other server answers at that address
+                raise ClientError(
+                    f"{self._not_dataferry()} answered HTTP {response.status_code}: "
+                    f"{_glimpse(response.text)}",
+                    response.status_code,
+                )
+            code = response.status_code
+            raise ClientError(f"{doc['detail']} (HTTP {code})", code)
         return response
+
+    def _not_dataferry(self) -> str:
+        return f"{self.url} does not look like dataferry (is DATAFERRY_URL or --url right?): it"
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise ClientError(
+                f"{self._not_dataferry()} answered with something other than JSON: "
+                f"{_glimpse(response.text)}"
+            ) from None
 
     def raw(self, method: str, path: str, **kwargs: Any) -> bytes:
         """Like ``request`` but returns the body's bytes (exports)."""
@@ -302,3 +319,9 @@ class Client:
         body = {"keys": keys} if keys else None
         result: int = self.request("POST", f"/api/v1/sinks/{name}/retry", json=body)["requeued"]
         return result
+
+
+def _glimpse(text: str) -> str:
+    """The start of an answer, on one line, for an error message."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= 120 else flat[:117] + "..."

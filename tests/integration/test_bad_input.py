@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import threading
 import time
 import xmlrpc.client
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +383,50 @@ def test_cli_reports_errors_plainly(setup: tuple[Server, Path, Path]) -> None:
     assert result.returncode == 1 and "key=value" in result.stderr
     result = server.cli("status", "424242", check=False)
     assert result.returncode == 1 and "job 424242 does not exist" in result.stderr
+
+
+def test_cli_says_when_the_url_is_not_dataferry(tmp_path: Path) -> None:
+    """A --url where some other web server answers (a proxy's page, a typo): a
+    traceback for a 200 that is not JSON, the whole HTML page for an error."""
+
+    class Other(BaseHTTPRequestHandler):
+        def _page(self) -> None:
+            body = b"<html><body><h1>Welcome to nginx</h1></body></html>"
+            self.send_response(404 if "missing" in self.path else 200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _page
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        env = {"DATAFERRY_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        for url in (
+            f"http://127.0.0.1:{httpd.server_port}",
+            f"http://127.0.0.1:{httpd.server_port}/missing",
+        ):
+            for args in (["jobs"], ["status", "1"], ["transfer", "a:b", "c:d"]):
+                result = subprocess.run(
+                    [sys.executable, "-m", "dataferry", "--url", url, *args],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                said = " ".join(result.stderr.split())
+                assert result.returncode == 1, result
+                assert "Traceback" not in result.stderr, result.stderr
+                assert "does not look like dataferry (is DATAFERRY_URL or --url right?)" in said
+                assert "Welcome to nginx" in said and len(said) < 400, said
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_unknown_job_and_bad_job_queries(setup: tuple[Server, Path, Path]) -> None:
