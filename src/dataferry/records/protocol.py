@@ -45,6 +45,17 @@ def _check_protocol(body: Mapping[str, Any]) -> int:
     return version
 
 
+def _check_decoded(changes: Any) -> None:
+    """Hold each change's data, decoded by an RPC door (whose parsers read NaN and
+    Infinity), to a local write's limits, counted from the data object as a local
+    write counts them. The rest of a change is checked by ``parse_changes``."""
+    if not isinstance(changes, list):
+        return  # parse_changes says what is wrong
+    for i, change in enumerate(changes):
+        if isinstance(change, Mapping):
+            check_json(change.get("data"), f"change {i}: data")
+
+
 class ProtocolService:
     def __init__(self, records: RecordService, settings: RecordSettings) -> None:
         self.records = records
@@ -101,7 +112,7 @@ class ProtocolService:
             except ValueError as exc:
                 raise InvalidRequest(f"a push batch must be JSON: {exc}") from None
         elif isinstance(body, Mapping):  # decoded by an RPC door, whose parser reads NaN
-            check_json(body.get("changes"), "the push batch's changes")
+            _check_decoded(body.get("changes"))
         if not isinstance(body, Mapping):
             raise InvalidRequest("a push batch must be a JSON object")
         _check_protocol(body)
