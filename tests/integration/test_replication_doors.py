@@ -118,3 +118,29 @@ def test_data_nests_100_levels_through_every_door(server_factory: Any) -> None:
     records = r.json()["records"]
     assert sorted(r["uuid"] for r in records) == [UUIDS[1], UUIDS[3], UUIDS[5]]
     assert all(r["data"] == nested(MAX_DEPTH) for r in records)
+
+
+def test_xmlrpc_values_json_has_not_got_are_refused(server_factory: Any) -> None:
+    """XML-RPC has types JSON has not (``<base64>``, ``<dateTime.iso8601>``): as a
+    record's data, through records.put or a pushed batch, they are a clear fault
+    (base64 was an internal error, a date was stored as a string without its
+    type), and nothing is stored."""
+    server = server_factory(env=instance_env("a"))
+    auth = {"Authorization": f"Bearer {TOKENS['a']}"}
+    for n, value in enumerate(
+        (xmlrpc.client.Binary(b"\x00\x01"), xmlrpc.client.DateTime("20261207T10:00:00"))
+    ):
+        kind = "bytes" if n == 0 else "datetime"
+        for body in (
+            xml_call("records.put", "obs", {"x": [value]}, ""),
+            xml_call("replication.push", batch(UUIDS[n], {"x": {"y": value}}, 0)),
+        ):
+            r = httpx.post(f"{server.url}/RPC2", content=body, headers=auth)
+            try:
+                xmlrpc.client.loads(r.content)
+                raise AssertionError(f"accepted: {r.text}")
+            except xmlrpc.client.Fault as fault:
+                assert fault.faultCode == -32602, fault.faultString
+                assert f"holds a {kind} value, which JSON has not got" in fault.faultString
+    r = httpx.get(f"{server.url}/api/v1/collections", headers=auth)
+    assert r.json()["collections"] == []

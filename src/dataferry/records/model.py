@@ -66,9 +66,10 @@ def loads(text: str | bytes, *, finite: bool = False) -> Any:
 
 
 def check_json(value: Any, what: str) -> None:
-    """Refuse ``value`` if its objects and lists nest deeper than ``MAX_DEPTH``, or if
-    it holds a number JSON has not got (NaN, Infinity: Python's parsers read them, and
-    they were stored as null). Walked without recursion, so any depth is measured."""
+    """Refuse ``value`` if its objects and lists nest deeper than ``MAX_DEPTH``, if it
+    holds a number JSON has not got (NaN, Infinity: Python's parsers read them, and
+    they were stored as null), or any other value JSON has not got (XML-RPC's bytes
+    and datetimes). Walked without recursion, so any depth is measured."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -78,8 +79,12 @@ def check_json(value: Any, what: str) -> None:
             children = item
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidRequest(f"{what} holds {item!r}: JSON numbers are finite")
-        else:
+        elif item is None or isinstance(item, str | int | float):
             continue
+        else:  # e.g. XML-RPC's <base64> (bytes) and <dateTime.iso8601> (datetime)
+            raise InvalidRequest(
+                f"{what} holds a {type(item).__name__} value, which JSON has not got"
+            )
         if depth > MAX_DEPTH:
             raise InvalidRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
         stack.extend((child, depth + 1) for child in children)
