@@ -181,7 +181,7 @@ def test_meta_round_trip() -> None:
     [
         ({"f": {"x": [1]}}, {"x": 1}, "list of 3 or 5"),
         ({"f": {"x": [-1, A, 1]}}, {"x": 1}, "non-negative"),
-        ({"f": {"x": [1, "", 1]}}, {"x": 1}, "non-empty"),
+        ({"f": {"x": [1, "", 1]}}, {"x": 1}, "must be an instance id"),
         ({"f": {"x": [1, A, 1]}}, {}, "no value"),
         ({"f": {}}, {"y": 1}, "without stamps"),
         ({"f": {}}, {}, "at least one"),
@@ -203,8 +203,13 @@ def test_decode_rejects_malformed_states(meta: Any, data: Any, message: str) -> 
     [
         ({"f": {"x": [1, A, 1]}, "g": 1}, {"x": 1}, "unknown keys"),
         ({"f": {"x": [1, A, 1, -2, B]}}, {"x": 1}, "non-negative"),
-        ({"f": {"x": [1, A, 1, 2, 7]}}, {"x": 1}, "non-empty string"),
-        ({"f": {"x": [1, "o" * 65, 1]}}, {"x": 1}, "non-empty string"),
+        ({"f": {"x": [1, A, 1, 2, 7]}}, {"x": 1}, "must be an instance id"),
+        ({"f": {"x": [1, "o" * 65, 1]}}, {"x": 1}, "must be an instance id"),
+        # the rule of a change's origin (records.model.check_origin): printable only
+        ({"f": {"x": [1, "a\nb", 1]}}, {"x": 1}, "1-64 printable characters"),
+        ({"f": {"x": [1, A, 1, 2, "b\x00"]}}, {"x": 1}, "1-64 printable characters"),
+        ({"s": [1, "c\td"]}, {"x": 1}, "1-64 printable characters"),
+        ({"f": {}, "d": [5, "e\u2028"]}, {}, "1-64 printable characters"),
         ({"f": {"x": (1, A, 1)}}, {"x": 1}, "list of 3 or 5"),
         ({"f": {"x": [1, A, 0]}}, {"x": 1}, "without stamps"),
         ({"f": {}, "d": [5, A, -1, A]}, {}, "non-negative"),
@@ -317,7 +322,7 @@ def test_the_older_form_with_an_entry_per_field_still_reads() -> None:
     [
         ({"s": [1]}, {"x": 1}, "list of 2"),
         ({"s": (1, A)}, {"x": 1}, "list of 2"),
-        ({"s": [1, ""]}, {"x": 1}, "non-empty"),
+        ({"s": [1, ""]}, {"x": 1}, "must be an instance id"),
         ({"s": [-1, A]}, {"x": 1}, "non-negative"),
         ({"s": [1, A]}, {}, "stamps no field"),
         ({"s": [1, A], "f": {"x": [2, B, 1]}}, {"x": 1}, "stamps no field"),

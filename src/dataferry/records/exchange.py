@@ -29,6 +29,7 @@ from dataferry.records.model import (
     Record,
     check_collection,
     check_json,
+    check_origin,
     check_uuid,
     dumps,
     loads,
@@ -236,9 +237,8 @@ def _to_row(number: int, raw: dict[str, Any]) -> Row:
     elif not isinstance(deleted, bool):
         raise ValueError(f"deleted must be true or false, not {deleted!r}")
     stamp_raw, origin = raw.get("hlc"), raw.get("origin") or ""
-    # The origin is an instance id, as a replicated change's is (records.service).
-    if not isinstance(origin, str) or len(origin) > 64 or not origin.isprintable():
-        raise ValueError("origin must be an instance id: up to 64 printable characters")
+    if origin:  # an instance id, by the rule of a replicated change's origin
+        check_origin(origin)
     stamp: int | None = None
     if stamp_raw not in (None, ""):
         if isinstance(stamp_raw, bool | float) or not isinstance(stamp_raw, int | str):

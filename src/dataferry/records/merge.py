@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dataferry.records.model import MAX_ORIGIN, is_origin
+
 Stamp = tuple[int, str]  # (hlc, origin instance id)
 
 
@@ -339,11 +341,23 @@ def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bo
             h, o, p = e
         elif n == 5:
             h, o, p, bh, bo = e
-            if type(bh) is not int or bh < 0 or type(bo) is not str or not bo or len(bo) > 64:
+            if (
+                type(bh) is not int
+                or bh < 0
+                or type(bo) is not str
+                or not 0 < len(bo) <= MAX_ORIGIN
+                or not bo.isprintable()
+            ):
                 _stamp(bh, bo)
         else:
             raise ValueError(f"field {key!r}: stamp entry must be a list of 3 or 5")
-        if type(h) is not int or h < 0 or type(o) is not str or not o or len(o) > 64:
+        if (
+            type(h) is not int
+            or h < 0
+            or type(o) is not str
+            or not 0 < len(o) <= MAX_ORIGIN
+            or not o.isprintable()
+        ):
             _stamp(h, o)
         if (type(p) is not int and type(p) is not bool) or (p != 1 and p != 0):
             raise ValueError(f"field {key!r}: present must be 1 or 0, not {p!r}")
@@ -384,6 +398,9 @@ def inspect(meta: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[Stamp, bo
 def _stamp(hlc: Any, origin: Any) -> Stamp:
     if type(hlc) is not int or hlc < 0:
         raise ValueError(f"stamp clock {hlc!r} must be a non-negative integer")
-    if type(origin) is not str or not origin or len(origin) > 64:
-        raise ValueError(f"stamp origin {origin!r} must be a non-empty string")
+    if not is_origin(origin):  # the rule of a change's origin (records.model)
+        raise ValueError(
+            f"stamp origin {origin!r:.80} must be an instance id, "
+            f"1-{MAX_ORIGIN} printable characters"
+        )
     return (hlc, origin)

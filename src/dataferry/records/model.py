@@ -8,7 +8,7 @@ import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -95,6 +95,26 @@ def may_nest_too_deep(text: str) -> bool:
     too deeply, so a hot path walks (:func:`check_json`) only such values. It cannot
     see NaN, which :func:`dumps` writes as null: parse with ``loads(finite=True)``."""
     return text.count("{") + text.count("[") > MAX_DEPTH
+
+
+# An instance id, as a change's origin (and each of its stamps) carries it.
+MAX_ORIGIN = 64
+
+
+def is_origin(value: Any) -> TypeGuard[str]:
+    """Whether ``value`` can be an instance id: 1-64 printable characters (no
+    newline, tab, NUL or other control or format character)."""
+    return type(value) is str and 0 < len(value) <= MAX_ORIGIN and value.isprintable()
+
+
+def check_origin(value: Any, what: str = "origin") -> str:
+    """``value`` if it can be an instance id (:func:`is_origin`), or a clear error:
+    the one rule for a replicated change's origin and an imported row's."""
+    if not is_origin(value):
+        raise InvalidRequest(
+            f"{what} must be an instance id, 1-{MAX_ORIGIN} printable characters, not {value!r:.80}"
+        )
+    return value
 
 
 def check_collection(name: str) -> str:

@@ -10,7 +10,7 @@ import dataferry
 from dataferry.config import RecordSettings
 from dataferry.errors import InvalidRequest
 from dataferry.records import gcpause
-from dataferry.records.model import check_json, loads
+from dataferry.records.model import check_json, check_origin, loads
 from dataferry.records.service import (
     MAX_PAGE,
     PROTOCOL,
@@ -116,7 +116,7 @@ class ProtocolService:
         if not isinstance(body, Mapping):
             raise InvalidRequest("a push batch must be a JSON object")
         _check_protocol(body)
-        source = _str(body, "source")
+        source = check_origin(body.get("source"), "source")  # the sender's instance id
         if source == self.records.instance_id:
             raise InvalidRequest("a batch from this instance itself is refused")
         changes = body.get("changes")

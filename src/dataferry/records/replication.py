@@ -22,6 +22,7 @@ from dataferry.errors import (
     PermanentError,
     TransientError,
 )
+from dataferry.records.model import MAX_ORIGIN, is_origin
 from dataferry.records.peers import PeerService
 from dataferry.records.service import (
     ParsedBatch,
@@ -113,11 +114,16 @@ class Replicator:
     ) -> dict[str, Any]:
         """Two-way sync over ``transport`` (any peer, registered or not)."""
         hello = transport.hello()
-        if on_hello is not None:
-            on_hello(hello)
-        peer_id = str(hello.get("instance_id", ""))
+        peer_id = hello.get("instance_id", "")
         if not peer_id:
             raise PermanentError("the peer did not say its instance id")
+        if not is_origin(peer_id):  # the rule of a change's origin (records.model)
+            raise PermanentError(
+                f"the peer's instance id {peer_id!r:.80} is not one: "
+                f"1-{MAX_ORIGIN} printable characters"
+            )
+        if on_hello is not None:
+            on_hello(hello)
         if peer_id == self.records.instance_id:
             raise PermanentError("the peer is this instance itself")
         names = collections or sorted(

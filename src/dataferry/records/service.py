@@ -28,8 +28,10 @@ from dataferry.records.model import (
     Record,
     check_collection,
     check_json,
+    check_origin,
     check_uuid,
     dumps,
+    is_origin,
     loads,
     may_nest_too_deep,
     new_uuid,
@@ -764,8 +766,8 @@ def parse_changes(
                 echoes[uuid] = c["echo"]
             continue
         origin, data, meta = c.get("origin"), c.get("data"), c.get("meta")
-        if not isinstance(origin, str) or not origin or len(origin) > 64:
-            raise InvalidRequest(f"change {i} ({uuid}): origin must be a non-empty string")
+        if not is_origin(origin):  # the f-string only when it is needed
+            origin = check_origin(origin, f"change {i} ({uuid}): origin")
         if not isinstance(data, dict) or not isinstance(meta, dict):
             raise InvalidRequest(f"change {i} ({uuid}): data and meta must be objects")
         try:
