@@ -6,6 +6,7 @@ import json
 import sys
 from typing import Any, NoReturn
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -25,8 +26,32 @@ def settings() -> Settings:
         fail(f"configuration error: {exc}")
 
 
+def shown(value: str) -> str:
+    """``value`` as the bytes it came from (argv and the environment carry bytes that
+    are not UTF-8 as lone surrogates, PEP 383), the bad ones written as ``\\xff``."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def client() -> Client:
+    """A client of the service at ``url`` with ``token`` (options or DATAFERRY_*
+    variables), both checked first: the HTTP client would end in a traceback."""
     s = settings()
+    if not (s.token.isascii() and s.token.isprintable()):
+        fail(
+            f"the token '{shown(s.token)[:80]}' (--token or DATAFERRY_TOKEN) must be "
+            "printable ASCII characters"
+        )
+    try:
+        url = httpx.URL(s.url)
+    except httpx.InvalidURL as exc:
+        fail(f"the service URL '{shown(s.url)[:200]}' (--url or DATAFERRY_URL) is not one: {exc}")
+    except UnicodeError:
+        fail(f"the service URL '{shown(s.url)[:200]}' (--url or DATAFERRY_URL) is not UTF-8 text")
+    if url.scheme not in ("http", "https") or not url.host:
+        fail(
+            f"the service URL '{shown(s.url)[:200]}' (--url or DATAFERRY_URL) must be "
+            "http(s)://HOST[:PORT]"
+        )
     return Client(s.url, s.token)
 
 

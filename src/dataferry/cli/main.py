@@ -21,6 +21,7 @@ from dataferry.cli import (
     sites,
     worker,
 )
+from dataferry.cli.args import require_utf8
 from dataferry.cli.common import err_console
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
@@ -88,6 +89,9 @@ app.command("sync")(peers.sync)
 app.add_typer(sites.app, name="site")
 app.add_typer(datasets.app, name="dataset")
 app.add_typer(sinks.app, name="sink")
+
+
+require_utf8(app)
 
 
 def main() -> None:
