@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -21,6 +22,17 @@ class ClientError(DataferryError):
     def __init__(self, message: str, status_code: int = 0) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+def segment(value: str, what: str = "a name") -> str:
+    """``value`` as one segment of a URL path: quoted whole, so a name holding ``/``,
+    ``?`` or ``#``, or one that is ``.`` or ``..`` (which the HTTP client would
+    resolve: ``endpoints/../sinks/s1`` is ``sinks/s1``), names what it says and
+    nothing else. An empty one would name the collection itself: refused."""
+    if not value:
+        raise ClientError(f"{what} must not be empty")
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 class Client:
@@ -53,6 +65,8 @@ class Client:
             kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/json"}
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.InvalidURL as exc:  # e.g. a name too long for a URL
+            raise ClientError(f"cannot send this request: {exc}") from None
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach dataferry at {self.url}: {exc}") from exc
         if response.status_code >= 400:
@@ -112,11 +126,11 @@ class Client:
         return result
 
     def endpoint(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/endpoints/{name}")
+        result: dict[str, Any] = self.request("GET", f"/api/v1/endpoints/{segment(name)}")
         return result
 
     def remove_endpoint(self, name: str) -> None:
-        self.request("DELETE", f"/api/v1/endpoints/{name}")
+        self.request("DELETE", f"/api/v1/endpoints/{segment(name)}")
 
     # -- transfers and jobs ----------------------------------------------------
     def transfer(
@@ -191,6 +205,8 @@ class Client:
             headers["Content-Length"] = str(size)
         try:
             response = self._http.post("/ingest", content=body, headers=headers)
+        except httpx.InvalidURL as exc:  # e.g. a name too long for a URL
+            raise ClientError(f"cannot send this request: {exc}") from None
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach dataferry at {self.url}: {exc}") from exc
         try:
@@ -233,7 +249,7 @@ class Client:
         return result
 
     def remove_site(self, name: str) -> None:
-        self.request("DELETE", f"/api/v1/sites/{name}")
+        self.request("DELETE", f"/api/v1/sites/{segment(name)}")
 
     # -- datasets (provider) ---------------------------------------------------------
     def publish(self, uid: str, source: str, meta: dict[str, str] | None = None) -> dict[str, Any]:
@@ -246,12 +262,12 @@ class Client:
         return result
 
     def dataset(self, uid: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/datasets/{uid}")
+        result: dict[str, Any] = self.request("GET", f"/api/v1/datasets/{segment(uid)}")
         return result
 
     def broadcast(self, uid: str, site: str | None = None) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "POST", f"/api/v1/datasets/{uid}/broadcast", json={"site": site}
+            "POST", f"/api/v1/datasets/{segment(uid)}/broadcast", json={"site": site}
         )
         return result
 
@@ -264,17 +280,19 @@ class Client:
         return result
 
     def synced_dataset(self, uid: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/synced-datasets/{uid}")
+        result: dict[str, Any] = self.request("GET", f"/api/v1/synced-datasets/{segment(uid)}")
         return result
 
     def dataset_history(self, uid: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request(
-            "GET", f"/api/v1/synced-datasets/{uid}/history"
+            "GET", f"/api/v1/synced-datasets/{segment(uid)}/history"
         )["history"]
         return result
 
     def restart_dataset(self, uid: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/synced-datasets/{uid}/restart")
+        result: dict[str, Any] = self.request(
+            "POST", f"/api/v1/synced-datasets/{segment(uid)}/restart"
+        )
         return result
 
     # -- sinks -----------------------------------------------------------------
@@ -287,37 +305,43 @@ class Client:
         return result
 
     def sink(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/v1/sinks/{name}")
+        result: dict[str, Any] = self.request("GET", f"/api/v1/sinks/{segment(name)}")
         return result
 
     def update_sink(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("PATCH", f"/api/v1/sinks/{name}", json=changes)
+        result: dict[str, Any] = self.request(
+            "PATCH", f"/api/v1/sinks/{segment(name)}", json=changes
+        )
         return result
 
     def remove_sink(self, name: str) -> None:
-        self.request("DELETE", f"/api/v1/sinks/{name}")
+        self.request("DELETE", f"/api/v1/sinks/{segment(name)}")
 
     def pause_sink(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{name}/pause")
+        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{segment(name)}/pause")
         return result
 
     def resume_sink(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{name}/resume")
+        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{segment(name)}/resume")
         return result
 
     def poll_sink(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{name}/poll")
+        result: dict[str, Any] = self.request("POST", f"/api/v1/sinks/{segment(name)}/poll")
         return result
 
     def sink_failures(self, name: str, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request(
-            "GET", f"/api/v1/sinks/{name}/failures", params={"limit": limit, "offset": offset}
+            "GET",
+            f"/api/v1/sinks/{segment(name)}/failures",
+            params={"limit": limit, "offset": offset},
         )["failures"]
         return result
 
     def retry_sink(self, name: str, keys: list[str] | None = None) -> int:
         body = {"keys": keys} if keys else None
-        result: int = self.request("POST", f"/api/v1/sinks/{name}/retry", json=body)["requeued"]
+        result: int = self.request("POST", f"/api/v1/sinks/{segment(name)}/retry", json=body)[
+            "requeued"
+        ]
         return result
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from dataferry.cli.common import JSON_OPTION, client, console, print_json
 from dataferry.cli.watch import describe, follow
+from dataferry.client import segment
 
 app = typer.Typer(help="Other dataferry instances to replicate records with.", no_args_is_help=True)
 
@@ -91,7 +91,7 @@ def list_(
 def remove(name: str) -> None:
     """Forget a peer (its records stay; checkpoints stay, so re-adding resumes)."""
     with client() as c:
-        c.request("DELETE", f"/api/v1/peers/{quote(name, safe='')}")
+        c.request("DELETE", f"/api/v1/peers/{segment(name)}")
     console.print(f"peer {name} removed", highlight=False)
 
 
@@ -107,7 +107,7 @@ def sync(
     with client() as c:
         doc = c.request(
             "POST",
-            f"/api/v1/peers/{quote(peer, safe='')}/sync",
+            f"/api/v1/peers/{segment(peer)}/sync",
             json={"collections": collection or []},
         )
         if wait:

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from dataferry.cli.common import JSON_OPTION, client, console, fail, load_json, print_json
+from dataferry.client import segment
 
 app = typer.Typer(
     help="Collections of JSON records: put, get, delete, list, changes, conflicts, export, import.",
@@ -23,7 +23,7 @@ FORMATS = ("csv", "json", "xml")
 
 
 def _base(collection: str) -> str:
-    return f"/api/v1/collections/{quote(collection, safe='')}"
+    return f"/api/v1/collections/{segment(collection, 'a collection name')}"
 
 
 def _read_json(data: str | None, file: Path | None) -> Any:
@@ -64,7 +64,9 @@ def put(
     doc = _read_json(data, file)
     with client() as c:
         if uuid:
-            out = c.request("PUT", f"{_base(collection)}/records/{quote(uuid, safe='')}", json=doc)
+            out = c.request(
+                "PUT", f"{_base(collection)}/records/{segment(uuid, 'a record UUID')}", json=doc
+            )
         else:
             out = c.request("POST", f"{_base(collection)}/records", json=doc)
     if as_json:
@@ -84,7 +86,7 @@ def get(
     with client() as c:
         out = c.request(
             "GET",
-            f"{_base(collection)}/records/{quote(uuid, safe='')}",
+            f"{_base(collection)}/records/{segment(uuid, 'a record UUID')}",
             params={"include_deleted": include_deleted},
         )
     _show(out, as_json)
@@ -94,7 +96,7 @@ def get(
 def delete(collection: str, uuid: str, as_json: bool = JSON_OPTION) -> None:
     """Delete a record (a tombstone stays, for replication and audit)."""
     with client() as c:
-        out = c.request("DELETE", f"{_base(collection)}/records/{quote(uuid, safe='')}")
+        out = c.request("DELETE", f"{_base(collection)}/records/{segment(uuid, 'a record UUID')}")
     if as_json:
         print_json(out)
     else:
