@@ -55,6 +55,16 @@ def client() -> Client:
     return Client(s.url, s.token)
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def log_level(value: str) -> str:
+    """``--log-level`` in lower case, or a clear error (logging's was a traceback)."""
+    if value.lower() not in LOG_LEVELS:
+        fail(f"--log-level {value!r} is not one of {', '.join(LOG_LEVELS)}", 2)
+    return value.lower()
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)

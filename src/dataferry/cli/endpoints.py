@@ -43,6 +43,8 @@ def add(
             secrets[key] = Path(str(path)).expanduser().read_text()
         except OSError as exc:
             raise typer.BadParameter(f"--secret-file {key}: {exc.strerror}: {path}") from None
+        except UnicodeDecodeError:  # a secret is text (a password, a PEM key)
+            raise typer.BadParameter(f"--secret-file {key}: {path} is not UTF-8 text") from None
     with client() as c:
         doc = c.add_endpoint(name, url, parse_pairs(option, "option"), secrets)
     if as_json:

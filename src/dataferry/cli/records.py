@@ -240,6 +240,8 @@ def export(
     """Export a collection (tombstones included) as csv, json or xml."""
     if format not in FORMATS:
         fail(f"format must be one of {', '.join(FORMATS)}")
+    if output is not None and not output.name:  # "", "/" or ".": no file to write
+        fail(f"--output {str(output)!r} is not a file name")
     params: dict[str, Any] = {"format": format}
     if since:
         params["since"] = since
@@ -251,8 +253,12 @@ def export(
         sys.stdout.buffer.write(body)
     else:
         tmp = output.with_name(f".{output.name}.part")
-        tmp.write_bytes(body)
-        tmp.replace(output)
+        try:
+            tmp.write_bytes(body)
+            tmp.replace(output)
+        except OSError as exc:  # a folder, a missing folder, no permission...
+            tmp.unlink(missing_ok=True)
+            fail(f"cannot write {output}: {exc.strerror or exc}")
 
 
 @app.command("import")
@@ -266,12 +272,16 @@ def import_(
     fmt = format or file.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         fail(f"cannot tell the format of {file.name}; use --format csv|json|xml")
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
     with client() as c:
         report = c.request(
             "POST",
             f"{_base(collection)}/import",
             params={"format": fmt},
-            content=file.read_bytes(),
+            content=content,
             headers={"Content-Type": "application/octet-stream"},
         )
     if as_json:

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from dataferry.cli.common import console, fail, settings
+from dataferry.cli.common import log_level as log_level_of
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -41,6 +42,7 @@ def serve(
     # collector is off meanwhile; one collection at the end frees the garbage, and
     # the rest (some 170,000 objects that live as long as the process) is frozen out
     # of every later collection.
+    log_level = log_level_of(log_level)
     gc.disable()
     import uvicorn
 
@@ -54,7 +56,10 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    s = load_settings(**overrides) if overrides else base
+    try:
+        s = load_settings(**overrides) if overrides else base
+    except Exception as exc:  # e.g. --port 99999: say so plainly, as settings() does
+        fail(f"configuration error: {exc}")
     if not s.tokens and not is_loopback(s.host):
         fail(
             f"refusing to listen on {s.host} without a token: anyone on the network could "

@@ -7,6 +7,7 @@ import logging
 import typer
 
 from dataferry.cli.common import fail, settings
+from dataferry.cli.common import log_level as log_level_of
 from dataferry.config import Settings
 
 
@@ -53,6 +54,7 @@ def worker(
     from dataferry.errors import InvalidRequest
     from dataferry.jobs.workers import plan_workers, restart_process, run_worker, supervise
 
+    log_level = log_level_of(log_level)
     s = _celery_settings()
     _logging(log_level)
     wanted = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else None
@@ -84,6 +86,7 @@ def beat(
     from dataferry.app import build
     from dataferry.jobs.workers import run_beat
 
+    log_level = log_level_of(log_level)
     s = _celery_settings()
     _logging(log_level)
     core = build(s)
