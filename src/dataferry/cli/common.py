@@ -9,12 +9,15 @@ from typing import Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from dataferry.client import Client
 from dataferry.config import Settings, load_settings
 
-console = Console()
-err_console = Console(stderr=True)
+# No markup: what the commands print (names, URLs, record data, messages) comes
+# from users and servers, and a "[/x]" in it was a MarkupError after the change.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
@@ -65,8 +68,13 @@ def log_level(value: str) -> str:
     return value.lower()
 
 
+def print_error(message: str) -> None:
+    """``error: MESSAGE`` on stderr, the message as it is (never read as markup)."""
+    err_console.print(Text.assemble(("error:", "red"), " ", message), highlight=False)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    print_error(message)
     raise typer.Exit(code)
 
 

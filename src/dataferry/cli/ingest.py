@@ -46,7 +46,7 @@ CHUNK = 1024 * 1024
 
 def _bar(show: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

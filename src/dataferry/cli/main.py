@@ -22,7 +22,7 @@ from dataferry.cli import (
     worker,
 )
 from dataferry.cli.args import require_utf8
-from dataferry.cli.common import err_console
+from dataferry.cli.common import print_error
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
 from dataferry.errors import ConfigurationError
@@ -98,7 +98,7 @@ def main() -> None:
     try:
         app()
     except ClientError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        print_error(exc.message)
         sys.exit(1)
     except ConfigurationError as exc:  # serve, init-db, worker: what to change
         err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)

@@ -29,7 +29,8 @@ def follow(c: Client, job_id: int, show_bar: bool) -> dict[str, Any]:
         return c.wait(job_id)
     doc = c.job(job_id)
     columns = (
-        TextColumn("[bold]job {task.fields[job]}[/bold] {task.description}"),
+        # the description is the job's task, which may name a file: not markup
+        TextColumn("job {task.fields[job]} {task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         DownloadColumn(),
