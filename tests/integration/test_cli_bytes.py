@@ -134,3 +134,24 @@ def test_file_names_that_are_not_utf8_are_file_names(server: Server, tmp_path: P
     result = run(server, "records", "import", "copy", name)
     assert result.returncode == 0, result.stderr.decode()
     assert b"created 1" in result.stdout
+
+
+def test_a_folder_holding_a_file_name_that_is_not_utf8_is_not_bundled(
+    server: Server, tmp_path: Path
+) -> None:
+    """metadata.txt names every file in JSON: a name that is not text cannot be
+    named. It was bundled anyway (and uploaded, as a job); now nothing is sent."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("x")
+    with open(bytes(folder) + b"/n" + X + b".txt", "wb") as f:
+        f.write(b"x")
+    out = tmp_path / "out.tar"
+    for args in (("ingest", str(folder)), ("bundle", "create", str(folder), "-o", str(out))):
+        result = run(server, *args)
+        err = " ".join(result.stderr.decode().split())
+        assert result.returncode == 1 and "Traceback" not in err, err
+        assert "the file name 'n\\xff.txt' in" in err and "is not UTF-8 text" in err, err
+    assert not out.exists() and not list(tmp_path.glob(".out.tar*"))
+    with server.client() as c:
+        assert c.request("GET", "/api/v1/jobs")["jobs"] == []

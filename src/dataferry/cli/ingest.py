@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import (
@@ -24,9 +25,14 @@ from dataferry.cli.common import (
     fail,
     parse_pairs,
     print_json,
+    shown,
 )
 from dataferry.cli.watch import describe, follow
 from dataferry.errors import InvalidRequest
+from dataferry.text import lone_surrogate
+
+if TYPE_CHECKING:
+    from dataferry.ingest.bundler import Source
 
 bundle_app = typer.Typer(help="Make ingest bundles (tar of data/ and metadata.txt).")
 transactions_app = typer.Typer(help="Ingested transactions and their files.")
@@ -67,7 +73,7 @@ def bundle_create(
     from dataferry.ingest.bundler import bundle_size, sources_of, write_bundle
 
     try:
-        total = bundle_size(sources_of(folder))
+        total = bundle_size(_text_names(sources_of(folder), folder))
         with _bar(err_console.is_terminal) as bar:
             task = bar.add_task("bundling", total=total)
             size = write_bundle(
@@ -80,6 +86,18 @@ def bundle_create(
     except (InvalidRequest, OSError) as exc:
         fail(str(exc))
     console.print(f"wrote {output} ({size} bytes)", highlight=False)
+
+
+def _text_names(sources: list[Source], folder: Path) -> list[Source]:
+    """``sources`` if every file name is UTF-8 text: metadata.txt names each file in
+    JSON, and the service refuses (or could not store) a name that is not text."""
+    for src in sources:
+        if lone_surrogate(src.path) is not None:
+            fail(
+                f"the file name '{shown(src.path)}' in {shown(str(folder))} is not UTF-8 text, "
+                "so a bundle cannot name it: rename the file"
+            )
+    return sources
 
 
 def _file_chunks(path: Path, on_bytes: Callable[[int], object]) -> Iterator[bytes]:
@@ -110,7 +128,7 @@ def ingest(
     with client() as c, _bar(show) as bar:
         try:
             if path.is_dir():
-                sources = sources_of(path)
+                sources = _text_names(sources_of(path), path)
                 task = bar.add_task("uploading", total=bundle_size(sources))
                 body: Iterator[bytes] = stream_bundle(
                     sources,
