@@ -97,9 +97,6 @@ require_utf8(app)
 def main() -> None:
     try:
         app()
-    except ClientError as exc:
+    except (ClientError, ConfigurationError) as exc:  # the latter: serve, init-db, worker
         print_error(exc.message)
-        sys.exit(1)
-    except ConfigurationError as exc:  # serve, init-db, worker: what to change
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         sys.exit(1)
