@@ -447,3 +447,64 @@ def test_batch_header_is_checked_whole_before_a_byte_is_written(
     assert (shared / "b" / "c.bin").read_bytes() == c2
     assert (shared / "h" / "held.bin").read_bytes() == held
     assert temporaries(shared) == []
+
+
+def test_commit_body_is_strict_and_a_bad_one_changes_nothing(host: tuple[Server, Path]) -> None:
+    """``POST /commit`` takes exactly {"upload": str, "path": str, "size": int|null,
+    "durable": bool}, of JSON's own types: a size of "12" was taken as 12 and the
+    upload put in place, a negative or huge size got as far as the size check, and a
+    ``durable`` of "yes" or 1 was read as true. Each is a 422 naming the field, and
+    nothing is renamed."""
+    srv, shared = host
+    data = b"hello world!"
+    tmp = "c/.a.1.dftmp"
+    good = {"upload": tmp, "path": "c/a.bin", "size": len(data), "durable": True}
+    bad: list[tuple[str, Any]] = [
+        ("size", {**good, "size": "12"}),
+        ("size", {**good, "size": 12.0}),
+        ("size", {**good, "size": True}),
+        ("size", {**good, "size": -1}),
+        ("size", {**good, "size": 2**63}),
+        ("size", {**good, "size": 10**30}),
+        ("durable", {**good, "durable": "yes"}),
+        ("durable", {**good, "durable": 1}),
+        ("durable", {**good, "durable": "false"}),
+        ("durable", {**good, "durable": None}),
+        ("upload", {**good, "upload": 5}),
+        ("upload", {**good, "upload": [tmp]}),
+        ("path", {**good, "path": None}),
+        ("path", {k: v for k, v in good.items() if k != "path"}),
+        ("unknown", {**good, "sync": True}),
+        ("object", [good]),
+        ("path", {**good, "path": ""}),
+        ("path", {**good, "path": "./"}),
+        ("path", {**good, "path": "../a.bin"}),
+        ("path", {**good, "path": "c/../../a.bin"}),
+        ("path", {**good, "path": "/etc/a.bin"}),
+        ("path", {**good, "path": "c/a\x00.bin"}),
+        ("path", {**good, "path": "c\\a.bin"}),
+        ("path", {**good, "path": tmp}),  # onto itself
+        ("path", {**good, "path": "./c//.a.1.dftmp"}),  # the same, spelled otherwise
+        ("upload", {**good, "upload": "../.a.1.dftmp"}),
+        ("upload", {**good, "upload": "/tmp/.a.1.dftmp"}),
+    ]
+    with api(srv) as c:
+        assert c.put("/shared/uploads", params={"path": tmp}, content=data).status_code == 200
+        before = tree_state(shared)
+        for what, body in bad:
+            r = c.post("/shared/commit", json=body)
+            assert r.status_code == 422, (what, body, r.status_code, r.text)
+            assert r.json()["error"] == "invalid", r.text
+            if what in ("size", "durable"):
+                assert r.json()["detail"].startswith(f"{what}: "), r.text
+            assert tree_state(shared) == before, (what, body)
+        r = c.post("/shared/commit", json=good)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"path": "c/a.bin", "type": "file", "size": len(data)}
+        # size null (or absent) is not checked; durable absent means true
+        c.put("/shared/uploads", params={"path": "c/.b.1.dftmp"}, content=data)
+        r = c.post("/shared/commit", json={"upload": "c/.b.1.dftmp", "path": "c/b", "size": None})
+        assert r.status_code == 200, r.text
+    assert (shared / "c" / "a.bin").read_bytes() == data
+    assert (shared / "c" / "b").read_bytes() == data
+    assert temporaries(shared) == []

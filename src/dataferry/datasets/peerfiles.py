@@ -248,6 +248,8 @@ class PeerFiles:
         rel, full = self._path(fs, path)
         if not rel:
             raise InvalidRequest("cannot commit onto the endpoint's root")
+        if rel == up_rel:
+            raise InvalidRequest(f"cannot commit upload {up_rel!r} onto itself")
         fs.check_writable(rel)
         if not fs.exists(up_full):
             raise NotFound(f"upload {up_rel!r} does not exist on endpoint {endpoint!r}")

@@ -13,12 +13,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from dataferry.api.deps import core as get_core
 from dataferry.api.site_auth import require_site
 from dataferry.app import Core
+from dataferry.datasets.batchheader import MAX_SIZE
 from dataferry.datasets.peerfiles import BatchUpload
 from dataferry.datasets.peerfs import batch_header
 from dataferry.datasets.sites import Site
@@ -208,10 +209,14 @@ def sync_uploads(
 
 
 class CommitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Exactly these fields, of JSON's own types with nothing coerced (a ``size`` of
+    ``"12"`` or ``12.0`` is not a whole number, a ``durable`` of ``1`` or ``"yes"`` is
+    not a boolean); ``size`` null (or absent) is not checked."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     upload: str
     path: str
-    size: int | None = None
+    size: int | None = Field(default=None, ge=0, le=MAX_SIZE)
     durable: bool = True
 
 
