@@ -508,3 +508,38 @@ def test_commit_body_is_strict_and_a_bad_one_changes_nothing(host: tuple[Server,
     assert (shared / "c" / "a.bin").read_bytes() == data
     assert (shared / "c" / "b").read_bytes() == data
     assert temporaries(shared) == []
+
+
+def test_a_query_parameter_given_twice_is_refused(host: tuple[Server, Path]) -> None:
+    """Every peer call takes each query parameter once: given twice, the last one
+    counted, so ``DELETE /files?path=nope&path=keep.txt`` removed keep.txt and a PUT
+    wrote to the second of two temporary names. Now a 422 naming the parameter, and
+    nothing changed."""
+    srv, shared = host
+    (shared / "keep.txt").write_bytes(b"keep")
+    (shared / "d").mkdir()
+    up = "path=d/.a.1.dftmp"
+    with api(srv) as c:
+        assert c.put(f"/shared/uploads?{up}", content=b"abc").status_code == 200
+        before = tree_state(shared)
+        for method, url in [
+            ("DELETE", "/shared/files?path=nope&path=keep.txt"),
+            ("PUT", "/shared/uploads?path=d/.x.1.dftmp&path=d/.y.1.dftmp"),
+            ("PUT", f"/shared/uploads?{up}&offset=0&offset=3"),
+            ("PUT", f"/shared/uploads?{up}&offset=3&commit=d/one&commit=d/two"),
+            ("PUT", f"/shared/uploads?{up}&offset=3&durable=true&durable=false"),
+            ("POST", "/shared/folders?path=m1&path=m2"),
+            ("GET", "/shared/stat?path=keep.txt&path=d"),
+            ("GET", "/shared/list?path=&path=d"),
+            ("GET", "/shared/list?path=&recursive=false&recursive=true"),
+            ("GET", "/shared/files?path=keep.txt&path=d/.a.1.dftmp"),
+            ("GET", f"/shared/uploads?{up}&{up}"),
+            ("POST", f"/shared/uploads/sync?{up}&{up}"),
+        ]:
+            r = c.request(method, url, content=b"z" if method == "PUT" else None)
+            assert r.status_code == 422, (method, url, r.status_code, r.text)
+            assert r.json() == {
+                "error": "invalid",
+                "detail": f"query parameter {url.split('&')[-1].split('=')[0]!r} is given twice",
+            }, r.text
+            assert tree_state(shared) == before, (method, url)

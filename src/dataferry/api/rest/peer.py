@@ -25,7 +25,22 @@ from dataferry.datasets.peerfs import batch_header
 from dataferry.datasets.sites import Site
 from dataferry.errors import InvalidRequest
 
-router = APIRouter(prefix="/peer/endpoints/{endpoint}", tags=["peer files"])
+
+def _each_parameter_once(request: Request) -> None:
+    """A query parameter given twice is refused: which one counts is a guess (the
+    last did, so ``DELETE /files?path=a&path=b`` removed ``b``)."""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            raise InvalidRequest(f"query parameter {key!r} is given twice")
+        seen.add(key)
+
+
+router = APIRouter(
+    prefix="/peer/endpoints/{endpoint}",
+    tags=["peer files"],
+    dependencies=[Depends(_each_parameter_once)],
+)
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 # Upload bytes are written in blocks this large (fewer system calls).
