@@ -543,3 +543,51 @@ def test_a_query_parameter_given_twice_is_refused(host: tuple[Server, Path]) -> 
                 "detail": f"query parameter {url.split('&')[-1].split('=')[0]!r} is given twice",
             }, r.text
             assert tree_state(shared) == before, (method, url)
+
+
+def test_numbers_and_flags_in_a_query_are_strict(host: tuple[Server, Path]) -> None:
+    """``offset`` is digits only, 0 to 2^63-1, and ``durable`` / ``recursive`` are
+    ``true`` or ``false``: "3.0", " 3", "+3" and "3_0" (which became 30) were taken
+    as numbers and the bytes written there, an offset past 64 bits was a 409 as if
+    it could be resumed, and "yes", "1" or "on" were read as true. Each is a 422
+    naming the parameter, and nothing is written."""
+    srv, shared = host
+    tmp = "q/.a.1.dftmp"
+    with api(srv) as c:
+        assert c.put("/shared/uploads", params={"path": tmp}, content=b"abc").status_code == 200
+        before = tree_state(shared)
+        for offset in ("3.0", " 3", "3 ", "+3", "3_0", "0x3", "-1", "", "three", "٣"):
+            for body in (b"z", os.urandom(5 * 1024 * 1024)):  # one call; streamed
+                r = c.put("/shared/uploads", params={"path": tmp, "offset": offset}, content=body)
+                assert r.status_code == 422, (offset, r.status_code, r.text)
+                assert r.json()["detail"].startswith("offset must be"), r.text
+        for offset in (str(2**63), str(10**30), "9" * 5000):
+            r = c.put("/shared/uploads", params={"path": tmp, "offset": offset}, content=b"z")
+            assert r.status_code == 422, (offset[:30], r.status_code, r.text)
+            assert r.json()["detail"].startswith("offset must be"), r.text
+        for flag in ("yes", "1", "on", "True", "", "0"):
+            r = c.put(
+                "/shared/uploads",
+                params={"path": tmp, "offset": 3, "durable": flag, "commit": "q/a"},
+                content=b"z",
+            )
+            assert r.status_code == 422, (flag, r.status_code, r.text)
+            assert r.json()["detail"].startswith("durable must be true or false"), r.text
+            r = c.get("/shared/list", params={"path": "", "recursive": flag})
+            assert r.status_code == 422, (flag, r.status_code, r.text)
+            assert r.json()["detail"].startswith("recursive must be true or false"), r.text
+        assert tree_state(shared) == before
+        # the spellings the protocol has: digits, true and false
+        r = c.put("/shared/uploads", params={"path": tmp, "offset": "3"}, content=b"d")
+        assert r.status_code == 200 and r.json()["size"] == 4, r.text
+        r = c.put(
+            "/shared/uploads",
+            params={"path": tmp, "offset": "4", "durable": "false", "commit": "q/a"},
+            content=b"e",
+        )
+        assert r.status_code == 200, r.text
+        listed = c.get("/shared/list", params={"path": "", "recursive": "true"}).json()
+        assert [e["path"] for e in listed["entries"]] == ["q", "q/a"]
+        flat = c.get("/shared/list", params={"path": "", "recursive": "false"}).json()
+        assert [e["path"] for e in flat["entries"]] == ["q"]
+    assert (shared / "q" / "a").read_bytes() == b"abcde"

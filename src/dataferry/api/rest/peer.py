@@ -36,6 +36,22 @@ def _each_parameter_once(request: Request) -> None:
         seen.add(key)
 
 
+def _whole(name: str, value: str) -> int:
+    """A query parameter that is a number of bytes: ASCII digits only, 0 to 2^63-1
+    (not "3.0", "+3", " 3" or "3_0", which Python's ``int`` would take)."""
+    if len(value) > len(str(MAX_SIZE)) or not _DIGITS.fullmatch(value) or int(value) > MAX_SIZE:
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise InvalidRequest(f"{name} must be a whole number of bytes, 0 to {MAX_SIZE}: {shown!r}")
+    return int(value)
+
+
+def _flag(name: str, value: str) -> bool:
+    """A query parameter that is a flag: ``true`` or ``false``, nothing else."""
+    if value not in ("true", "false"):
+        raise InvalidRequest(f"{name} must be true or false, not {value[:40]!r}")
+    return value == "true"
+
+
 router = APIRouter(
     prefix="/peer/endpoints/{endpoint}",
     tags=["peer files"],
@@ -43,6 +59,7 @@ router = APIRouter(
 )
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_DIGITS = re.compile(r"[0-9]+")
 # Upload bytes are written in blocks this large (fewer system calls).
 _WRITE_BLOCK = 4 * 1024 * 1024
 
@@ -61,11 +78,11 @@ def stat(
 def list_folder(
     endpoint: str,
     path: str = "",
-    recursive: bool = False,
+    recursive: str = "false",
     site: Site = Depends(require_site),
     core: Core = Depends(get_core),
 ) -> dict[str, Any]:
-    entries = core.peer_files.list(site.name, endpoint, path, recursive)
+    entries = core.peer_files.list(site.name, endpoint, path, _flag("recursive", recursive))
     return {"entries": [e.document() for e in entries]}
 
 
@@ -105,24 +122,25 @@ async def upload(
     endpoint: str,
     request: Request,
     path: str,
-    offset: int = 0,
+    offset: str = "0",
     commit: str = "",
-    durable: bool = True,
+    durable: str = "true",
     site: Site = Depends(require_site),
 ) -> dict[str, Any]:
     """Write the body into the temporary name ``path`` from ``offset``; with ``commit``
     the upload is then synced (``durable``) and renamed to that path in the same call."""
     core: Core = request.app.state.core
+    start, sync = _whole("offset", offset), _flag("durable", durable)
     declared = int(request.headers.get("content-length") or -1)
-    if offset == 0 and 0 <= declared <= _WRITE_BLOCK:
+    if start == 0 and 0 <= declared <= _WRITE_BLOCK:
         # a small file: one thread hop for write, sync and rename
         data = await request.body()
         entry = await run_in_threadpool(
-            core.peer_files.put_small, site.name, endpoint, path, data, commit, durable
+            core.peer_files.put_small, site.name, endpoint, path, data, commit, sync
         )
         return entry.document() if commit else {"path": path, "size": len(data)}
-    f = await run_in_threadpool(core.peer_files.open_upload, site.name, endpoint, path, offset)
-    size = offset
+    f = await run_in_threadpool(core.peer_files.open_upload, site.name, endpoint, path, start)
+    size = start
     try:
         pending: list[bytes] = []
         held = 0
@@ -141,7 +159,7 @@ async def upload(
         f.close()
     if commit:
         entry = await run_in_threadpool(
-            core.peer_files.commit, site.name, endpoint, path, commit, size, durable
+            core.peer_files.commit, site.name, endpoint, path, commit, size, sync
         )
         return entry.document()
     return {"path": path, "size": size}
