@@ -591,3 +591,42 @@ def test_numbers_and_flags_in_a_query_are_strict(host: tuple[Server, Path]) -> N
         flat = c.get("/shared/list", params={"path": "", "recursive": "false"}).json()
         assert [e["path"] for e in flat["entries"]] == ["q"]
     assert (shared / "q" / "a").read_bytes() == b"abcde"
+
+
+def test_a_put_with_a_bad_commit_target_writes_nothing(host: tuple[Server, Path]) -> None:
+    """``PUT /uploads?commit=PATH`` checks PATH before it writes a byte: a target that
+    leaves the endpoint, names its root, is a folder or is the upload itself used to
+    be refused only after the upload was written (a small one replacing what the
+    temporary held, a large one left behind); ``commit=`` (empty) was taken as no
+    commit at all, and the upload committed onto itself answered 200. The answer
+    names the upload's path cleaned, as the other calls do."""
+    srv, shared = host
+    (shared / "p" / "dir").mkdir(parents=True)
+    tmp = "p/.a.1.dftmp"
+    with api(srv) as c:
+        assert c.put("/shared/uploads", params={"path": tmp}, content=b"held").status_code == 200
+        before = tree_state(shared)
+        bad = ["", "./", "../x", "/x", "p/x\x01", "p\\x", "p/dir"]
+        for target, uploads in [
+            *((t, (tmp, "p/.new.1.dftmp")) for t in bad),
+            *((t, (tmp,)) for t in (tmp, "./p//.a.1.dftmp")),  # onto itself
+        ]:
+            for upload in uploads:
+                for body in (b"small", os.urandom(5 * 1024 * 1024)):  # one call; streamed
+                    r = c.put(
+                        "/shared/uploads", params={"path": upload, "commit": target}, content=body
+                    )
+                    assert r.status_code in (409, 422), (target, upload, r.status_code, r.text)
+                    assert tree_state(shared) == before, (target, upload, len(body))
+        # a path spelled loosely is answered cleaned
+        r = c.put("/shared/uploads", params={"path": "./p//.b.1.dftmp"}, content=b"b")
+        assert r.json() == {"path": "p/.b.1.dftmp", "size": 1}, r.text
+        r = c.put(
+            "/shared/uploads", params={"path": "./p//.c.1.dftmp"}, content=os.urandom(5 << 20)
+        )
+        assert r.json() == {"path": "p/.c.1.dftmp", "size": 5 << 20}, r.text
+        r = c.post("/shared/folders", params={"path": "./p//made/"})
+        assert r.status_code == 201 and r.json() == {"path": "p/made", "type": "directory"}
+        r = c.put("/shared/uploads", params={"path": tmp, "commit": "./p//a"}, content=b"new")
+        assert r.status_code == 200 and r.json() == {"path": "p/a", "type": "file", "size": 3}
+    assert (shared / "p" / "a").read_bytes() == b"new"

@@ -175,12 +175,18 @@ class PeerFiles:
         fs.check_writable(rel)
         return fs, rel, full
 
-    def open_upload(self, site: str, endpoint: str, path: str, offset: int) -> Upload:
+    def open_upload(
+        self, site: str, endpoint: str, path: str, offset: int, commit: str | None = None
+    ) -> Upload:
         """A file to write an upload's bytes from ``offset`` on: 0 starts it again,
-        otherwise ``offset`` must be the size already stored (resume)."""
+        otherwise ``offset`` must be the size already stored (resume). With ``commit``
+        (where the upload is to be put in place next) that name is checked first, so
+        a bad one is refused before a byte is written."""
         fs, rel, full = self._upload_target(site, endpoint, path)
         if offset < 0:
             raise InvalidRequest("offset must not be negative")
+        if commit is not None:
+            self._commit_target(fs, endpoint, rel, commit)
         folder = parent(full)
         if offset == 0:
             if folder:
@@ -197,17 +203,17 @@ class PeerFiles:
         return Upload(fs, appended, offset)
 
     def put_small(
-        self, site: str, endpoint: str, path: str, data: bytes, commit: str, durable: bool
+        self, site: str, endpoint: str, path: str, data: bytes, commit: str | None, durable: bool
     ) -> Entry:
         """A whole small file in one call: write the temporary name, then (with
-        ``commit``) sync it and rename it into place."""
-        upload = self.open_upload(site, endpoint, path, 0)
+        ``commit``, checked before the write) sync it and rename it into place."""
+        upload = self.open_upload(site, endpoint, path, 0, commit)
         try:
             upload.write(data)
             upload.finish()
         finally:
             upload.close()
-        if commit:
+        if commit is not None:
             return self.commit(site, endpoint, path, commit, len(data), durable)
         return Entry(clean_relative(path), "file", len(data))
 
@@ -245,19 +251,12 @@ class PeerFiles:
         """Check the upload's size, make it durable (unless ``sync`` already did) and
         rename it to ``path`` in one step."""
         fs, up_rel, up_full = self._upload_target(site, endpoint, upload)
-        rel, full = self._path(fs, path)
-        if not rel:
-            raise InvalidRequest("cannot commit onto the endpoint's root")
-        if rel == up_rel:
-            raise InvalidRequest(f"cannot commit upload {up_rel!r} onto itself")
-        fs.check_writable(rel)
+        rel, full = self._commit_target(fs, endpoint, up_rel, path)
         if not fs.exists(up_full):
             raise NotFound(f"upload {up_rel!r} does not exist on endpoint {endpoint!r}")
         stored = fs.size(up_full)
         if size is not None and stored != size:
             raise Conflict(f"upload {up_rel!r} holds {stored} bytes, expected {size}")
-        if fs.exists(full) and fs.fs.isdir(full):
-            raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a folder")
         if durable and isinstance(fs, LocalEndpointFS):
             # concurrent commits' fsyncs share journal commits (ext4 batches them)
             with open(up_full, "rb", buffering=0) as f:
@@ -266,6 +265,21 @@ class PeerFiles:
             fs.makedirs(parent(full))
         fs.rename(up_full, full)
         return Entry(rel, "file", stored)
+
+    def _commit_target(
+        self, fs: EndpointFS, endpoint: str, up_rel: str, path: str
+    ) -> tuple[str, str]:
+        """Where the upload ``up_rel`` may be put in place: inside the endpoint, not
+        its root, not the upload itself, not a folder."""
+        rel, full = self._path(fs, path)
+        if not rel:
+            raise InvalidRequest("cannot commit onto the endpoint's root")
+        if rel == up_rel:
+            raise InvalidRequest(f"cannot commit upload {up_rel!r} onto itself")
+        fs.check_writable(rel)
+        if fs.exists(full) and fs.fs.isdir(full):
+            raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a folder")
+        return rel, full
 
     def delete(self, site: str, endpoint: str, path: str) -> None:
         fs = self.endpoint(site, endpoint, WRITE)
@@ -283,13 +297,15 @@ class PeerFiles:
         except FileNotFoundError:
             raise NotFound(f"{rel!r} does not exist on endpoint {endpoint!r}") from None
 
-    def mkdir(self, site: str, endpoint: str, path: str) -> None:
+    def mkdir(self, site: str, endpoint: str, path: str) -> str:
+        """Create the folder ``path`` and its parents; its path, cleaned."""
         fs = self.endpoint(site, endpoint, WRITE)
         rel, full = self._path(fs, path)
         fs.check_writable(rel)
         if fs.exists(full) and not fs.fs.isdir(full):
             raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a file")
         fs.makedirs(full)
+        return rel
 
 
 class Upload:

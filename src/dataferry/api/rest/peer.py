@@ -23,6 +23,7 @@ from dataferry.datasets.batchheader import MAX_SIZE
 from dataferry.datasets.peerfiles import BatchUpload
 from dataferry.datasets.peerfs import batch_header
 from dataferry.datasets.sites import Site
+from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
 
 
@@ -123,7 +124,7 @@ async def upload(
     request: Request,
     path: str,
     offset: str = "0",
-    commit: str = "",
+    commit: str | None = None,
     durable: str = "true",
     site: Site = Depends(require_site),
 ) -> dict[str, Any]:
@@ -138,8 +139,10 @@ async def upload(
         entry = await run_in_threadpool(
             core.peer_files.put_small, site.name, endpoint, path, data, commit, sync
         )
-        return entry.document() if commit else {"path": path, "size": len(data)}
-    f = await run_in_threadpool(core.peer_files.open_upload, site.name, endpoint, path, start)
+        return entry.document() if commit is not None else {"path": entry.path, "size": entry.size}
+    f = await run_in_threadpool(
+        core.peer_files.open_upload, site.name, endpoint, path, start, commit
+    )
     size = start
     try:
         pending: list[bytes] = []
@@ -157,12 +160,12 @@ async def upload(
         await run_in_threadpool(f.finish)
     finally:
         f.close()
-    if commit:
+    if commit is not None:
         entry = await run_in_threadpool(
             core.peer_files.commit, site.name, endpoint, path, commit, size, sync
         )
         return entry.document()
-    return {"path": path, "size": size}
+    return {"path": clean_relative(path), "size": size}
 
 
 @router.post("/uploads/batch")
@@ -277,5 +280,4 @@ def delete(
 def mkdir(
     endpoint: str, path: str, site: Site = Depends(require_site), core: Core = Depends(get_core)
 ) -> dict[str, Any]:
-    core.peer_files.mkdir(site.name, endpoint, path)
-    return {"path": path, "type": "directory"}
+    return {"path": core.peer_files.mkdir(site.name, endpoint, path), "type": "directory"}
