@@ -630,3 +630,43 @@ def test_a_put_with_a_bad_commit_target_writes_nothing(host: tuple[Server, Path]
         r = c.put("/shared/uploads", params={"path": tmp, "commit": "./p//a"}, content=b"new")
         assert r.status_code == 200 and r.json() == {"path": "p/a", "type": "file", "size": 3}
     assert (shared / "p" / "a").read_bytes() == b"new"
+
+
+def test_a_range_that_names_no_bytes_gets_no_content_range_that_lies(
+    host: tuple[Server, Path],
+) -> None:
+    """``Range: bytes=50-10`` (an end before its start) was a 206 with
+    ``Content-Range: bytes 50-10/100``, and any range on an empty file a 206 with
+    ``bytes 0--1/0``: headers no client can read. An end before the start is now a
+    422; a range from 0 on an empty file is its whole (empty) body, 200, and one
+    from further on is 416 ``bytes */0``."""
+    srv, shared = host
+    data = os.urandom(100)
+    (shared / "h.bin").write_bytes(data)
+    (shared / "empty").write_bytes(b"")
+    with api(srv) as c:
+
+        def get(path: str, rng: str) -> httpx.Response:
+            return c.get("/shared/files", params={"path": path}, headers={"Range": rng})
+
+        backwards = get("h.bin", "bytes=50-10")
+        assert backwards.status_code == 422, (backwards.status_code, backwards.headers)
+        assert "ends before it starts" in backwards.json()["detail"]
+        for rng in ("bytes=0-", "bytes=0-0", "bytes=0-99"):
+            whole = get("empty", rng)
+            assert whole.status_code == 200, (rng, whole.status_code, whole.headers)
+            assert whole.content == b"" and "content-range" not in whole.headers
+        for rng in ("bytes=1-", "bytes=5-9"):
+            past = get("empty", rng)
+            assert past.status_code == 416, (rng, past.status_code, past.headers)
+            assert past.headers["content-range"] == "bytes */0"
+        # numbers longer than Python's int() takes from text (that was a 500)
+        huge = "9" * 5000
+        past = get("h.bin", f"bytes={huge}-")
+        assert past.status_code == 416 and past.headers["content-range"] == "bytes */100"
+        tail = get("h.bin", f"bytes=90-{huge}")
+        assert tail.status_code == 206 and tail.content == data[90:]
+        assert tail.headers["content-range"] == "bytes 90-99/100"
+        one = get("h.bin", "bytes=50-50")
+        assert one.status_code == 206 and one.content == data[50:51]
+        assert one.headers["content-range"] == "bytes 50-50/100"

@@ -46,6 +46,12 @@ def _whole(name: str, value: str) -> int:
     return int(value)
 
 
+def _position(digits: str) -> int:
+    """A byte position of a Range header; one past any file's end when it is longer
+    than a file can be (Python's ``int`` refuses text of thousands of digits)."""
+    return int(digits) if len(digits) <= len(str(MAX_SIZE)) else MAX_SIZE + 1
+
+
 def _flag(name: str, value: str) -> bool:
     """A query parameter that is a flag: ``true`` or ``false``, nothing else."""
     if value not in ("true", "false"):
@@ -59,7 +65,7 @@ router = APIRouter(
     dependencies=[Depends(_each_parameter_once)],
 )
 
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]+)-([0-9]*)$")
 _DIGITS = re.compile(r"[0-9]+")
 # Upload bytes are written in blocks this large (fewer system calls).
 _WRITE_BLOCK = 4 * 1024 * 1024
@@ -101,9 +107,13 @@ def read_file(
         m = _RANGE.match(header.strip())
         if not m:
             raise InvalidRequest(f"Range {header!r} is not of the form bytes=START-[END]")
-        start, end = int(m.group(1)), int(m.group(2)) if m.group(2) else None
+        start, end = _position(m.group(1)), _position(m.group(2)) if m.group(2) else None
+        if end is not None and end < start:
+            raise InvalidRequest(f"Range {header!r} ends before it starts")
     size, blocks = core.peer_files.read(site.name, endpoint, path, start, end)
-    if header and start >= size and size > 0:
+    if header and size == 0 and start == 0:
+        header = None  # an empty file has no byte to name: its whole (empty) body
+    if header and start >= size:
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
     last = size - 1 if end is None else min(end, size - 1)
     length = max(0, last - start + 1)
