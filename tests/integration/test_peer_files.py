@@ -670,3 +670,24 @@ def test_a_range_that_names_no_bytes_gets_no_content_range_that_lies(
         one = get("h.bin", "bytes=50-50")
         assert one.status_code == 206 and one.content == data[50:51]
         assert one.headers["content-range"] == "bytes 50-50/100"
+
+
+def test_a_batch_header_with_a_lone_surrogate_is_refused(host: tuple[Server, Path]) -> None:
+    """A header may spell a lone surrogate ("\\ud800"), which no file name can hold:
+    it reached the file system and was a 500. Now a 422 before anything is written."""
+    srv, shared = host
+    before = tree_state(shared)
+    with api(srv) as c:
+        for field in ("path", "upload"):
+            name = "s/x\\ud800.bin" if field == "path" else "s/.x\\udfff.1.dftmp"
+            other = "s/.x.1.dftmp" if field == "path" else "s/x.bin"
+            header = (
+                f'{{"files": [{{"{field}": "{name}", '
+                f'"{"upload" if field == "path" else "path"}": "{other}", '
+                '"size": 1, "data": true}]}'
+            ).encode()
+            body = len(header).to_bytes(4, "big") + header + b"z"
+            r = c.post("/shared/uploads/batch", content=body, headers={"Content-Type": BATCH_TYPE})
+            assert r.status_code == 422, (field, r.status_code, r.text)
+            assert "surrogate" in r.json()["detail"], r.text
+    assert tree_state(shared) == before

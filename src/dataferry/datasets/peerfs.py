@@ -26,6 +26,7 @@ from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.options import Check
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest, NotFound, PermanentError, TransientError
+from dataferry.text import lone_surrogate_in
 
 API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
@@ -86,10 +87,14 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
     end = _HEADER_LEN.size + n
     if end > len(start):
         return None
+    raw = bytes(start[_HEADER_LEN.size : end])
     try:
-        doc = json.loads(bytes(start[_HEADER_LEN.size : end]))
+        doc = json.loads(raw)
     except RecursionError:  # nested deeper than the parser goes: not a file list
         raise ValueError("batch header is nested too deep") from None
+    bad = lone_surrogate_in(raw, doc)
+    if bad is not None:  # no file name can hold one (the body is not JSON-typed)
+        raise ValueError(f"batch header holds {bad[:60]!r}: a lone surrogate is not Unicode text")
     files = doc.get("files") if isinstance(doc, dict) else None
     if not isinstance(files, list):
         raise ValueError("batch header needs a list of files")
