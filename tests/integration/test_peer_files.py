@@ -691,3 +691,28 @@ def test_a_batch_header_with_a_lone_surrogate_is_refused(host: tuple[Server, Pat
             assert r.status_code == 422, (field, r.status_code, r.text)
             assert "surrogate" in r.json()["detail"], r.text
     assert tree_state(shared) == before
+
+
+def test_a_batch_header_is_files_alone_with_no_key_given_twice(
+    host: tuple[Server, Path],
+) -> None:
+    """A header's top level was read for ``files`` alone, whatever else it held, and a
+    key given twice in any of its objects counted once, as its last value: a file
+    claiming ``"size": 9`` then ``"size": 3`` was taken as 3. Each is now a 422
+    before anything is written."""
+    srv, shared = host
+    file = '{"upload": "k/.a.1.dftmp", "path": "k/a", "size": 9, "size": 3, "data": true}'
+    plain = '{"upload": "k/.a.1.dftmp", "path": "k/a", "size": 3, "data": true}'
+    before = tree_state(shared)
+    with api(srv) as c:
+        for header in (
+            f'{{"files": [{file}]}}',
+            f'{{"files": [], "files": [{plain}]}}',
+            f'{{"files": [{plain}], "durable": false}}',
+        ):
+            raw = header.encode()
+            body = len(raw).to_bytes(4, "big") + raw + b"abc"
+            r = c.post("/shared/uploads/batch", content=body, headers={"Content-Type": BATCH_TYPE})
+            assert r.status_code == 422, (header, r.status_code, r.text)
+            assert r.json()["error"] == "invalid", r.text
+            assert tree_state(shared) == before, header

@@ -3,11 +3,13 @@ relative and given once (``dataferry.datasets.batchheader``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from dataferry.datasets.batchheader import MAX_SIZE, BatchFile, batch_files
+from dataferry.datasets.peerfs import batch_header
 from dataferry.errors import InvalidRequest
 
 GOOD = {"upload": "d/.a.1.dftmp", "path": "d/a", "size": 3, "data": True}
@@ -87,3 +89,28 @@ def test_a_file_is_an_object(doc: Any) -> None:
 def test_no_name_is_given_twice(second: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest, match=r"batch: file 1 names .*, as file [01] does already"):
         batch_files([GOOD, {**GOOD, **second}])
+
+
+def _body(header: bytes) -> bytes:
+    return len(header).to_bytes(4, "big") + header
+
+
+def test_the_header_is_exactly_files_and_gives_no_key_twice() -> None:
+    """``{"files": [...]}`` and nothing else at the top; no object in the header
+    gives a key twice (which one counts would be a guess: the last did)."""
+    file = '{"upload": "d/.a.1.dftmp", "path": "d/a", "size": 3, "data": true}'
+    good = f'{{"files": [{file}]}}'.encode()
+    assert batch_header(_body(good)) == ([GOOD], 4 + len(good))
+    for header, says in [
+        (f'{{"files": [{file}], "durable": true}}', "unknown field(s) durable"),
+        (f'{{"files": [{file}], "sync": 1, "a": 2}}', "unknown field(s) a, sync"),
+        (f'{{"files": [], "files": [{file}]}}', "gives 'files' twice"),
+        (
+            '{"files": [{"upload": "d/.a.1.dftmp", "path": "d/a", "size": 9, "size": 3,'
+            ' "data": true}]}',
+            "gives 'size' twice",
+        ),
+        ('{"files": [{"upload": "x", "upload": "y"}]}', "gives 'upload' twice"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            batch_header(_body(header.encode()))

@@ -89,7 +89,7 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
         return None
     raw = bytes(start[_HEADER_LEN.size : end])
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, object_pairs_hook=_each_key_once)
     except RecursionError:  # nested deeper than the parser goes: not a file list
         raise ValueError("batch header is nested too deep") from None
     bad = lone_surrogate_in(raw, doc)
@@ -98,7 +98,24 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
     files = doc.get("files") if isinstance(doc, dict) else None
     if not isinstance(files, list):
         raise ValueError("batch header needs a list of files")
+    unknown = sorted(str(k) for k in doc if k != "files")
+    if unknown:
+        listed = ", ".join(unknown)
+        listed = listed if len(listed) <= 40 else listed[:37] + "..."
+        raise ValueError(f"batch header has unknown field(s) {listed}: it is {{'files': [...]}}")
     return files, end
+
+
+def _each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object of the batch header; a key given twice is refused (which one counts
+    would be a guess). The header is small (at most ``MAX_HEADER``): one dict per
+    object, as ``json`` builds anyway."""
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"batch header gives {key[:40]!r} twice in one object")
+        doc[key] = value
+    return doc
 
 
 @dataclass(frozen=True)
