@@ -716,3 +716,27 @@ def test_a_batch_header_is_files_alone_with_no_key_given_twice(
             assert r.status_code == 422, (header, r.status_code, r.text)
             assert r.json()["error"] == "invalid", r.text
             assert tree_state(shared) == before, header
+
+
+def test_a_query_that_is_not_utf8_is_refused_not_replaced(host: tuple[Server, Path]) -> None:
+    """A query percent-escaping bytes that are not UTF-8 (``%FF``, or ``%ED%A0%80``,
+    a surrogate) had each bad byte replaced by U+FFFD: ``PUT
+    /uploads?path=%FF.1.dftmp`` wrote a file named "\\ufffd.1.dftmp", a name the
+    peer never sent. Now a 422 and nothing written; U+FFFD sent as UTF-8 is a name
+    like any other."""
+    srv, shared = host
+    before = tree_state(shared)
+    with api(srv) as c:
+        for method, url in [
+            ("PUT", "/shared/uploads?path=%FF.1.dftmp"),
+            ("PUT", "/shared/uploads?path=.a.1.dftmp&commit=%ED%A0%80"),
+            ("POST", "/shared/folders?path=d%C3"),
+            ("GET", "/shared/stat?path=%FF"),
+            ("DELETE", "/shared/files?path=%FF"),
+        ]:
+            r = c.request(method, url, content=b"z" if method == "PUT" else None)
+            assert r.status_code == 422, (method, url, r.status_code, r.text)
+            assert "not UTF-8 text" in r.json()["detail"], r.text
+        assert tree_state(shared) == before
+        r = c.put("/shared/uploads?path=%EF%BF%BD.1.dftmp", content=b"z")
+        assert r.status_code == 200 and r.json()["path"] == "\ufffd.1.dftmp", r.text

@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
@@ -29,9 +30,16 @@ from dataferry.errors import InvalidRequest
 
 def _each_parameter_once(request: Request) -> None:
     """A query parameter given twice is refused: which one counts is a guess (the
-    last did, so ``DELETE /files?path=a&path=b`` removed ``b``)."""
+    last did, so ``DELETE /files?path=a&path=b`` removed ``b``). So is a query whose
+    percent-escapes are not UTF-8: the framework puts U+FFFD for each bad byte, a
+    name the peer never sent."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    try:
+        items = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the query escapes bytes that are not UTF-8 text") from None
     seen: set[str] = set()
-    for key, _ in request.query_params.multi_items():
+    for key, _ in items:
         if key in seen:
             raise InvalidRequest(f"query parameter {key!r} is given twice")
         seen.add(key)
