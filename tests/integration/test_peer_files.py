@@ -740,3 +740,20 @@ def test_a_query_that_is_not_utf8_is_refused_not_replaced(host: tuple[Server, Pa
         assert tree_state(shared) == before
         r = c.put("/shared/uploads?path=%EF%BF%BD.1.dftmp", content=b"z")
         assert r.status_code == 200 and r.json()["path"] == "\ufffd.1.dftmp", r.text
+
+
+def test_the_size_of_an_upload_that_is_a_folder_is_not_a_folder_size(
+    host: tuple[Server, Path],
+) -> None:
+    """``GET /uploads?path=TMP`` where TMP is a folder answered the folder's own size
+    (4096 on ext4) as the bytes held, an offset to resume from that no PUT can take.
+    Now a 409 saying it is a folder."""
+    srv, shared = host
+    (shared / "f" / ".d.1.dftmp").mkdir(parents=True)
+    with api(srv) as c:
+        r = c.get("/shared/uploads", params={"path": "f/.d.1.dftmp"})
+        assert r.status_code == 409, (r.status_code, r.text)
+        said = r.json()["detail"]
+        assert said == "'f/.d.1.dftmp' on endpoint 'shared' is a folder, not an upload", said
+        r = c.get("/shared/uploads", params={"path": "f/.none.1.dftmp"})
+        assert r.status_code == 200 and r.json() == {"path": "f/.none.1.dftmp", "size": 0}

@@ -230,8 +230,13 @@ class PeerFiles:
         return BatchUpload(self, site, endpoint, fs, items, fulls)
 
     def upload_size(self, site: str, endpoint: str, path: str) -> int:
-        fs, _, full = self._upload_target(site, endpoint, path)
-        return fs.size(full) if fs.exists(full) else 0
+        """The bytes an upload holds (0 if none): where to resume it."""
+        fs, rel, full = self._upload_target(site, endpoint, path)
+        if not fs.exists(full):
+            return 0
+        if fs.fs.isdir(full):  # its size is the folder's own, no offset to resume from
+            raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a folder, not an upload")
+        return fs.size(full)
 
     def sync(self, site: str, endpoint: str, uploads: builtins.list[str]) -> None:
         """Make several uploads durable at once (one filesystem sync where it can)."""

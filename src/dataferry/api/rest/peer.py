@@ -246,7 +246,8 @@ async def _receive_batch(batch: BatchUpload, first: bytes, chunks: AsyncIterator
 def upload_size(
     endpoint: str, path: str, site: Site = Depends(require_site), core: Core = Depends(get_core)
 ) -> dict[str, Any]:
-    return {"path": path, "size": core.peer_files.upload_size(site.name, endpoint, path)}
+    size = core.peer_files.upload_size(site.name, endpoint, path)
+    return {"path": clean_relative(path), "size": size}
 
 
 class SyncIn(BaseModel):
