@@ -595,9 +595,9 @@ def test_numbers_and_flags_in_a_query_are_strict(host: tuple[Server, Path]) -> N
 
 def test_a_put_with_a_bad_commit_target_writes_nothing(host: tuple[Server, Path]) -> None:
     """``PUT /uploads?commit=PATH`` checks PATH before it writes a byte: a target that
-    leaves the endpoint, names its root, is a folder or is the upload itself used to
-    be refused only after the upload was written (a small one replacing what the
-    temporary held, a large one left behind); ``commit=`` (empty) was taken as no
+    leaves the endpoint, names its root, is a folder, lies below a file or is the
+    upload itself used to be refused only after the upload was written (a small one
+    replacing what the temporary held, a large one left behind); ``commit=`` (empty) was taken as no
     commit at all, and the upload committed onto itself answered 200. The answer
     names the upload's path cleaned, as the other calls do."""
     srv, shared = host
@@ -606,7 +606,9 @@ def test_a_put_with_a_bad_commit_target_writes_nothing(host: tuple[Server, Path]
     with api(srv) as c:
         assert c.put("/shared/uploads", params={"path": tmp}, content=b"held").status_code == 200
         before = tree_state(shared)
-        bad = ["", "./", "../x", "/x", "p/x\x01", "p\\x", "p/dir"]
+        (shared / "p" / "file.txt").write_bytes(b"in the way")
+        before = tree_state(shared)
+        bad = ["", "./", "../x", "/x", "p/x\x01", "p\\x", "p/dir", "p/file.txt/x", "p/file.txt/y/z"]
         for target, uploads in [
             *((t, (tmp, "p/.new.1.dftmp")) for t in bad),
             *((t, (tmp,)) for t in (tmp, "./p//.a.1.dftmp")),  # onto itself

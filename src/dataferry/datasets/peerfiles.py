@@ -275,7 +275,7 @@ class PeerFiles:
         self, fs: EndpointFS, endpoint: str, up_rel: str, path: str
     ) -> tuple[str, str]:
         """Where the upload ``up_rel`` may be put in place: inside the endpoint, not
-        its root, not the upload itself, not a folder."""
+        its root, not the upload itself, not a folder, not below a file."""
         rel, full = self._path(fs, path)
         if not rel:
             raise InvalidRequest("cannot commit onto the endpoint's root")
@@ -284,6 +284,14 @@ class PeerFiles:
         fs.check_writable(rel)
         if fs.exists(full) and fs.fs.isdir(full):
             raise Conflict(f"{rel!r} on endpoint {endpoint!r} is a folder")
+        # On a file system (not an object store, where "a.txt/x" is a key like any
+        # other) the nearest of its folders that exists must be one: usually its
+        # parent, one stat.
+        above = parent(rel) if isinstance(fs, LocalEndpointFS) else ""
+        while above and not fs.fs.isdir(fs.full(above)):
+            if fs.exists(fs.full(above)):
+                raise Conflict(f"{above!r} on endpoint {endpoint!r} is a file, not a folder")
+            above = parent(above)
         return rel, full
 
     def delete(self, site: str, endpoint: str, path: str) -> None:
