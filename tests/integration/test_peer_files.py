@@ -759,3 +759,26 @@ def test_the_size_of_an_upload_that_is_a_folder_is_not_a_folder_size(
         assert said == "'f/.d.1.dftmp' on endpoint 'shared' is a folder, not an upload", said
         r = c.get("/shared/uploads", params={"path": "f/.none.1.dftmp"})
         assert r.status_code == 200 and r.json() == {"path": "f/.none.1.dftmp", "size": 0}
+
+
+def test_a_json_body_gives_no_key_twice(host: tuple[Server, Path]) -> None:
+    """``POST /commit`` and ``POST /uploads/sync`` read a key given twice as its last
+    value: ``{"size": 1, "size": 12}`` was checked as 12 and the upload put in place.
+    Now a 422, and nothing renamed, as in a batch header."""
+    srv, shared = host
+    tmp = "j/.a.1.dftmp"
+    with api(srv) as c:
+        assert c.put("/shared/uploads", params={"path": tmp}, content=b"x" * 12).status_code == 200
+        before = tree_state(shared)
+        for url, body in [
+            ("/shared/commit", f'{{"upload": "{tmp}", "path": "j/a", "size": 1, "size": 12}}'),
+            ("/shared/commit", f'{{"upload": "x", "upload": "{tmp}", "path": "j/a"}}'),
+            ("/shared/uploads/sync", f'{{"uploads": [], "uploads": ["{tmp}"]}}'),
+        ]:
+            r = c.post(url, content=body.encode(), headers={"Content-Type": "application/json"})
+            assert r.status_code == 422, (body, r.status_code, r.text)
+            assert "twice" in r.json()["detail"], r.text
+            assert tree_state(shared) == before, body
+        body = f'{{"upload": "{tmp}", "path": "j/a", "size": 12}}'
+        r = c.post("/shared/commit", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.text

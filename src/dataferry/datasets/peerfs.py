@@ -89,9 +89,11 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
         return None
     raw = bytes(start[_HEADER_LEN.size : end])
     try:
-        doc = json.loads(raw, object_pairs_hook=_each_key_once)
+        doc = json.loads(raw, object_pairs_hook=each_key_once)
     except RecursionError:  # nested deeper than the parser goes: not a file list
         raise ValueError("batch header is nested too deep") from None
+    except RepeatedKey as exc:
+        raise ValueError(f"batch header {exc}") from None
     bad = lone_surrogate_in(raw, doc)
     if bad is not None:  # no file name can hold one (the body is not JSON-typed)
         raise ValueError(f"batch header holds {bad[:60]!r}: a lone surrogate is not Unicode text")
@@ -106,14 +108,19 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
     return files, end
 
 
-def _each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object of the batch header; a key given twice is refused (which one counts
-    would be a guess). The header is small (at most ``MAX_HEADER``): one dict per
-    object, as ``json`` builds anyway."""
+class RepeatedKey(ValueError):
+    """A JSON object of the protocol gives a key twice."""
+
+
+def each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object of the protocol (``json.loads``'s ``object_pairs_hook``); a key
+    given twice is refused (which one counts would be a guess). The documents are
+    small (a batch header at most ``MAX_HEADER``): one dict per object, as ``json``
+    builds anyway."""
     doc: dict[str, Any] = {}
     for key, value in pairs:
         if key in doc:
-            raise ValueError(f"batch header gives {key[:40]!r} twice in one object")
+            raise RepeatedKey(f"gives {key[:40]!r} twice in one object")
         doc[key] = value
     return doc
 

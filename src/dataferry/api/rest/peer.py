@@ -7,6 +7,7 @@ token; the endpoint's ``peer_read`` / ``peer_write`` options say what it may do.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +23,7 @@ from dataferry.api.site_auth import require_site
 from dataferry.app import Core
 from dataferry.datasets.batchheader import MAX_SIZE
 from dataferry.datasets.peerfiles import BatchUpload
-from dataferry.datasets.peerfs import batch_header
+from dataferry.datasets.peerfs import RepeatedKey, batch_header, each_key_once
 from dataferry.datasets.sites import Site
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
@@ -43,6 +44,18 @@ def _each_parameter_once(request: Request) -> None:
         if key in seen:
             raise InvalidRequest(f"query parameter {key!r} is given twice")
         seen.add(key)
+
+
+async def _json_keys_once(request: Request) -> None:
+    """A JSON body that gives a key twice is refused (the framework's parser keeps
+    the last: ``{"size": 1, "size": 12}`` was checked as 12). Anything else that is
+    not JSON is left to the framework to refuse."""
+    try:
+        json.loads(await request.body(), object_pairs_hook=each_key_once)
+    except RepeatedKey as exc:
+        raise InvalidRequest(f"the body {exc}") from None
+    except (ValueError, RecursionError):
+        pass
 
 
 def _whole(name: str, value: str) -> int:
@@ -255,7 +268,7 @@ class SyncIn(BaseModel):
     uploads: list[str]
 
 
-@router.post("/uploads/sync")
+@router.post("/uploads/sync", dependencies=[Depends(_json_keys_once)])
 def sync_uploads(
     endpoint: str, body: SyncIn, site: Site = Depends(require_site), core: Core = Depends(get_core)
 ) -> dict[str, Any]:
@@ -275,7 +288,7 @@ class CommitIn(BaseModel):
     durable: bool = True
 
 
-@router.post("/commit")
+@router.post("/commit", dependencies=[Depends(_json_keys_once)])
 def commit(
     endpoint: str,
     body: CommitIn,
