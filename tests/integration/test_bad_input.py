@@ -403,10 +403,18 @@ def test_cli_says_when_the_url_is_not_dataferry(tmp_path: Path) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
+    env = {"DATAFERRY_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    empty = subprocess.run(
+        [sys.executable, "-m", "dataferry", "--url", "", "jobs"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert empty.returncode == 2 and "--url is empty" in empty.stderr, empty
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Other)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        env = {"DATAFERRY_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
         for url in (
             f"http://127.0.0.1:{httpd.server_port}",
             f"http://127.0.0.1:{httpd.server_port}/missing",

@@ -22,7 +22,7 @@ from dataferry.cli import (
     worker,
 )
 from dataferry.cli.args import require_utf8
-from dataferry.cli.common import print_error
+from dataferry.cli.common import fail, print_error
 from dataferry.client import ClientError
 from dataferry.config import CONFIG_ENV
 from dataferry.errors import ConfigurationError
@@ -65,6 +65,8 @@ def main_options(
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     if url is not None:
+        if not url.strip():  # it fell back to the default URL without a word
+            fail("--url is empty: give the service URL, e.g. http://127.0.0.1:8080", 2)
         os.environ["DATAFERRY_URL"] = url
     if token is not None:
         os.environ["DATAFERRY_TOKEN"] = token
