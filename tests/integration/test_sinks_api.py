@@ -278,8 +278,10 @@ def test_a_sink_stored_by_an_older_version_with_values_now_refused_can_be_mended
     bad = {"url": bad_url, "timeout": 1e308, "retry_interval": 1e-300, "poll_interval": None}
     db = Database(database_url)
     with httpx.Client(base_url=srv.url) as http:
-        for name in ("old", "gone"):
-            r = http.post("/api/v1/sinks", json={**old, "name": name})
+        table.add_column("gone_sync")  # each sink sets its own last_sync column
+        for name, last_sync in (("old", "last_sync"), ("gone", "gone_sync")):
+            source = table_source(table, last_sync=last_sync)
+            r = http.post("/api/v1/sinks", json={**old, "name": name, "source": source})
             assert r.status_code == 201, r.text
         with db.session() as s:  # what an older version could have stored
             for row in s.query(SinkRow):

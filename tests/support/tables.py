@@ -96,6 +96,12 @@ class AppTable:
                 sa.text(f"UPDATE {self.name} SET {sets} WHERE id = :rid"), {**values, "rid": rid}
             )
 
+    def add_column(self, name: str) -> None:
+        """Another time column (e.g. a second sink's own ``last_sync``)."""
+        with self.engine.begin() as c:
+            kind = "TEXT" if self.sqlite else "TIMESTAMP"
+            c.execute(sa.text(f"ALTER TABLE {self.name} ADD COLUMN {name} {kind}"))
+
     def rows(self) -> dict[int, dict[str, Any]]:
         with self.engine.connect() as c:
             return {

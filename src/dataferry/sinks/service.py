@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from dataferry.endpoints.secrets import SecretBox
-from dataferry.errors import InvalidRequest
-from dataferry.sinks import mapping
+from dataferry.errors import Conflict, InvalidRequest
+from dataferry.sinks import mapping, sharing
 from dataferry.sinks.daemon import SinkDaemon
 from dataferry.sinks.engine import SinkEngine, spec_of, spec_problem, stored_definition
 from dataferry.sinks.model import Stats
@@ -72,8 +72,30 @@ class SinkService:
         finally:
             src.close()
 
+    def refuse_shared_last_sync(self, spec: SinkSpec) -> None:
+        """Refuse a table source whose ``last_sync`` column another sink sets: the
+        first of the two to deliver a row marks it synced and the other never sends it.
+        The URLs are compared by the database they reach, not as written."""
+        table = spec.source.table
+        mine = None if table is None else sharing.column(table.url, table.name, table.last_sync)
+        if table is None or mine is None:
+            return
+        for other in self.store.all():
+            if other.name == spec.name:
+                continue
+            source = stored_definition(other, self.box).get("source")
+            if sharing.column_of(source) == mine:
+                raise Conflict(
+                    f"sink {other.name!r} already reads table {table.name!r} of"
+                    f" {safe_url(table.url)} and sets its last_sync column"
+                    f" {table.last_sync!r}; two sinks cannot share one: the first to"
+                    " deliver a row marks it synced and the other never sends it. Give"
+                    " each sink its own last_sync column (add one to the table)"
+                )
+
     def add(self, data: dict[str, Any], origin: str = "api") -> dict[str, Any]:
         spec = parse_spec(data)
+        self.refuse_shared_last_sync(spec)
         self.check(spec)
         public, secrets = _split(spec)
         stored = self.store.create(
@@ -99,6 +121,7 @@ class SinkService:
             changes = {k: v for k, v in changes.items() if k != "api_key"}
         spec = parse_spec({**current, **changes})
         if "source" in changes:
+            self.refuse_shared_last_sync(spec)
             self.check(spec)
         public, secrets = _split(spec)
         extra: dict[str, Any] = {}
@@ -181,6 +204,7 @@ class SinkService:
                 except InvalidRequest:  # stored by an older version, now invalid
                     same = False
                 if not same:
+                    self.refuse_shared_last_sync(spec)
                     public, secrets = _split(parse_spec(data))
                     self.store.update(
                         spec.name,

@@ -1,0 +1,96 @@
+"""Two sinks reading one table cannot share its ``last_sync`` column, through a real
+``dataferry serve`` (REST and the CLI), on SQLite and PostgreSQL tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.support.receiver import Receiver
+from tests.support.tables import AppTable, make_table, table_sink
+from tests.support.waiting import wait_for
+
+FAST = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def table(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppTable]:
+    yield from make_table(request.param, tmp_path)
+
+
+def same_table_written_differently(table: AppTable, tmp_path: Path) -> dict[str, str]:
+    """The URL and name of ``table`` spelt otherwise: another driver name or host name
+    for the same server, a password, a link to the SQLite file's folder, the schema."""
+    url = sa.make_url(table.url)
+    if table.sqlite:
+        db = Path(str(url.database))
+        link = tmp_path / "link"
+        link.symlink_to(db.parent)
+        url_there = f"sqlite+pysqlite:///{link}/./{db.name}?timeout=5"
+        return {"url": url_there, "name": f"main.{table.name}"}
+    other = url.set(host="LOCALHOST", port=None, password="hunter2")
+    return {"url": other.render_as_string(hide_password=False), "name": f"public.{table.name}"}
+
+
+def test_a_second_sink_setting_the_same_last_sync_column_is_refused(
+    server_factory: Any, table: AppTable, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Before, the second sink was stored, and whichever of the two delivered a row
+    first set ``last_sync``: the other sink never sent that row. Now adding (REST, CLI)
+    or changing a sink so that it would set a column another sink sets (the same
+    database, however its URL is written) is a 409 naming the other sink, and nothing
+    is stored; with its own ``last_sync`` column each sink delivers every row."""
+    srv = server_factory("a", FAST)
+    table.insert(1)
+    first = table_sink(table, receiver.url, name="a")
+    second = table_sink(table, receiver.url, name="b")
+    second["source"]["table"].update(same_table_written_differently(table, tmp_path))
+    with httpx.Client(base_url=srv.url) as http:
+        assert http.post("/api/v1/sinks", json=first).status_code == 201
+        r = http.post("/api/v1/sinks", json=second)
+        assert r.status_code == 409, r.text
+        detail = r.json()["detail"]
+        assert "sink 'a' already reads table" in detail and "'last_sync'" in detail
+        assert "its own last_sync column" in detail and "hunter2" not in detail
+        assert [d["name"] for d in http.get("/api/v1/sinks").json()["sinks"]] == ["a"]
+        table_arg = second["source"]["table"]
+        bad = srv.cli(
+            "sink", "add", "b", "--table", table_arg["name"], "--table-url", table_arg["url"],
+            check=False,
+        )  # fmt: skip
+        assert bad.returncode == 1 and "sink 'a' already reads table" in bad.stderr, bad
+        assert [d["name"] for d in http.get("/api/v1/sinks").json()["sinks"]] == ["a"]
+
+        # Its own column: taken, and both sinks deliver the row.
+        table.add_column("last_sync_b")
+        second["source"]["table"]["last_sync"] = "last_sync_b"
+        created = http.post("/api/v1/sinks", json=second)
+        assert created.status_code == 201, created.text
+        wait_for(lambda: len(receiver.applied("1")) == 2, every=0.1)
+
+        def both_synced() -> bool:  # marked once the partner's answer is in
+            row = table.row(1)
+            return row is not None and row["last_sync"] == row["modified"] == row["last_sync_b"]
+
+        wait_for(both_synced, every=0.1)
+
+        # Changing it back onto the shared column: refused, nothing changes.
+        r = http.patch("/api/v1/sinks/b", json={"source": first["source"]})
+        assert r.status_code == 409 and "sink 'a' already reads" in r.json()["detail"], r.text
+        after = http.get("/api/v1/sinks/b").json()
+        assert after["updated"] == created.json()["updated"]
+        assert after["source"]["table"]["last_sync"] == "last_sync_b"
+
+        # Another table of the same database may use a column of the same name.
+        other_gen = make_table("sqlite" if table.sqlite else "postgresql", tmp_path)
+        other = next(other_gen)
+        try:
+            r = http.post("/api/v1/sinks", json=table_sink(other, receiver.url, name="c"))
+            assert r.status_code == 201, r.text
+        finally:
+            other_gen.close()

@@ -1,0 +1,53 @@
+"""Which last_sync column a table sink sets, however its URL and table are written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataferry.sinks.sharing import column
+
+PG = "postgresql+psycopg://u@127.0.0.1:5432/app"
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "last_sync"),
+    [
+        (PG, "vettings", "last_sync"),
+        ("postgresql://other:secret@LOCALHOST/app", "public.vettings", "LAST_SYNC"),
+        ("postgresql+psycopg://u@[::1]:5432/app?connect_timeout=5", "Vettings", "last_sync"),
+    ],
+)
+def test_one_column_written_differently(url: str, table: str, last_sync: str) -> None:
+    assert column(url, table, last_sync) == column(PG, "vettings", "last_sync")
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "last_sync"),
+    [
+        ("postgresql+psycopg://u@127.0.0.1:5433/app", "vettings", "last_sync"),
+        ("postgresql+psycopg://u@127.0.0.1/other", "vettings", "last_sync"),
+        ("postgresql+psycopg://u@db.example.org/app", "vettings", "last_sync"),
+        (PG, "audit.vettings", "last_sync"),
+        (PG, "vettings", "synced"),
+    ],
+)
+def test_other_columns(url: str, table: str, last_sync: str) -> None:
+    assert column(url, table, last_sync) != column(PG, "vettings", "last_sync")
+
+
+def test_sqlite_files_by_real_path_and_private_memory_databases(tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to(tmp_path)
+    a = column(f"sqlite:///{tmp_path}/app.db", "t", "s")
+    assert a is not None
+    assert column(f"sqlite+pysqlite:///{tmp_path}/link/./app.db?timeout=5", "main.t", "s") == a
+    assert column(f"sqlite:///{tmp_path}/other.db", "t", "s") != a
+    for memory in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
+        assert column(memory, "t", "s") is None, memory
+    assert column("not a url", "t", "s") is None
+
+
+def test_mysql_schema_is_the_database() -> None:
+    here = column("mysql+pymysql://u@h/app", "vettings", "s")
+    assert here == column("mysql+pymysql://u@h:3306/other", "app.vettings", "s")
