@@ -334,3 +334,37 @@ def test_a_sink_stored_by_an_older_version_with_values_now_refused_can_be_mended
         assert http.get("/api/v1/sinks/gone").status_code == 404
         assert [d["name"] for d in http.get("/api/v1/sinks").json()["sinks"]] == ["old"]
     db.engine.dispose()
+
+
+def test_a_paused_sink_stored_by_an_older_version_shows_its_problem(
+    server_factory: Any, database_url: str, table: AppTable
+) -> None:
+    """A paused sink whose stored definition is no longer valid showed only "paused":
+    nothing said that resuming it would not deliver. Now its state is still "paused"
+    and its idle_reason (REST, CLI list, dashboard list) names the problem; once
+    mended, a paused sink says "paused" again."""
+    from dataferry.db.engine import Database
+    from dataferry.db.models.sinks import SinkRow
+
+    srv = server_factory("a", FAST)
+    good = {"name": "old", "source": table_source(table), "url": "http://127.0.0.1:9/"}
+    db = Database(database_url)
+    with httpx.Client(base_url=srv.url) as http:
+        r = http.post("/api/v1/sinks", json={**good, "paused": True})
+        assert r.status_code == 201 and r.json()["idle_reason"] == "paused", r.text
+        with db.session() as s:  # what an older version could have stored
+            row = s.query(SinkRow).filter_by(name="old").one()
+            row.spec = {**row.spec, "timeout": 1e308}
+        problem = "definition no longer valid, change it: timeout: Input should be less than"
+        for doc in (
+            http.get("/api/v1/sinks/old").json(),
+            *http.get("/api/v1/sinks").json()["sinks"],
+        ):
+            assert doc["state"] == "paused" and doc["paused"] is True, doc
+            assert doc["idle_reason"].startswith(problem), doc
+        assert problem in http.get("/sinks", headers={"Accept": "text/html"}).text
+        assert "definition no longer valid" in srv.cli("sink", "list", env_columns=400).stdout
+        mended = http.patch("/api/v1/sinks/old", json={"timeout": 10})
+        assert mended.status_code == 200, mended.text
+        assert (mended.json()["state"], mended.json()["idle_reason"]) == ("paused", "paused")
+    db.engine.dispose()

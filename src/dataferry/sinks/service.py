@@ -232,10 +232,11 @@ class SinkService:
     def document(self, stored: StoredSink, counts: bool = False) -> dict[str, Any]:
         spec = dict(stored.spec)
         secrets = self.box.open(stored.secrets)
-        if stored.paused:
-            idle_reason = "paused"
-        elif problem := self.problem(stored):
+        # A paused sink with a bad definition says so: resuming it would not deliver.
+        if problem := self.problem(stored):
             idle_reason = f"definition no longer valid, change it: {problem}"
+        elif stored.paused:
+            idle_reason = "paused"
         elif not stored.url:
             idle_reason = "no target URL configured"
         else:
