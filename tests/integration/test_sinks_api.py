@@ -169,7 +169,8 @@ last_sync = "last_sync"
 
 def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: AppTable) -> None:
     """Before, these were stored and failed later: a port out of range, a space or NUL in
-    the URL, and a header HTTP cannot carry failed every send ("internal error"); a
+    the URL, a host name with an empty or over-long label (as peer and site URLs are
+    checked), and a header HTTP cannot carry failed every send ("internal error"); a
     timeout or retry wait of 1e308 (or Infinity, which Python's JSON parser reads)
     overflowed the daemon's lease and retry arithmetic, so the sink never polled or
     never recorded an outcome; NUL in a table's URL was a 500. Now each is a 422 naming
@@ -179,9 +180,16 @@ def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: Ap
     nul_url["table"]["url"] += "\x00"
     cases: list[tuple[dict[str, Any], str]] = [
         ({"url": "http://127.0.0.1:99999/"}, "port 99999 is not between 1 and 65535"),
-        ({"url": "http://[::1/"}, "is not valid"),
+        ({"url": "http://127.0.0.1:0/"}, "port 0 is not between 1 and 65535"),
+        ({"url": "http://127.0.0.1:+80/"}, "port '+80' is not a number"),
+        ({"url": "http://[::1/"}, "must be http(s)://HOST[:PORT][/PATH]: Invalid IPv6 URL"),
+        ({"url": "ftp://x/"}, "must start with http:// or https://"),
         ({"url": "http://a b/"}, "a space or a control character"),
         ({"url": "http://x/\x00"}, "a space or a control character"),
+        # the same rules as peer and site URLs (these were stored, to fail every send)
+        ({"url": "http://x/\u200b"}, "a space or a control character"),
+        ({"url": "https://a..b.example/in"}, "'a..b.example' has an empty or too long label"),
+        ({"url": f"https://{'a' * 64}.example/"}, "has an empty or too long label"),
         ({"headers": {"X": "a\nb"}}, "header X"),
         ({"headers": {"X": "é"}}, "header X"),
         ({"headers": {"X": "{api_key}"}, "api_key": "k\r\n"}, "header X"),

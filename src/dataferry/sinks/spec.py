@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dataferry.durations import MAX_SECONDS, Seconds
+from dataferry.urls import parse_base_url
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
@@ -17,7 +17,6 @@ IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$")
 # tabs inside but not at either end. Anything else the HTTP client refuses at send time.
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE_RE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
-CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 
 
 class _Strict(BaseModel):
@@ -123,18 +122,12 @@ class SinkSpec(_Strict):
         value = value.strip()
         if not value:
             return value
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"target URL {value!r} must be http:// or https://")
-        if CONTROL_RE.search(value):
-            raise ValueError(f"target URL {value!r} contains a space or a control character")
         try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"target URL {value!r} is not valid: {exc}") from None
-        if not url.host:
-            raise ValueError(f"target URL {value!r} has no host")
-        if url.port is not None and not 0 < url.port < 65536:
-            raise ValueError(f"target URL {value!r}: port {url.port} is not between 1 and 65535")
+            parse_base_url(value)  # the same rules as peer and site URLs
+        except ValueError as exc:
+            raise ValueError(
+                f"target URL {value!r} must be http(s)://HOST[:PORT][/PATH]: {exc}"
+            ) from None
         return value
 
     @model_validator(mode="after")
