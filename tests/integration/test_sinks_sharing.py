@@ -94,3 +94,26 @@ def test_a_second_sink_setting_the_same_last_sync_column_is_refused(
             assert r.status_code == 201, r.text
         finally:
             other_gen.close()
+
+
+def test_a_sink_whose_secrets_cannot_be_opened_does_not_block_adding_others(
+    server_factory: Any, database_url: str, table: AppTable, receiver: Receiver
+) -> None:
+    """The check compares the new sink with every other sink's table URL, which is
+    sealed; one sealed under a secret key since changed cannot be opened. It is left
+    out of the comparison: adding a sink still works."""
+    from dataferry.db.engine import Database
+    from dataferry.db.models.sinks import SinkRow
+
+    srv = server_factory("a", FAST)
+    db = Database(database_url)
+    with httpx.Client(base_url=srv.url) as http:
+        lost = table_sink(table, "", name="lost", paused=True)
+        assert http.post("/api/v1/sinks", json=lost).status_code == 201
+        with db.session() as s:  # sealed under another key
+            s.query(SinkRow).filter_by(name="lost").one().secrets = "gAAAAAB-not-ours"
+        table.add_column("own_sync")
+        other = table_sink(table, receiver.url, name="ok", table_extra={"last_sync": "own_sync"})
+        r = http.post("/api/v1/sinks", json=other)
+        assert r.status_code == 201, r.text
+    db.engine.dispose()

@@ -24,7 +24,7 @@ from dataferry.endpoints.secrets import SecretBox
 from dataferry.errors import DataferryError, InvalidRequest
 from dataferry.jobs.backoff import backoff_delay
 from dataferry.jobs.executor import claim_owner
-from dataferry.sinks import delivery, mapping
+from dataferry.sinks import delivery, mapping, sharing
 from dataferry.sinks.model import Claimed, Outcome, Sink, Stats, idempotency_key
 from dataferry.sinks.sources import Source
 from dataferry.sinks.sources.table import TableSource
@@ -51,6 +51,16 @@ def stored_definition(stored: StoredSink, box: SecretBox) -> dict[str, Any]:
             source["table"] = {**source["table"], "url": secrets.get("table_url", "")}
         data["source"] = source
     return data
+
+
+def stored_column(stored: StoredSink, box: SecretBox) -> sharing.Column | None:
+    """The last_sync column a stored sink sets (``sharing.column``), or None: not a
+    table source, or its secrets cannot be opened (the secret key changed)."""
+    try:
+        source = stored_definition(stored, box).get("source")
+    except (DataferryError, ValueError):
+        return None
+    return sharing.column_of(source)
 
 
 def spec_problem(exc: ValidationError) -> str:

@@ -14,7 +14,13 @@ from dataferry.endpoints.secrets import SecretBox
 from dataferry.errors import Conflict, InvalidRequest
 from dataferry.sinks import mapping, sharing
 from dataferry.sinks.daemon import SinkDaemon
-from dataferry.sinks.engine import SinkEngine, spec_of, spec_problem, stored_definition
+from dataferry.sinks.engine import (
+    SinkEngine,
+    spec_of,
+    spec_problem,
+    stored_column,
+    stored_definition,
+)
 from dataferry.sinks.model import Stats
 from dataferry.sinks.sources.table import safe_url
 from dataferry.sinks.spec import SinkSpec, SourceSpec
@@ -83,8 +89,7 @@ class SinkService:
         for other in self.store.all():
             if other.name == spec.name:
                 continue
-            source = stored_definition(other, self.box).get("source")
-            if sharing.column_of(source) == mine:
+            if stored_column(other, self.box) == mine:
                 raise Conflict(
                     f"sink {other.name!r} already reads table {table.name!r} of"
                     f" {safe_url(table.url)} and sets its last_sync column"
