@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,4 +117,60 @@ def test_a_sink_whose_secrets_cannot_be_opened_does_not_block_adding_others(
         other = table_sink(table, receiver.url, name="ok", table_extra={"last_sync": "own_sync"})
         r = http.post("/api/v1/sinks", json=other)
         assert r.status_code == 201, r.text
+    db.engine.dispose()
+
+
+def test_of_two_sinks_an_older_version_stored_on_one_column_only_the_oldest_runs(
+    server_factory: Any, database_url: str, table: AppTable, receiver: Receiver
+) -> None:
+    """Two sinks sharing a last_sync column, stored before such pairs were refused, both
+    ran: each row went to whichever sent it first, and the other partner never got it.
+    Now only the oldest runs (it sends every row); the other is idle, and says it sets
+    the column the oldest sets. Given its own column, it runs and sends every row."""
+    from dataferry.db.base import utcnow
+    from dataferry.db.engine import Database
+    from dataferry.db.models.sinks import SinkRow
+
+    srv = server_factory("a", FAST)
+    db = Database(database_url)
+    table.add_column("b_sync")
+
+    def tagged(name: str, last_sync: str) -> dict[str, Any]:
+        fields = {"id": "id", "status": "status", "sink": {"const": name}}
+        extra = {"last_sync": last_sync}
+        return table_sink(
+            table, receiver.url, name=name, mapping={"fields": fields}, table_extra=extra
+        )
+
+    def sent_by(name: str) -> set[str]:
+        return {r.id for r in receiver.applied() if r.document.get("sink") == name}
+
+    with httpx.Client(base_url=srv.url) as http:
+        for name, last_sync in (("a", "last_sync"), ("b", "b_sync")):
+            r = http.post("/api/v1/sinks", json=tagged(name, last_sync))
+            assert r.status_code == 201, r.text
+        with db.session() as s:  # what an older version could have stored
+            row = s.query(SinkRow).filter_by(name="b").one()
+            source = {"table": {**row.spec["source"]["table"], "last_sync": "last_sync"}}
+            row.spec = {**row.spec, "source": source}
+            row.updated = utcnow()
+        docs = {d["name"]: d for d in http.get("/api/v1/sinks").json()["sinks"]}
+        assert (docs["a"]["state"], docs["a"]["idle_reason"]) == ("active", "")
+        assert docs["b"]["state"] == "idle", docs["b"]
+        reason = docs["b"]["idle_reason"]
+        assert "the last_sync column that sink 'a' sets" in reason and "its own" in reason
+        assert http.get("/api/v1/sinks/b").json()["idle_reason"] == reason
+
+        for i in range(1, 6):
+            table.insert(i)
+        http.post("/api/v1/sinks/a/poll")
+        wait_for(lambda: sent_by("a") == {"1", "2", "3", "4", "5"}, every=0.1)
+        http.post("/api/v1/sinks/b/poll")
+        time.sleep(0.5)
+        assert sent_by("b") == set()
+
+        # Its own column: it runs, and sends every row.
+        mended = http.patch("/api/v1/sinks/b", json={"source": tagged("b", "b_sync")["source"]})
+        assert mended.status_code == 200 and mended.json()["state"] == "active", mended.text
+        wait_for(lambda: sent_by("b") == {"1", "2", "3", "4", "5"}, every=0.1)
     db.engine.dispose()

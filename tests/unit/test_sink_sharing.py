@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dataferry.sinks.sharing import column
+from dataferry.sinks.sharing import column, shadowed
 
 PG = "postgresql+psycopg://u@127.0.0.1:5432/app"
 
@@ -51,3 +51,10 @@ def test_sqlite_files_by_real_path_and_private_memory_databases(tmp_path: Path) 
 def test_mysql_schema_is_the_database() -> None:
     here = column("mysql+pymysql://u@h/app", "vettings", "s")
     assert here == column("mysql+pymysql://u@h:3306/other", "app.vettings", "s")
+
+
+def test_only_the_oldest_of_sinks_on_one_column_is_not_shadowed() -> None:
+    one = column(PG, "vettings", "last_sync")
+    other = column(PG, "vettings", "b_sync")
+    entries = [(7, "late", one), (3, "first", one), (5, "own", other), (9, "coll", None)]
+    assert shadowed(entries) == {7: "first"}

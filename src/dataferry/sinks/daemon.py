@@ -21,7 +21,7 @@ from datetime import datetime
 import httpx
 
 from dataferry.jobs.executor import claim_owner
-from dataferry.sinks import delivery
+from dataferry.sinks import delivery, sharing
 from dataferry.sinks.engine import SinkEngine
 from dataferry.sinks.model import Claimed, Outcome, Sink
 from dataferry.sinks.store import SinkStore
@@ -111,7 +111,8 @@ class SinkDaemon:
             labels, self._poll_sources = self._poll_sources, set()
         self._drain()
         active: dict[int, Sink] = {}
-        for stored in self.store.all():
+        every = self.store.all()
+        for stored in every:
             if stored.paused or not stored.url:
                 continue
             cached = self._sinks.get(stored.id)
@@ -124,6 +125,17 @@ class SinkDaemon:
                 if self._broken.get(stored.id) != stored.updated:  # once, not every tick
                     self._broken[stored.id] = stored.updated
                     log.warning("sink %s cannot run: %s", stored.name, exc)
+        # Of sinks setting one last_sync column (stored by an older version), only the
+        # oldest is run: it sends every row, and the others say why they are idle.
+        shadowed = self.engine.shadowed(every) if active else {}
+        for stored in every:
+            other = shadowed.get(stored.id)
+            if other is None or active.pop(stored.id, None) is None:
+                continue
+            if self._broken.get(stored.id) != stored.updated:  # once, not every tick
+                self._broken[stored.id] = stored.updated
+                reason = sharing.shadowed_reason(other)
+                log.warning("sink %s is not run: it %s", stored.name, reason)
         for sink_id in list(self._workers):
             w = self._workers[sink_id]
             sink = active.get(sink_id)

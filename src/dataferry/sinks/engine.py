@@ -96,6 +96,7 @@ class SinkEngine:
         self.settings = settings
         self.collections: CollectionSourceFactory | None = None
         self._sources: dict[int, tuple[Any, Source]] = {}
+        self._columns: dict[int, tuple[Any, sharing.Column | None]] = {}
         self._lock = threading.Lock()
 
     # -- sinks and sources ------------------------------------------------------
@@ -108,6 +109,20 @@ class SinkEngine:
             origin=stored.origin,
             updated=stored.updated,
         )
+
+    def shadowed(self, sinks: Sequence[StoredSink]) -> dict[int, str]:
+        """Of ``sinks`` (all of them), those setting a last_sync column an older sink
+        sets, each mapped to that sink's name (see ``sharing.shadowed``): not run."""
+        entries = []
+        with self._lock:
+            for s in sinks:
+                cached = self._columns.get(s.id)
+                if cached is None or cached[0] != s.updated:
+                    cached = self._columns[s.id] = (s.updated, stored_column(s, self.box))
+                entries.append((s.id, s.name, cached[1]))
+            for gone in set(self._columns) - {s.id for s in sinks}:
+                del self._columns[gone]
+        return sharing.shadowed(entries)
 
     def make_source(self, spec: SinkSpec) -> Source:
         if spec.source.table is not None:
@@ -240,8 +255,10 @@ class SinkEngine:
         none is due (failures wait for their retry time). For tests and ``sink run``."""
         sink = self.sink(stored)
         stats = Stats()
-        if sink.idle_reason:
-            stats.errors.append(f"idle: {sink.idle_reason}")
+        other = self.shadowed(self.store.all()).get(stored.id)
+        idle_reason = sink.idle_reason or (sharing.shadowed_reason(other) if other else "")
+        if idle_reason:
+            stats.errors.append(f"idle: {idle_reason}")
             return stats
         if poll:
             self.poll(sink, stats)

@@ -144,7 +144,9 @@ class SinkService:
         return self.document(updated)
 
     def list(self) -> list[dict[str, Any]]:
-        return [self.document(s, counts=True) for s in self.store.all()]
+        every = self.store.all()
+        shadowed = self.engine.shadowed(every)
+        return [self.document(s, counts=True, shadowed=shadowed) for s in every]
 
     def get(self, name: str) -> dict[str, Any]:
         return self.document(self.store.get(name), counts=True)
@@ -234,12 +236,18 @@ class SinkService:
             return spec_problem(exc)
         return ""
 
-    def document(self, stored: StoredSink, counts: bool = False) -> dict[str, Any]:
+    def document(
+        self, stored: StoredSink, counts: bool = False, shadowed: dict[int, str] | None = None
+    ) -> dict[str, Any]:
         spec = dict(stored.spec)
         secrets = self.box.open(stored.secrets)
-        # A paused sink with a bad definition says so: resuming it would not deliver.
+        if shadowed is None:
+            shadowed = self.engine.shadowed(self.store.all())
+        # A paused sink that could not run says why: resuming it would not deliver.
         if problem := self.problem(stored):
             idle_reason = f"definition no longer valid, change it: {problem}"
+        elif other := shadowed.get(stored.id):
+            idle_reason = sharing.shadowed_reason(other)
         elif stored.paused:
             idle_reason = "paused"
         elif not stored.url:

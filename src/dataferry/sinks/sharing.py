@@ -9,6 +9,7 @@ refuses such a pair; this module says whether two definitions are one. Pure: no 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
@@ -74,3 +75,26 @@ def column_of(source: Any) -> Column | None:
     if not (isinstance(url, str) and isinstance(name, str) and isinstance(last_sync, str)):
         return None
     return column(url, name, last_sync)
+
+
+def shadowed(sinks: Iterable[tuple[int, str, Column | None]]) -> dict[int, str]:
+    """Of sinks (id, name, column) setting one column, every one but the oldest (the
+    lowest id), mapped to the oldest one's name. Such pairs are refused now, but an
+    older version stored them: only the oldest is run, so it sends every row."""
+    first: dict[Column, str] = {}
+    out: dict[int, str] = {}
+    for sink_id, name, col in sorted(sinks, key=lambda s: s[0]):
+        if col is None:
+            continue
+        if col in first:
+            out[sink_id] = first[col]
+        else:
+            first[col] = name
+    return out
+
+
+def shadowed_reason(other: str) -> str:
+    return (
+        f"sets the last_sync column that sink {other!r} sets, so it would never send"
+        " a row the other marked synced: give this sink its own last_sync column"
+    )
