@@ -178,6 +178,8 @@ def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: Ap
     good = {"name": "ok", "source": table_source(table), "url": "http://127.0.0.1:9/"}
     nul_url = table_source(table)
     nul_url["table"]["url"] += "\x00"
+    sqlite_nul = table_source(table)  # %00 decodes to a NUL in the file name: was a 500
+    sqlite_nul["table"]["url"] = "sqlite:///app%00.db"
     cases: list[tuple[dict[str, Any], str]] = [
         ({"url": "http://127.0.0.1:99999/"}, "port 99999 is not between 1 and 65535"),
         ({"url": "http://127.0.0.1:0/"}, "port 0 is not between 1 and 65535"),
@@ -203,6 +205,7 @@ def test_definitions_that_could_never_be_sent_are_refused(server: Any, table: Ap
         ({"retry_interval": 1e300, "retry_cap": 1e308}, "retry_interval"),
         ({"poll_interval": 1e308}, "poll_interval"),
         ({"source": nul_url}, "NUL"),
+        ({"source": sqlite_nul}, "is not usable"),
     ]
     with httpx.Client(base_url=server.url) as http:
         for change, message in cases:

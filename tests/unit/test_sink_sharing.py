@@ -58,3 +58,10 @@ def test_only_the_oldest_of_sinks_on_one_column_is_not_shadowed() -> None:
     other = column(PG, "vettings", "b_sync")
     entries = [(7, "late", one), (3, "first", one), (5, "own", other), (9, "coll", None)]
     assert shadowed(entries) == {7: "first"}
+
+
+def test_unusable_urls_are_no_column() -> None:
+    """A NUL (%00) or a lone surrogate in a SQLite path raised ValueError: a 500 when
+    such a sink was added. The source check refuses them, with a message."""
+    for url in ("sqlite:///a%00b", "sqlite:///\ud800", "sqlite:///file:%00?uri=true"):
+        assert column(url, "t", "s") is None, url

@@ -51,9 +51,9 @@ def column(url: str, table: str, last_sync: str) -> Column | None:
     try:
         parsed = make_url(url)
         backend = parsed.get_backend_name()
-    except (ArgumentError, ValueError):
+        server = _server(parsed, backend)
+    except (ArgumentError, ValueError):  # a NUL or lone surrogate in a path, too
         return None
-    server = _server(parsed, backend)
     if server is None:
         return None
     schema, _, name = table.rpartition(".")

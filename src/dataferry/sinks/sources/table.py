@@ -120,6 +120,10 @@ class TableSource:
             raise InvalidRequest(
                 f"cannot read table {s.name!r} at {safe_url(self.url)}: {exc}"
             ) from exc
+        except ValueError as exc:  # the driver's: a NUL or lone surrogate in a file name
+            raise InvalidRequest(
+                f"table source URL {safe_url(self.url)!r} is not usable: {exc}"
+            ) from None
         wanted = {"key": s.key, "modified": s.modified, "deleted": s.deleted}
         wanted["last_sync"] = s.last_sync
         missing = [f"{role} column {col!r}" for role, col in wanted.items() if col not in columns]
