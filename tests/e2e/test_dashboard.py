@@ -167,14 +167,15 @@ def test_failed_transfer_shows_error_then_retry_succeeds(
 def test_endpoint_secret_is_write_only(
     server: Server, open_page: Any, shots: Any, tmp_path: Path
 ) -> None:
-    store = tmp_path / "store"
-    store.mkdir()
+    # an SFTP endpoint: a password is one of its secrets (a local folder has none);
+    # nothing connects to it here
+    store = "sftp://lab@files.example.org/data"
     secret = "s3cr3t-Value-7a1f"
     watched = open_page(server.url)
     page = watched.page
     page.goto(f"{server.url}/endpoints")
     page.get_by_label("Name", exact=True).fill("vault")
-    page.get_by_label("URL or local path").fill(str(store))
+    page.get_by_label("URL or local path").fill(store)
     page.get_by_label("Options (key=value, one per line)").fill("read_only=true")
     page.get_by_label("Secret 1 name").fill("password")
     page.get_by_label("Secret 1 value").fill(secret)
@@ -187,7 +188,7 @@ def test_endpoint_secret_is_write_only(
 
     # a refused form comes back without the secret typed into it
     page.get_by_label("Name", exact=True).fill("vault")
-    page.get_by_label("URL or local path").fill(str(store))
+    page.get_by_label("URL or local path").fill(store)
     page.get_by_label("Secret 1 name").fill("password")
     page.get_by_label("Secret 1 value").fill(secret)
     page.get_by_role("button", name="Add endpoint").click()
