@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.answers import send_body
 from tests.support.server import Server
 from tests.support.trees import temporaries
 
@@ -392,11 +393,7 @@ def test_cli_says_when_the_url_is_not_dataferry(tmp_path: Path) -> None:
     class Other(BaseHTTPRequestHandler):
         def _page(self) -> None:
             body = b"<html><body><h1>Welcome to nginx</h1></body></html>"
-            self.send_response(404 if "missing" in self.path else 200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, 404 if "missing" in self.path else 200, body, "text/html")
 
         do_GET = do_POST = _page
 

@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from dataferry.config import Settings
 from dataferry.db.base import utcnow
 from dataferry.db.models import SyncedDatasetEventRow, SyncedDatasetRow
+from tests.support.answers import send_body
 from tests.support.pair import TOKEN
 
 # What notify took before it checked UIDs: anything with a dot.
@@ -33,11 +34,7 @@ def provider() -> Iterator[tuple[str, list[str]]]:
         def _answer(self) -> None:
             asked.append(self.path)
             body = b'{"error": "not_found", "detail": "no such dataset"}'
-            self.send_response(404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, 404, body)
 
         do_GET = do_POST = _answer
 

@@ -16,6 +16,7 @@ from dataferry.errors import Conflict, InvalidRequest, NotFound, PermanentError
 from dataferry.records import hlc
 from dataferry.records.service import render_batch
 from dataferry.records.transport import HttpTransport
+from tests.support.answers import send_body
 
 U = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"
 PEER = "peer-instance-id"
@@ -170,11 +171,7 @@ class _LaxPeer(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
         body = b'{"changes": [{"data": {"x": NaN}}], "cursor": 1, "more": false}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, 200, body)
 
     def log_message(self, *args: Any) -> None:
         pass

@@ -16,6 +16,7 @@ import pytest
 from dataferry.errors import InvalidRequest, NotFound, PermanentError
 from dataferry.records import exchange, hlc
 from dataferry.records.transport import HttpTransport
+from tests.support.answers import send_body
 
 U = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"
 V = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a12"
@@ -100,11 +101,7 @@ class _Peer(BaseHTTPRequestHandler):
 
     def _answer(self, doc: dict[str, Any]) -> None:
         body = json.dumps(doc).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, 200, body)
 
     def log_message(self, *args: Any) -> None:
         pass
