@@ -43,6 +43,11 @@ def lone_surrogate_in(text: bytes, value: Any) -> str | None:
     return lone_surrogate(value) if SURROGATE_ESCAPE.search(text) else None
 
 
+def cut(text: str, limit: int = 40) -> str:
+    """At most ``limit`` characters of a value a caller sent, for an error message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def undecodable(name: str) -> bool:
     """Whether a name read from the file system held bytes that are not UTF-8:
     Python hands those over as lone surrogates (PEP 383), which no database,

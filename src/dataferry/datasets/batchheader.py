@@ -16,6 +16,7 @@ from typing import Any
 
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
+from dataferry.text import cut
 
 #: the largest size a file can have (a signed 64-bit file offset)
 MAX_SIZE = 2**63 - 1
@@ -52,7 +53,7 @@ def _batch_file(i: int, doc: Any) -> BatchFile:
         where += f" ({_shown(doc['path'])})"
     unknown = sorted(str(k) for k in doc if k not in FIELDS)
     if unknown:
-        raise InvalidRequest(f"{where}: unknown field(s) {_cut(', '.join(unknown))}")
+        raise InvalidRequest(f"{where}: unknown field(s) {cut(', '.join(unknown))}")
     missing = [k for k in FIELDS if k not in doc]
     if missing:
         raise InvalidRequest(f"{where}: needs {', '.join(missing)}")
@@ -78,9 +79,4 @@ def _clean(where: str, name: str) -> str:
 
 
 def _shown(value: Any) -> str:
-    return _cut(repr(value))
-
-
-def _cut(text: str) -> str:
-    """At most 40 characters of a value the caller sent, for an error message."""
-    return text if len(text) <= 40 else text[:37] + "..."
+    return cut(repr(value))

@@ -26,7 +26,7 @@ from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.options import Check
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest, NotFound, PermanentError, TransientError
-from dataferry.text import lone_surrogate_in
+from dataferry.text import cut, lone_surrogate_in
 
 API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
@@ -102,8 +102,7 @@ def batch_header(start: bytes | bytearray) -> tuple[list[dict[str, Any]], int] |
         raise ValueError("batch header needs a list of files")
     unknown = sorted(str(k) for k in doc if k != "files")
     if unknown:
-        listed = ", ".join(unknown)
-        listed = listed if len(listed) <= 40 else listed[:37] + "..."
+        listed = cut(", ".join(unknown))
         raise ValueError(f"batch header has unknown field(s) {listed}: it is {{'files': [...]}}")
     return files, end
 

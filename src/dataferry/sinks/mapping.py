@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataferry.errors import InvalidRequest, PermanentError
+from dataferry.text import cut
 
 SPECIAL = ("id", "status", "lastModified", "apiKey", "record")
 TYPES = ("bool", "int", "float", "str")
@@ -227,8 +228,7 @@ def _cast(value: Any, kind: str, where: str, path: str) -> Any:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return cut(repr(value) if isinstance(value, str) else str(value))
 
 
 def _value(spec: Any, change: Change, api_key: str, where: str) -> Any:

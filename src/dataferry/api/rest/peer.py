@@ -27,6 +27,7 @@ from dataferry.datasets.peerfs import RepeatedKey, batch_header, each_key_once
 from dataferry.datasets.sites import Site
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
+from dataferry.text import cut
 
 
 def _each_parameter_once(request: Request) -> None:
@@ -62,8 +63,9 @@ def _whole(name: str, value: str) -> int:
     """A query parameter that is a number of bytes: ASCII digits only, 0 to 2^63-1
     (not "3.0", "+3", " 3" or "3_0", which Python's ``int`` would take)."""
     if len(value) > len(str(MAX_SIZE)) or not _DIGITS.fullmatch(value) or int(value) > MAX_SIZE:
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        raise InvalidRequest(f"{name} must be a whole number of bytes, 0 to {MAX_SIZE}: {shown!r}")
+        raise InvalidRequest(
+            f"{name} must be a whole number of bytes, 0 to {MAX_SIZE}: {cut(value)!r}"
+        )
     return int(value)
 
 
