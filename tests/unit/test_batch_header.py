@@ -8,18 +8,19 @@ from typing import Any
 
 import pytest
 
-from dataferry.datasets.batchheader import MAX_SIZE, BatchFile, batch_files
+from dataferry.datasets.batchheader import BatchFile, batch_files
 from dataferry.datasets.peerfs import batch_header
+from dataferry.endpoints.filesystem import MAX_FILE_SIZE
 from dataferry.errors import InvalidRequest
 
 GOOD = {"upload": "d/.a.1.dftmp", "path": "d/a", "size": 3, "data": True}
 
 
 def test_a_well_formed_header_gives_its_files_with_names_cleaned() -> None:
-    held = {"upload": "./e//.b.1.dftmp", "path": "e/./b", "size": MAX_SIZE, "data": False}
+    held = {"upload": "./e//.b.1.dftmp", "path": "e/./b", "size": MAX_FILE_SIZE, "data": False}
     assert batch_files([GOOD, held, {**GOOD, "upload": "f/.c.dftmp", "path": "c", "size": 0}]) == [
         BatchFile("d/.a.1.dftmp", "d/a", 3, True),
-        BatchFile("e/.b.1.dftmp", "e/b", MAX_SIZE, False),
+        BatchFile("e/.b.1.dftmp", "e/b", MAX_FILE_SIZE, False),
         BatchFile("f/.c.dftmp", "c", 0, True),
     ]
     assert batch_files([]) == []
@@ -39,7 +40,7 @@ def test_a_well_formed_header_gives_its_files_with_names_cleaned() -> None:
         ({"size": 3.0}, "'size' must be a whole number"),
         ({"size": None}, "'size' must be a whole number"),
         ({"size": -1}, "'size' must be a whole number"),
-        ({"size": MAX_SIZE + 1}, "'size' must be a whole number"),
+        ({"size": MAX_FILE_SIZE + 1}, "'size' must be a whole number"),
         ({"size": 10**30}, "'size' must be a whole number"),
         ({"upload": 5}, "'upload' must be a string"),
         ({"path": None}, "'path' must be a string"),

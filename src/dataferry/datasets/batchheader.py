@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dataferry.endpoints.filesystem import MAX_FILE_SIZE
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
 from dataferry.text import cut
 
-#: the largest size a file can have (a signed 64-bit file offset)
-MAX_SIZE = 2**63 - 1
 FIELDS = ("upload", "path", "size", "data")
 
 
@@ -61,8 +60,10 @@ def _batch_file(i: int, doc: Any) -> BatchFile:
     for field, value in (("upload", upload), ("path", path)):
         if not isinstance(value, str):
             raise InvalidRequest(f"{where}: {field!r} must be a string")
-    if type(size) is not int or not 0 <= size <= MAX_SIZE:
-        raise InvalidRequest(f"{where}: 'size' must be a whole number of bytes, 0 to {MAX_SIZE}")
+    if type(size) is not int or not 0 <= size <= MAX_FILE_SIZE:
+        raise InvalidRequest(
+            f"{where}: 'size' must be a whole number of bytes, 0 to {MAX_FILE_SIZE}"
+        )
     if type(data) is not bool:
         raise InvalidRequest(f"{where}: 'data' must be true or false, not {_shown(data)}")
     final = _clean(where, path)

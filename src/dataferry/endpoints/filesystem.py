@@ -8,6 +8,9 @@ from dataferry.endpoints.options import flag
 from dataferry.endpoints.paths import join
 from dataferry.errors import DataferryError, Forbidden
 
+#: the largest size a file can have: a signed 64-bit file offset (and a BIGINT column)
+MAX_FILE_SIZE = 2**63 - 1
+
 
 class EndpointFS:
     """Paths given to its methods are clean relative paths (see ``paths.clean_relative``).

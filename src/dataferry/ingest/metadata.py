@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from dataferry.endpoints.filesystem import MAX_FILE_SIZE
 from dataferry.endpoints.paths import clean_relative, join
 from dataferry.errors import InvalidRequest
 from dataferry.ingest.tasks import LOAD_METADATA, BundleError
@@ -37,7 +38,6 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 # bundles (SQLite would store a longer value that PostgreSQL refuses).
 MAX_FIELD_CHARS = 255  # submitter, project, instrument, key-value keys, mimetype
 MAX_TIME_CHARS = 64  # ctime, mtime
-MAX_SIZE = 2**63 - 1  # a BIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,7 @@ def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
     if name.endswith(TMP_SUFFIX):
         raise _fail(f"{where}: names ending in {TMP_SUFFIX} are reserved for temporary files")
     size = item.get("size")
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_FILE_SIZE:
         raise _fail(f"{where}: 'size' must be a whole number of bytes from 0 to 2**63-1")
     hashtype = str(item.get("hashtype") or "").lower()
     if hashtype not in HASH_LENGTHS:

@@ -21,10 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from dataferry.api.deps import core as get_core
 from dataferry.api.site_auth import require_site
 from dataferry.app import Core
-from dataferry.datasets.batchheader import MAX_SIZE
 from dataferry.datasets.peerfiles import BatchUpload
 from dataferry.datasets.peerfs import RepeatedKey, batch_header, each_key_once
 from dataferry.datasets.sites import Site
+from dataferry.endpoints.filesystem import MAX_FILE_SIZE
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
 from dataferry.text import cut
@@ -62,9 +62,13 @@ async def _json_keys_once(request: Request) -> None:
 def _whole(name: str, value: str) -> int:
     """A query parameter that is a number of bytes: ASCII digits only, 0 to 2^63-1
     (not "3.0", "+3", " 3" or "3_0", which Python's ``int`` would take)."""
-    if len(value) > len(str(MAX_SIZE)) or not _DIGITS.fullmatch(value) or int(value) > MAX_SIZE:
+    if (
+        len(value) > len(str(MAX_FILE_SIZE))
+        or not _DIGITS.fullmatch(value)
+        or int(value) > MAX_FILE_SIZE
+    ):
         raise InvalidRequest(
-            f"{name} must be a whole number of bytes, 0 to {MAX_SIZE}: {cut(value)!r}"
+            f"{name} must be a whole number of bytes, 0 to {MAX_FILE_SIZE}: {cut(value)!r}"
         )
     return int(value)
 
@@ -72,7 +76,7 @@ def _whole(name: str, value: str) -> int:
 def _position(digits: str) -> int:
     """A byte position of a Range header; one past any file's end when it is longer
     than a file can be (Python's ``int`` refuses text of thousands of digits)."""
-    return int(digits) if len(digits) <= len(str(MAX_SIZE)) else MAX_SIZE + 1
+    return int(digits) if len(digits) <= len(str(MAX_FILE_SIZE)) else MAX_FILE_SIZE + 1
 
 
 def _flag(name: str, value: str) -> bool:
@@ -286,7 +290,7 @@ class CommitIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     upload: str
     path: str
-    size: int | None = Field(default=None, ge=0, le=MAX_SIZE)
+    size: int | None = Field(default=None, ge=0, le=MAX_FILE_SIZE)
     durable: bool = True
 
 
