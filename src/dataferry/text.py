@@ -48,6 +48,11 @@ def cut(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def has_control_character(value: str) -> bool:
+    """Whether ``value`` holds an ASCII control character (NUL, a newline, DEL ...)."""
+    return any(ord(c) < 32 or c == "\x7f" for c in value)
+
+
 def undecodable(name: str) -> bool:
     """Whether a name read from the file system held bytes that are not UTF-8:
     Python hands those over as lone surrogates (PEP 383), which no database,

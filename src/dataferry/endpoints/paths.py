@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from dataferry.errors import InvalidRequest
+from dataferry.text import has_control_character
 
 
 def clean_relative(path: str) -> str:
@@ -14,7 +15,7 @@ def clean_relative(path: str) -> str:
     Refused: absolute paths, any ``..`` component, NUL and other control characters,
     backslashes (a Windows separator on one side is a traversal on the other).
     """
-    if any(ord(c) < 32 or c == "\x7f" for c in path):
+    if has_control_character(path):
         raise InvalidRequest(f"path {path!r} contains a control character")
     if "\\" in path:
         raise InvalidRequest(f"path {path!r} contains a backslash")

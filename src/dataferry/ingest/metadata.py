@@ -25,7 +25,7 @@ from dataferry.endpoints.filesystem import MAX_FILE_SIZE
 from dataferry.endpoints.paths import clean_relative, join
 from dataferry.errors import InvalidRequest
 from dataferry.ingest.tasks import LOAD_METADATA, BundleError
-from dataferry.text import lone_surrogate
+from dataferry.text import has_control_character, lone_surrogate
 from dataferry.transfers.plan import TMP_SUFFIX
 
 METADATA_NAME = "metadata.txt"
@@ -121,7 +121,7 @@ def _scalar(value: Any, where: str, limit: int | None = None) -> str:
 def _key(key: Any, where: str) -> str:
     if not isinstance(key, str) or not key:
         raise _fail(f"{where}: TransactionKeyValue needs a 'key'")
-    if any(ord(c) < 32 or c == "\x7f" for c in key):
+    if has_control_character(key):
         raise _fail(f"{where}: key {key[:60]!r} holds a control character")
     if len(key) > MAX_FIELD_CHARS:
         raise _fail(f"{where}: key {key[:60]!r}... is longer than {MAX_FIELD_CHARS} characters")
