@@ -141,6 +141,8 @@ class Client:
         checksum: str = "sha256",
         overwrite: str | None = None,
         expected_checksum: str | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "source": source,
@@ -152,6 +154,10 @@ class Client:
             body["overwrite"] = overwrite
         if expected_checksum:
             body["expected_checksum"] = expected_checksum
+        if include:
+            body["include"] = include
+        if exclude:
+            body["exclude"] = exclude
         result: dict[str, Any] = self.request("POST", "/api/v1/transfers", json=body)
         return result
 

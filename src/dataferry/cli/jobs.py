@@ -33,12 +33,26 @@ def transfer(
         help="ALGO:HEX the single source file must have (e.g. sha256:...); "
         "a mismatch fails the job and leaves nothing in place.",
     ),
+    include: list[str] = typer.Option(
+        None,
+        "--include",
+        help="Only files matching this gitignore-style pattern (e.g. '*.csv', 'raw/**'); "
+        "repeat for more. Folder sources only.",
+    ),
+    exclude: list[str] = typer.Option(
+        None,
+        "--exclude",
+        help="Leave out files matching this gitignore-style pattern (e.g. '*.tmp', "
+        "'cache/'; '!keep.tmp' makes an exception); repeat for more. Folder sources only.",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Submit a transfer; prints its job id (and follows it with --wait)."""
     with client() as c:
-        doc = c.transfer(source, destination, mode, checksum, overwrite, expected_checksum)
+        doc = c.transfer(
+            source, destination, mode, checksum, overwrite, expected_checksum, include, exclude
+        )
         if wait:
             doc = follow(c, doc["job_id"], show_bar=not as_json)
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.transfers.filters import PathFilter
 from dataferry.transfers.store import PlannedFile
 
 # Our own temporary files never count as source files.
@@ -13,8 +14,9 @@ def is_temporary(path: str) -> bool:
     return path.endswith(TMP_SUFFIX)
 
 
-def plan(src: EndpointFS, rel: str) -> list[PlannedFile]:
-    """Every file under ``rel`` (or ``rel`` itself), with paths relative to ``rel``.
+def plan(src: EndpointFS, rel: str, chosen: PathFilter | None = None) -> list[PlannedFile]:
+    """Every file under ``rel`` (or ``rel`` itself), with paths relative to ``rel``;
+    of a folder, only the files ``chosen`` takes (include/exclude patterns).
 
     A file source gives one entry with the empty path. Links leaving the
     endpoint's root are refused (``check_inside``)."""
@@ -27,6 +29,6 @@ def plan(src: EndpointFS, rel: str) -> list[PlannedFile]:
     for path, size in sorted(src.files_below(full)):
         sub = src.rel(path)
         inner = sub[len(rel) + 1 :] if rel else sub
-        if not is_temporary(inner):
+        if not is_temporary(inner) and (not chosen or chosen.takes(inner)):
             files.append(PlannedFile(inner, size))
     return files

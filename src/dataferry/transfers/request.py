@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from dataferry.errors import InvalidRequest
+from dataferry.transfers.filters import PathFilter, check_patterns
 
 
 class Mode(StrEnum):
@@ -70,6 +71,13 @@ class TransferRequest:
     overwrite: Overwrite = Overwrite.ALWAYS
     #: ``algo:hexdigest`` the caller expects of a single-file source ("" = none given)
     expected_checksum: str = ""
+    #: gitignore-style patterns choosing the files of a folder source (filters.py)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def filter(self) -> PathFilter:
+        return PathFilter(self.include, self.exclude)
 
     @classmethod
     def build(
@@ -80,6 +88,8 @@ class TransferRequest:
         checksum: str = "sha256",
         overwrite: str | None = None,
         expected_checksum: str | None = None,
+        include: Any = None,
+        exclude: Any = None,
     ) -> TransferRequest:
         m = _enum(Mode, mode, "mode")
         expected = parse_expected_checksum(expected_checksum or "")
@@ -95,6 +105,8 @@ class TransferRequest:
             checksum=_enum(Checksum, checksum, "checksum"),
             overwrite=_enum(Overwrite, overwrite, "overwrite"),
             expected_checksum=expected,
+            include=check_patterns("include", include),
+            exclude=check_patterns("exclude", exclude),
         )
 
     @classmethod
@@ -106,7 +118,14 @@ class TransferRequest:
             params["checksum"],
             params["overwrite"],
             params.get("expected_checksum", ""),
+            params.get("include"),
+            params.get("exclude"),
         )
 
     def params(self) -> dict[str, Any]:
-        return {k: str(v) for k, v in asdict(self).items()}
+        # Patterns stay lists (the params column is JSON) and only when given.
+        return {
+            k: list(v) if isinstance(v, tuple) else str(v)
+            for k, v in asdict(self).items()
+            if v or not isinstance(v, tuple)
+        }

@@ -145,7 +145,7 @@ class TransferRun:
             if self.ctx.job.files_total is None:
                 self.ctx.progress(task="planning", task_percent=0.0, force=True)
                 try:
-                    files = planning.plan(self.src, self.src_rel)
+                    files = planning.plan(self.src, self.src_rel, self.req.filter)
                 except Exception as exc:
                     raise classify(exc, f"planning {self.req.source}", self.src) from exc
                 self.store.save_plan(self.ctx.job_id, self.ctx.owner, files)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import join, name, parent, split_location
 from dataferry.endpoints.service import EndpointService
@@ -27,7 +29,7 @@ class TransferService:
         self.jobs = jobs
         self.endpoints = endpoints
 
-    def validate(self, req: TransferRequest) -> dict[str, str]:
+    def validate(self, req: TransferRequest) -> dict[str, Any]:
         """Check the request against the registry and storage; return the job parameters."""
         src_name, src_rel = split_location(req.source)
         dst_name, dst_rel = split_location(req.destination)
@@ -44,6 +46,8 @@ class TransferService:
                 raise InvalidRequest("source endpoint root is not a folder")
             if src_is_dir and req.expected_checksum:
                 raise InvalidRequest("expected_checksum applies to a single file, not a folder")
+            if not src_is_dir and (req.include or req.exclude):
+                raise InvalidRequest("include and exclude apply to a folder source, not a file")
             dst.check_inside(dst_rel)
             dst_is_dir = dst.fs.isdir(dst.full(dst_rel))
             target = destination_of(src_is_dir, src_rel, dst_rel, dst_is_dir)

@@ -23,6 +23,8 @@ class TransferIn(BaseModel):
     checksum: str = "sha256"
     overwrite: str | None = None
     expected_checksum: str | None = None
+    include: list[str] | None = None
+    exclude: list[str] | None = None
 
 
 @router.post("/transfers", status_code=202)
@@ -34,5 +36,7 @@ def submit_transfer(body: TransferIn, core: Core = Depends(get_core)) -> dict[st
         body.checksum,
         body.overwrite,
         body.expected_checksum,
+        body.include,
+        body.exclude,
     )
     return core.transfers.submit(req).document()

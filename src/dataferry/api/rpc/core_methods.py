@@ -30,10 +30,20 @@ def install(core: Core) -> None:
         checksum: str = "sha256",
         overwrite: str | None = None,
         expected_checksum: str | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Submit a transfer between ENDPOINT:PATH locations; returns the job document."""
+        """Submit a transfer between ENDPOINT:PATH locations; returns the job document.
+        include/exclude: lists of gitignore-style patterns choosing a folder's files."""
         req = TransferRequest.build(
-            str(source), str(destination), mode, checksum, overwrite or None, expected_checksum
+            str(source),
+            str(destination),
+            mode,
+            checksum,
+            overwrite or None,
+            expected_checksum,
+            include,
+            exclude,
         )
         return core.transfers.submit(req).document()
 

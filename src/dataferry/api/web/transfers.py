@@ -27,6 +27,11 @@ def _form(request: Request, status_code: int = 200, error: str = "", **values: s
     )
 
 
+def _lines(text: str) -> list[str]:
+    """One pattern per line of a text area; blank lines are spacing, not patterns."""
+    return [line for line in text.splitlines() if line.strip()]
+
+
 @router.get("/transfers/new")
 def new_transfer(request: Request) -> Response:
     viewer(request)
@@ -44,6 +49,8 @@ def submit_transfer(
     mode: str = Form("copy"),
     checksum: str = Form("sha256"),
     overwrite: str = Form(""),
+    include: str = Form(""),
+    exclude: str = Form(""),
 ) -> Response:
     acting(request, csrf)
     values = {
@@ -54,6 +61,8 @@ def submit_transfer(
         "mode": mode,
         "checksum": checksum,
         "overwrite": overwrite,
+        "include": include,
+        "exclude": exclude,
     }
     if not source_endpoint or not destination_endpoint:
         return _form(request, 422, "choose a source and a destination endpoint", **values)
@@ -64,6 +73,8 @@ def submit_transfer(
             mode,
             checksum,
             overwrite or None,
+            include=_lines(include),
+            exclude=_lines(exclude),
         )
         job = core_of(request).transfers.submit(req)
     except DataferryError as exc:
