@@ -20,7 +20,8 @@ def transfer(
     mode: str = typer.Option(
         "copy",
         help="copy, move (delete each source file once verified), "
-        "or sync (copy only what differs).",
+        "sync (copy only what differs) or mirror (sync, then delete from the "
+        "destination folder what the source does not have).",
     ),
     checksum: str = typer.Option("sha256", help="sha256, sha1, md5 or none."),
     overwrite: str = typer.Option(

@@ -14,6 +14,7 @@ class Mode(StrEnum):
     COPY = "copy"
     MOVE = "move"
     SYNC = "sync"
+    MIRROR = "mirror"  # sync, then remove what the source does not have
 
 
 class Checksum(StrEnum):
@@ -96,8 +97,9 @@ class TransferRequest:
         if expected:
             checksum = expected.partition(":")[0]  # hash with the algorithm it names
         if overwrite is None:
-            # sync means "only what differs"; copy and move replace what is there.
-            overwrite = Overwrite.IF_DIFFERENT.value if m is Mode.SYNC else Overwrite.ALWAYS.value
+            # sync and mirror mean "only what differs"; copy and move replace what is there.
+            same = m in (Mode.SYNC, Mode.MIRROR)
+            overwrite = Overwrite.IF_DIFFERENT.value if same else Overwrite.ALWAYS.value
         return cls(
             source=source,
             destination=destination,

@@ -21,6 +21,7 @@ from dataferry.errors import (
     refused_by_the_file_system,
 )
 from dataferry.jobs.context import JobContext
+from dataferry.transfers import mirror
 from dataferry.transfers import plan as planning
 from dataferry.transfers.copy import (
     Written,
@@ -162,6 +163,8 @@ class TransferRun:
             counts = self._copy_all(todo, progress)
             if self.req.mode is Mode.MOVE and self.source_is_dir:
                 self._remove_empty_source_dirs()
+            if self.req.mode is Mode.MIRROR:
+                counts["deleted"] = self._delete_extraneous()
             self.ctx.progress(**{**progress.fields(), "task": "done", "task_percent": 100.0})
             return counts
         finally:
@@ -350,6 +353,25 @@ class TransferRun:
             batch, self._outcomes = self._outcomes, []
             self._last_record = time.monotonic()
         self.store.record(batch)
+
+    def _delete_extraneous(self) -> int:
+        root = self.dst.full(self.dst_rel)
+        planned = self.store.planned_paths(self.ctx.job_id)
+        try:
+            doomed = mirror.extraneous(self.dst, root, planned, self.req.filter)
+            self.ctx.progress(task="deleting", task_percent=0.0, force=True)
+
+            def checkpoint(n: int) -> None:
+                self.ctx.progress(task="deleting", task_percent=100.0 * n / len(doomed))
+
+            mirror.remove(self.dst, root, doomed, planned, checkpoint)
+        except DataferryError:
+            raise
+        except Exception as exc:
+            raise classify(exc, f"mirroring into {self.req.destination}", self.dst) from exc
+        if doomed:
+            log.info("job %s: removed %d files not in the source", self.ctx.job_id, len(doomed))
+        return len(doomed)
 
     def _remove_empty_source_dirs(self) -> None:
         root = self.src.full(self.src_rel)

@@ -10,7 +10,7 @@ from dataferry.endpoints.service import EndpointService
 from dataferry.errors import DataferryError, InvalidRequest, NotFound
 from dataferry.jobs.model import Job
 from dataferry.jobs.service import JobService
-from dataferry.transfers.request import TransferRequest
+from dataferry.transfers.request import Mode, TransferRequest
 from dataferry.transfers.run import classify
 
 KIND = "transfer"
@@ -46,6 +46,8 @@ class TransferService:
                 raise InvalidRequest("source endpoint root is not a folder")
             if src_is_dir and req.expected_checksum:
                 raise InvalidRequest("expected_checksum applies to a single file, not a folder")
+            if not src_is_dir and req.mode is Mode.MIRROR:
+                raise InvalidRequest("mode mirror applies to a folder source, not a file")
             if not src_is_dir and (req.include or req.exclude):
                 raise InvalidRequest("include and exclude apply to a folder source, not a file")
             dst.check_inside(dst_rel)

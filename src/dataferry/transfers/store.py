@@ -95,6 +95,12 @@ class TransferStore:
             ).all()
             return [FileRow(*r) for r in rows]
 
+    def planned_paths(self, job_id: int) -> set[str]:
+        """Every path of the plan, whatever its state."""
+        with self.db.read() as s:
+            rows = s.execute(select(JobFileRow.path).where(JobFileRow.job_id == job_id))
+            return {path for (path,) in rows}
+
     def finished_totals(self, job_id: int) -> tuple[int, int]:
         """(files, bytes) already done or skipped: where a resumed job starts counting."""
         with self.db.read() as s:

@@ -1,0 +1,64 @@
+"""``mirror`` mode's last step: remove what the destination has and the source does not.
+
+Runs only after every file of the plan is in place (a failed or cancelled job deletes
+nothing). Files the transfer's patterns leave out are not the transfer's to judge and
+stay, as do temporaries (``.dftmp``) that another job may be writing. The listing is
+made whole before the first deletion, so a destination that cannot be listed (a pipe,
+a link out of the endpoint) fails the job with nothing removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from dataferry.endpoints.filesystem import EndpointFS
+from dataferry.endpoints.paths import parent
+from dataferry.transfers.filters import PathFilter
+from dataferry.transfers.plan import is_temporary
+
+
+def extraneous(dst: EndpointFS, root: str, planned: set[str], chosen: PathFilter) -> list[str]:
+    """Paths (relative to the full folder path ``root``) of files to remove, sorted."""
+    if not dst.fs.exists(root):
+        return []
+    prefix = root.rstrip("/") + "/"
+    found = []
+    for entry in dst.files_below(root):
+        rel = entry[0][len(prefix) :]
+        if rel in planned or is_temporary(rel) or (chosen and not chosen.takes(rel)):
+            continue
+        found.append(rel)
+    return sorted(found)
+
+
+def remove(
+    dst: EndpointFS,
+    root: str,
+    doomed: list[str],
+    planned: set[str],
+    checkpoint: Callable[[int], None],
+) -> None:
+    """Remove ``doomed`` below ``root``, then the folders that left empty and that the
+    source does not have. ``checkpoint(n)`` runs after each file (progress, cancel)."""
+    for n, rel in enumerate(doomed, 1):
+        dst.remove(f"{root.rstrip('/')}/{rel}")
+        checkpoint(n)
+    keep = _folders_of(planned)
+    emptied = {f for f in _folders_of(doomed) if f not in keep}
+    for folder in sorted(emptied, key=lambda f: f.count("/"), reverse=True):
+        full = f"{root.rstrip('/')}/{folder}"
+        try:
+            if dst.fs.exists(full) and not dst.fs.ls(full):
+                dst.remove_dir(full)
+        except OSError:
+            pass  # not empty after all, or a store without folders (S3)
+
+
+def _folders_of(paths: Iterable[str]) -> set[str]:
+    folders: set[str] = set()
+    for path in paths:
+        folder = parent(path)
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = parent(folder)
+    return folders

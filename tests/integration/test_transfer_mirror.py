@@ -1,0 +1,140 @@
+"""``mirror`` mode: sync, then remove what the source does not have (local, SFTP, S3)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.test_remote_protocols import add_s3, add_sftp, make_bucket
+from tests.support.server import Server
+from tests.support.sshd import SSHServer
+from tests.support.trees import hash_tree
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+SOURCE = {"a.txt": "a", "same.txt": "same", "sub/b.txt": "b", "sub/deep/c.txt": "c"}
+
+
+@pytest.fixture
+def folders(server: Server, tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "run", SOURCE)
+    dst.mkdir()
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+    return src, dst
+
+
+def test_mirror_removes_what_the_source_does_not_have(
+    server: Server, folders: tuple[Path, Path]
+) -> None:
+    src, dst = folders
+    write(
+        dst / "out",
+        {
+            "a.txt": "old a",  # differs: replaced
+            "same.txt": "same",  # identical: left as it is
+            "gone.txt": "x",  # not in the source: removed
+            "sub/gone.txt": "x",
+            "only-extra/x/y.txt": "x",  # a folder with nothing of the source: removed
+            "notes.keep": "mine",  # excluded by the transfer's patterns: stays
+            "sub/.b.txt.7.dftmp": "another job's temporary",  # stays
+        },
+    )
+    doc = server.cli_json(
+        "transfer", "src:run", "dst:out", "--mode", "mirror", "--exclude", "*.keep", "--wait"
+    )
+    assert doc["state"] == "succeeded", doc
+    assert files_under(dst / "out") == sorted([*SOURCE, "notes.keep", "sub/.b.txt.7.dftmp"])
+    assert (dst / "out" / "a.txt").read_text() == "a"
+    assert not (dst / "out" / "only-extra").exists()
+    with server.client() as c:
+        states = {f["path"]: f["state"] for f in c.job_files(doc["job_id"])}
+    assert states["same.txt"] == "skipped" and states["a.txt"] == "done"
+    job = httpx.get(f"{server.url}/jobs/{doc['job_id']}", headers={"Accept": "text/html"})
+    assert "deleted" in job.text  # the result counts the removed files
+
+    # a second mirror with the same patterns has nothing to do
+    again = server.cli_json(
+        "transfer", "src:run", "dst:out", "--mode", "mirror", "--exclude", "*.keep", "--wait"
+    )
+    assert again["state"] == "succeeded", again
+    assert files_under(dst / "out") == sorted([*SOURCE, "notes.keep", "sub/.b.txt.7.dftmp"])
+    assert hash_tree(src / "run") == {
+        k: v for k, v in hash_tree(dst / "out").items() if k in SOURCE
+    }
+
+
+def test_mirror_deletes_nothing_when_a_file_fails(
+    server: Server, folders: tuple[Path, Path]
+) -> None:
+    _, dst = folders
+    # a folder where the source has the file sub/b.txt: that copy fails for good
+    write(dst / "out", {"sub/b.txt/inside.txt": "x", "gone.txt": "x"})
+    doc = server.cli_json(
+        "transfer", "src:run", "dst:out", "--mode", "mirror", "--wait", check=False
+    )
+    assert doc["state"] == "failed", doc
+    assert (dst / "out" / "gone.txt").exists()
+    assert (dst / "out" / "sub/b.txt/inside.txt").exists()
+
+
+def test_mirror_stops_before_deleting_when_the_destination_cannot_be_listed(
+    server: Server, folders: tuple[Path, Path]
+) -> None:
+    _, dst = folders
+    write(dst / "out", {"gone.txt": "x"})
+    os.mkfifo(dst / "out" / "a-pipe")
+    doc = server.cli_json(
+        "transfer", "src:run", "dst:out", "--mode", "mirror", "--wait", check=False
+    )
+    assert doc["state"] == "failed" and "a-pipe" in doc["error"], doc
+    assert (dst / "out" / "gone.txt").exists()
+
+
+def test_mirror_needs_a_folder_source(server: Server, folders: tuple[Path, Path]) -> None:
+    body = {"source": "src:run/a.txt", "destination": "dst:x.txt", "mode": "mirror"}
+    r = httpx.post(f"{server.url}/api/v1/transfers", json=body)
+    assert r.status_code == 422 and "mirror applies to a folder source" in r.text
+    with server.client() as c:
+        assert c.jobs()["total"] == 0
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "s3"])
+def test_mirror_to_a_remote(
+    request: pytest.FixtureRequest,
+    server: Server,
+    folders: tuple[Path, Path],
+    tmp_path: Path,
+    protocol: str,
+) -> None:
+    src, _ = folders
+    if protocol == "sftp":
+        sshd: SSHServer = request.getfixturevalue("sshd")
+        add_sftp(server, "remote", sshd, tmp_path / "sftp-root")
+    else:
+        url = request.getfixturevalue("s3_service")
+        add_s3(server, "remote", url, make_bucket(url), "data")
+    (tmp_path / "back").mkdir()
+    server.cli("endpoint", "add", "back", str(tmp_path / "back"))
+    first = server.cli_json("transfer", "src:run", "remote:m", "--wait")
+    assert first["state"] == "succeeded", first
+    (src / "run" / "sub" / "b.txt").unlink()
+    (src / "run" / "sub" / "deep" / "c.txt").unlink()
+    doc = server.cli_json("transfer", "src:run", "remote:m", "--mode", "mirror", "--wait")
+    assert doc["state"] == "succeeded", doc
+    back = server.cli_json("transfer", "remote:m", "back:m", "--wait")
+    assert back["state"] == "succeeded", back
+    assert files_under(tmp_path / "back" / "m") == ["a.txt", "same.txt"]
