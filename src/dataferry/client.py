@@ -143,7 +143,9 @@ class Client:
         expected_checksum: str | None = None,
         include: list[str] | None = None,
         exclude: list[str] | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
+        """Submit a transfer (the job document), or with ``dry_run`` preview it."""
         body: dict[str, Any] = {
             "source": source,
             "destination": destination,
@@ -158,7 +160,8 @@ class Client:
             body["include"] = include
         if exclude:
             body["exclude"] = exclude
-        result: dict[str, Any] = self.request("POST", "/api/v1/transfers", json=body)
+        path = "/api/v1/transfers/preview" if dry_run else "/api/v1/transfers"
+        result: dict[str, Any] = self.request("POST", path, json=body)
         return result
 
     def job(self, job_id: int, wait: float = 0) -> dict[str, Any]:

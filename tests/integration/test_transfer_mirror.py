@@ -138,3 +138,58 @@ def test_mirror_to_a_remote(
     back = server.cli_json("transfer", "remote:m", "back:m", "--wait")
     assert back["state"] == "succeeded", back
     assert files_under(tmp_path / "back" / "m") == ["a.txt", "same.txt"]
+
+
+def test_dry_run_lists_what_would_be_copied_and_deleted_and_changes_nothing(
+    server: Server, folders: tuple[Path, Path]
+) -> None:
+    src, dst = folders
+    write(dst / "out", {"gone.txt": "x", "old/x.txt": "x", "a.keep": "k"})
+    before = hash_tree(dst / "out")
+    shown = server.cli(
+        "transfer", "src:run", "dst:out", "--mode", "mirror", "--exclude", "*.keep", "--dry-run"
+    ).stdout
+    assert "copy    sub/deep/c.txt" in shown
+    assert "delete  gone.txt" in shown and "delete  old/x.txt" in shown
+    assert "a.keep" not in shown
+    assert (
+        "4 files (" in shown and "2 files to delete" in shown and "nothing was submitted" in shown
+    )
+    assert hash_tree(dst / "out") == before
+    with server.client() as c:
+        assert c.jobs()["total"] == 0
+
+    # JSON, and the totals stay whole where the lists are cut
+    for i in range(1005):
+        (src / "run" / "many").mkdir(exist_ok=True)
+        (src / "run" / "many" / f"{i:04}.txt").write_text("x")
+    body = {"source": "src:run", "destination": "dst:out", "mode": "mirror"}
+    doc = httpx.post(f"{server.url}/api/v1/transfers/preview", json=body).json()
+    assert doc["files_total"] == 1009 and len(doc["files"]) == 1000 and doc["truncated"]
+    assert doc["delete"] == ["a.keep", "gone.txt", "old/x.txt"] and doc["delete_total"] == 3
+    assert doc["bytes_total"] == sum(p.stat().st_size for p in (src / "run").rglob("*.txt"))
+    single = httpx.post(
+        f"{server.url}/api/v1/transfers/preview",
+        json={"source": "src:run/a.txt", "destination": "dst:one.txt"},
+    ).json()
+    assert single["files"] == [{"path": "", "size": 1}] and single["destination"] == "dst:one.txt"
+
+    # the same refusals as a submit
+    bad = httpx.post(f"{server.url}/api/v1/transfers/preview", json={**body, "exclude": ["#"]})
+    assert bad.status_code == 422 and "matches nothing" in bad.text
+    missing = httpx.post(
+        f"{server.url}/api/v1/transfers/preview", json={**body, "source": "nope:run"}
+    )
+    assert missing.status_code == 404
+
+    rpc = {
+        "jsonrpc": "2.0",
+        "method": "transfers.preview",
+        "params": {"source": "src:run", "destination": "dst:out", "include": ["a.txt"]},
+        "id": 1,
+    }
+    result = httpx.post(f"{server.url}/jsonrpc", json=rpc).json()["result"]
+    assert result["files"] == [{"path": "a.txt", "size": 1}] and result["delete_total"] == 0
+    assert hash_tree(dst / "out") == before
+    with server.client() as c:
+        assert c.jobs()["total"] == 0

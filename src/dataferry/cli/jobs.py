@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
@@ -46,14 +48,34 @@ def transfer(
         help="Leave out files matching this gitignore-style pattern (e.g. '*.tmp', "
         "'cache/'; '!keep.tmp' makes an exception); repeat for more. Folder sources only.",
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Submit nothing: list the files the transfer would take and, for mirror, "
+        "the files it would delete.",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Submit a transfer; prints its job id (and follows it with --wait)."""
     with client() as c:
         doc = c.transfer(
-            source, destination, mode, checksum, overwrite, expected_checksum, include, exclude
+            source,
+            destination,
+            mode,
+            checksum,
+            overwrite,
+            expected_checksum,
+            include,
+            exclude,
+            dry_run=dry_run,
         )
+        if dry_run:
+            if as_json:
+                print_json(doc)
+            else:
+                _print_preview(doc)
+            return
         if wait:
             doc = follow(c, doc["job_id"], show_bar=not as_json)
     if as_json:
@@ -62,6 +84,24 @@ def transfer(
         console.print(describe(doc) if wait else f"job {doc['job_id']} queued", highlight=False)
     if wait:
         _exit_for(doc)
+
+
+def _print_preview(doc: dict[str, Any]) -> None:
+    """What a dry run found, in the words the transfer would act on."""
+    dest = doc["destination"]
+    for f in doc["files"]:
+        console.print(f"copy    {f['path'] or dest}", highlight=False, markup=False)
+    for path in doc["delete"]:
+        console.print(f"delete  {path}", highlight=False, markup=False)
+    summary = f"{doc['files_total']} files ({doc['bytes_total']} bytes) to {dest}"
+    if doc["mode"] == "mirror":
+        summary += f"; {doc['delete_total']} files to delete there"
+    if doc["mode"] in ("sync", "mirror"):
+        summary += "; identical files are skipped when the job compares them"
+    if doc["truncated"]:
+        shown = max(len(doc["files"]), len(doc["delete"]))
+        summary += f" (the lists above stop at {shown} paths)"
+    console.print(f"dry run: {summary}; nothing was submitted", highlight=False, markup=False)
 
 
 def jobs(

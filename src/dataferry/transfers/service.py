@@ -10,10 +10,14 @@ from dataferry.endpoints.service import EndpointService
 from dataferry.errors import DataferryError, InvalidRequest, NotFound
 from dataferry.jobs.model import Job
 from dataferry.jobs.service import JobService
+from dataferry.transfers import mirror
+from dataferry.transfers import plan as planning
 from dataferry.transfers.request import Mode, TransferRequest
 from dataferry.transfers.run import classify
 
 KIND = "transfer"
+#: paths a preview lists at most (its totals count every file)
+PREVIEW_LIMIT = 1000
 
 
 def destination_of(src_is_dir: bool, src_rel: str, dst_rel: str, dst_is_dir: bool) -> str:
@@ -77,6 +81,40 @@ class TransferService:
 
     def submit(self, req: TransferRequest) -> Job:
         return self.jobs.submit(KIND, self.validate(req))
+
+    def preview(self, req: TransferRequest, limit: int = PREVIEW_LIMIT) -> dict[str, Any]:
+        """What the transfer would take, and for ``mirror`` remove, without a job
+        (a dry run): the same checks as ``submit``, then the same listing the job's
+        plan makes. Lists are cut at ``limit`` paths; the totals are whole."""
+        params = self.validate(req)
+        src_name, src_rel = split_location(params["source"])
+        dst_name, dst_rel = split_location(params["destination"])
+        src = self.endpoints.open(src_name)
+        dst = self.endpoints.open(dst_name)
+        try:
+            files = planning.plan(src, src_rel, req.filter)
+            doomed: list[str] = []
+            if req.mode is Mode.MIRROR:
+                planned = {f.path for f in files}
+                doomed = mirror.extraneous(dst, dst.full(dst_rel), planned, req.filter)
+        except DataferryError:
+            raise
+        except Exception as exc:
+            raise classify(exc, f"listing {req.source} -> {req.destination}", src, dst) from exc
+        finally:
+            src.close()
+            dst.close()
+        return {
+            "source": params["source"],
+            "destination": params["destination"],
+            "mode": req.mode.value,
+            "files_total": len(files),
+            "bytes_total": sum(f.size for f in files),
+            "files": [{"path": f.path, "size": f.size} for f in files[:limit]],
+            "delete_total": len(doomed),
+            "delete": doomed[:limit],
+            "truncated": len(files) > limit or len(doomed) > limit,
+        }
 
 
 def _check_parents_are_folders(dst: EndpointFS, dst_name: str, target: str) -> None:

@@ -26,17 +26,25 @@ class TransferIn(BaseModel):
     include: list[str] | None = None
     exclude: list[str] | None = None
 
+    def request(self) -> TransferRequest:
+        return TransferRequest.build(
+            self.source,
+            self.destination,
+            self.mode,
+            self.checksum,
+            self.overwrite,
+            self.expected_checksum,
+            self.include,
+            self.exclude,
+        )
+
 
 @router.post("/transfers", status_code=202)
 def submit_transfer(body: TransferIn, core: Core = Depends(get_core)) -> dict[str, Any]:
-    req = TransferRequest.build(
-        body.source,
-        body.destination,
-        body.mode,
-        body.checksum,
-        body.overwrite,
-        body.expected_checksum,
-        body.include,
-        body.exclude,
-    )
-    return core.transfers.submit(req).document()
+    return core.transfers.submit(body.request()).document()
+
+
+@router.post("/transfers/preview")
+def preview_transfer(body: TransferIn, core: Core = Depends(get_core)) -> dict[str, Any]:
+    """A dry run: the files the transfer would take (and, for mirror, remove); no job."""
+    return core.transfers.preview(body.request())

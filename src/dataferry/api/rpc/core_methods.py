@@ -20,6 +20,28 @@ def job_id_of(value: Any) -> int:
     return number
 
 
+def _request(
+    source: Any,
+    destination: Any,
+    mode: str,
+    checksum: str,
+    overwrite: str | None,
+    expected_checksum: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+) -> TransferRequest:
+    return TransferRequest.build(
+        str(source),
+        str(destination),
+        mode,
+        checksum,
+        overwrite or None,
+        expected_checksum,
+        include,
+        exclude,
+    )
+
+
 def install(core: Core) -> None:
     rpc = core.rpc
 
@@ -35,17 +57,27 @@ def install(core: Core) -> None:
     ) -> dict[str, Any]:
         """Submit a transfer between ENDPOINT:PATH locations; returns the job document.
         include/exclude: lists of gitignore-style patterns choosing a folder's files."""
-        req = TransferRequest.build(
-            str(source),
-            str(destination),
-            mode,
-            checksum,
-            overwrite or None,
-            expected_checksum,
-            include,
-            exclude,
+        req = _request(
+            source, destination, mode, checksum, overwrite, expected_checksum, include, exclude
         )
         return core.transfers.submit(req).document()
+
+    def preview(
+        source: str,
+        destination: str,
+        mode: str = "copy",
+        checksum: str = "sha256",
+        overwrite: str | None = None,
+        expected_checksum: str | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """A dry run of transfers.submit: the files it would take (and, for mirror,
+        remove), at most 1,000 paths each with whole totals; no job is created."""
+        req = _request(
+            source, destination, mode, checksum, overwrite, expected_checksum, include, exclude
+        )
+        return core.transfers.preview(req)
 
     def get(job_id: Any) -> dict[str, Any]:
         """The job document of one job."""
@@ -78,6 +110,7 @@ def install(core: Core) -> None:
         return [e.document() for e in core.endpoints.list()]
 
     rpc.register("transfers.submit", submit)
+    rpc.register("transfers.preview", preview)
     rpc.register("jobs.get", get)
     rpc.register("jobs.list", list_jobs)
     rpc.register("jobs.cancel", cancel)
