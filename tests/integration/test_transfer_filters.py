@@ -130,10 +130,22 @@ def test_jsonrpc_and_the_dashboard_take_patterns(server: Server, tree: tuple[Pat
         refused = browser.post("/transfers/new", data={**form, "include": "#c"}, headers=headers)
         assert refused.status_code == 422 and "matches nothing" in refused.text
         assert "cache/" in refused.text  # the form comes back as typed
+        # a dry run shows the files and submits nothing
+        preview = browser.post(
+            "/transfers/new", data={**form, "action": "preview"}, headers=headers
+        )
+        assert preview.status_code == 200 and "Dry run: nothing was submitted" in preview.text
+        assert "<code>a.tmp</code>" in preview.text and "a.csv" not in preview.text
+        assert "2 files (" in preview.text
+        with server.client() as c:
+            jobs_before = c.jobs()["total"]
+        assert not (dst / "web").exists()
         done = browser.post("/transfers/new", data=form, headers=headers, follow_redirects=False)
         assert done.status_code == 303, done.text
         job_id = int(done.headers["location"].rsplit("/", 1)[1])
         assert server.wait_job(job_id)["state"] == "succeeded"
         assert files_under(dst / "web") == ["a.tmp", "keep.tmp"]
+        with server.client() as c:
+            assert c.jobs()["total"] == jobs_before + 1
         shown = browser.get(f"/jobs/{job_id}", headers=headers).text
         assert "*.csv, cache/" in shown

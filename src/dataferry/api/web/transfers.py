@@ -1,6 +1,9 @@
-"""The new-transfer form: endpoint pickers from the registry, mode and checksum."""
+"""The new-transfer form: endpoint pickers from the registry, mode and checksum; a
+dry run shows what the transfer would take and delete without submitting it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -12,7 +15,13 @@ from dataferry.transfers.request import Checksum, Mode, Overwrite, TransferReque
 router = APIRouter(include_in_schema=False)
 
 
-def _form(request: Request, status_code: int = 200, error: str = "", **values: str) -> Response:
+def _form(
+    request: Request,
+    values: dict[str, str],
+    status_code: int = 200,
+    error: str = "",
+    preview: dict[str, Any] | None = None,
+) -> Response:
     core = core_of(request)
     return render(
         request,
@@ -23,6 +32,7 @@ def _form(request: Request, status_code: int = 200, error: str = "", **values: s
         checksums=[c.value for c in Checksum],
         overwrites=[o.value for o in Overwrite],
         error=error,
+        preview=preview,
         v=values,
     )
 
@@ -35,7 +45,7 @@ def _lines(text: str) -> list[str]:
 @router.get("/transfers/new")
 def new_transfer(request: Request) -> Response:
     viewer(request)
-    return _form(request, mode="copy", checksum="sha256", overwrite="")
+    return _form(request, {"mode": "copy", "checksum": "sha256", "overwrite": ""})
 
 
 @router.post("/transfers/new")
@@ -51,6 +61,7 @@ def submit_transfer(
     overwrite: str = Form(""),
     include: str = Form(""),
     exclude: str = Form(""),
+    action: str = Form("submit"),
 ) -> Response:
     acting(request, csrf)
     values = {
@@ -65,7 +76,7 @@ def submit_transfer(
         "exclude": exclude,
     }
     if not source_endpoint or not destination_endpoint:
-        return _form(request, 422, "choose a source and a destination endpoint", **values)
+        return _form(request, values, 422, "choose a source and a destination endpoint")
     try:
         req = TransferRequest.build(
             f"{source_endpoint}:{source_path.strip()}",
@@ -76,7 +87,10 @@ def submit_transfer(
             include=_lines(include),
             exclude=_lines(exclude),
         )
+        if action == "preview":
+            preview = core_of(request).transfers.preview(req)
+            return _form(request, values, preview=preview)
         job = core_of(request).transfers.submit(req)
     except DataferryError as exc:
-        return _form(request, exc.status_code, exc.message, **values)
+        return _form(request, values, exc.status_code, exc.message)
     return redirect(request, f"/jobs/{job.id}")
