@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How often the scheduler prunes old finished jobs (jobs.keep_finished_days).
+PRUNE_SECONDS = 3600.0
+
 
 def _capabilities() -> list[Any]:
     from dataferry.api.rpc import core_methods
@@ -109,6 +112,14 @@ class Core:
         self.collectors: list[Any] = []
         for install in _capabilities():
             install(self)
+        if settings.jobs.keep_finished_days:
+            days = settings.jobs.keep_finished_days
+            self.scheduler.add_periodic("jobs-prune", lambda: self._prune(days), PRUNE_SECONDS)
+
+    def _prune(self, days: float) -> None:
+        pruned = self.jobs.prune(days)
+        if pruned:
+            log.info("deleted %d finished jobs older than %g days", pruned, days)
 
     @property
     def instance_id(self) -> str:

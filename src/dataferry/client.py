@@ -206,6 +206,11 @@ class Client:
         result: dict[str, Any] = self.request("POST", f"/api/v1/jobs/{job_id}/retry")
         return result
 
+    def prune_jobs(self, older_than_days: float) -> int:
+        body = {"older_than_days": older_than_days}
+        deleted: int = self.request("POST", "/api/v1/jobs/prune", json=body)["deleted"]
+        return deleted
+
     # -- ingest ------------------------------------------------------------------
     def upload_bundle(self, body: Iterable[bytes], size: int | None = None) -> dict[str, Any]:
         """Stream a bundle to ``POST /ingest``; returns the Pacifica-shaped state."""

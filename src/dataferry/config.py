@@ -40,6 +40,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+#: the longest a finished job may be kept before it is pruned (100 years; 0: for ever)
+MAX_KEEP_DAYS = 36500.0
+
+
 class JobSettings(_Section):
     workers: int = Field(
         4, ge=0, le=256, description="inline executor threads; 0: this process runs no jobs"
@@ -53,6 +57,14 @@ class JobSettings(_Section):
     tick_seconds: Seconds = Field(2.0, description="scheduler tick period")
     progress_interval: float = Field(
         0.5, ge=0, le=MAX_SECONDS, description="least seconds between stored progress updates"
+    )
+    keep_finished_days: float = Field(
+        0,
+        ge=0,
+        le=MAX_KEEP_DAYS,
+        description="finished jobs (succeeded, failed, cancelled) of transfer, move, ala and "
+        "records-sync kinds are deleted, with their per-file rows, this many days after "
+        "they ended; 0: kept for ever",
     )
 
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from dataferry.config import CONFIG_ENV, load_settings
 
@@ -101,4 +102,11 @@ def test_durations_are_bounded_and_no_setting_takes_nan_or_infinity(
     monkeypatch.setenv(env, value)
     field = env.rsplit("__", 1)[1].lower()
     with pytest.raises(ValueError, match=rf"{field}\n.*{re.escape(message)}"):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "40000", "a week"])
+def test_keep_finished_days_is_checked(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATAFERRY_JOBS__KEEP_FINISHED_DAYS", value)
+    with pytest.raises(ValidationError, match="keep_finished_days"):
         load_settings()

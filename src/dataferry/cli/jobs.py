@@ -160,6 +160,25 @@ def retry(job_id: int, as_json: bool = JSON_OPTION) -> None:
     print_json(doc) if as_json else console.print(describe(doc), highlight=False)
 
 
+def prune_jobs(
+    older_than_days: float = typer.Option(
+        ...,
+        "--older-than-days",
+        help="Delete finished jobs that ended more than this many days ago (0: all).",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete old finished transfer, move, ala and records-sync jobs with their
+    per-file rows (ingest and dataset jobs are kept: other records name them).
+    jobs.keep_finished_days does the same on its own."""
+    with client() as c:
+        deleted = c.prune_jobs(older_than_days)
+    if as_json:
+        print_json({"deleted": deleted})
+    else:
+        console.print(f"deleted {deleted} finished jobs", highlight=False)
+
+
 def cancel(job_id: int, as_json: bool = JSON_OPTION) -> None:
     """Cancel a queued, running or retrying job."""
     with client() as c:

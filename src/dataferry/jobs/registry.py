@@ -20,6 +20,9 @@ class JobKind:
     handler: Handler
     queue: str = "default"
     max_attempts: int | None = None  # None: the configured default
+    #: finished jobs of this kind may be deleted when old (``jobs.keep_finished_days``);
+    #: False for kinds whose job other records name (an ingest transaction, a dataset)
+    prunable: bool = False
 
 
 class JobRegistry:
@@ -41,6 +44,9 @@ class JobRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._kinds)
+
+    def prunable(self) -> list[str]:
+        return sorted(k.name for k in self._kinds.values() if k.prunable)
 
     def queues(self) -> list[str]:
         return sorted({k.queue for k in self._kinds.values()})

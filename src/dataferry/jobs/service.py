@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
 
-from dataferry.config import JobSettings
+from dataferry.config import MAX_KEEP_DAYS, JobSettings
+from dataferry.db.base import utcnow
 from dataferry.errors import InvalidRequest
 from dataferry.jobs.executor import Executor
 from dataferry.jobs.model import Job
@@ -20,6 +22,8 @@ from dataferry.jobs.store import JobStore
 MAX_PAGE = 1000
 # The longest a caller may wait for a job to end in one request.
 MAX_WAIT_SECONDS = 60.0
+# Finished jobs deleted per transaction when pruning (each takes its per-file rows).
+PRUNE_BATCH = 200
 # A waiter re-reads the job this often: a job ended by another process (a Celery
 # worker, a second server) sends no wake-up to this one.
 RECHECK_SECONDS = 0.25
@@ -55,6 +59,28 @@ class JobService:
         )
         self.executor.dispatch(job.id, job.queue)
         return job
+
+    def prune(self, older_than_days: Any) -> int:
+        """Delete finished jobs of the prunable kinds (transfer, move, ala, records
+        sync) that ended more than ``older_than_days`` ago; returns how many.
+        Kinds whose job other records name (ingest, dataset manifest and delivery)
+        are kept."""
+        if (
+            isinstance(older_than_days, bool)
+            or not isinstance(older_than_days, (int, float))
+            or not math.isfinite(older_than_days)
+            or not 0 <= older_than_days <= MAX_KEEP_DAYS
+        ):
+            raise InvalidRequest(
+                f"older_than_days must be a number of days from 0 to {MAX_KEEP_DAYS:g}, "
+                f"not {str(older_than_days)[:40]!r}"
+            )
+        before = utcnow() - timedelta(days=older_than_days)
+        kinds = self.registry.prunable()
+        total = 0
+        while (n := self.store.prune(before, kinds, PRUNE_BATCH)) > 0:
+            total += n
+        return total
 
     def get(self, job_id: int) -> Job:
         return self.store.get(job_id)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from dataferry.db.base import utcnow
@@ -19,7 +19,7 @@ from dataferry.db.engine import Database
 from dataferry.db.models import JobAttemptRow, JobFileRow, JobRow
 from dataferry.errors import JobLost, NotFound
 from dataferry.jobs.model import Job
-from dataferry.jobs.states import JobEvent, JobState, next_state, sources_of
+from dataferry.jobs.states import FINAL_STATES, JobEvent, JobState, next_state, sources_of
 from dataferry.jobs.waiting import JobChanges
 
 _PROGRESS_FIELDS = frozenset(
@@ -379,6 +379,31 @@ class JobStore:
             job = Job.from_row(fresh)
         self.changes.changed(job_id)
         return job
+
+    def prune(self, before: datetime, kinds: Iterable[str], limit: int) -> int:
+        """Delete up to ``limit`` finished jobs of ``kinds`` last changed before ``before``
+        (their files and attempts go with them: ON DELETE CASCADE); returns how many.
+        The delete repeats the conditions, so a job retried meanwhile stays."""
+        names = list(kinds)
+        if not names:
+            return 0
+        finished = (
+            JobRow.state.in_([state.value for state in FINAL_STATES]),
+            JobRow.updated < before,
+            JobRow.kind.in_(names),
+        )
+        with self.db.session() as s:
+            ids = list(
+                s.scalars(select(JobRow.id).where(*finished).order_by(JobRow.id).limit(limit))
+            )
+            if not ids:
+                return 0
+            done = s.execute(
+                delete(JobRow)
+                .where(JobRow.id.in_(ids), *finished)
+                .execution_options(synchronize_session=False)
+            )
+            return rowcount(done)
 
     def due_retries(self, now: datetime) -> list[int]:
         with self.db.read() as s:

@@ -15,10 +15,17 @@ if TYPE_CHECKING:
 def install(core: Core) -> None:
     settings = core.settings
     core.registry.register(
-        JobKind(MOVE_KIND, run.handler(core.endpoints, settings.transfer), queue="transfers")
+        JobKind(
+            MOVE_KIND,
+            run.handler(core.endpoints, settings.transfer),
+            queue="transfers",
+            prunable=True,
+        )
     )
     core.registry.register(
-        JobKind(ALA_KIND, ala.handler(core.endpoints, settings.ala, settings.transfer))
+        JobKind(
+            ALA_KIND, ala.handler(core.endpoints, settings.ala, settings.transfer), prunable=True
+        )
     )
     mover = MoverService(core.jobs, core.endpoints, settings.ala)
     core.mover = mover

@@ -80,7 +80,7 @@ def install(core: Core) -> None:
     core.replication = Replicator(core.records, core.peers, settings)
     core.replication_protocol = ProtocolService(core.records, settings)
     core.sync = SyncService(core.jobs, core.peers, core.replication)
-    core.registry.register(JobKind(KIND, core.sync.handler, queue="records"))
+    core.registry.register(JobKind(KIND, core.sync.handler, queue="records", prunable=True))
     rpc.register(core)
     core.discovery = None
     if settings.discovery:

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 def install(core: Core) -> None:
     store = TransferStore(core.db)
     core.registry.register(
-        JobKind(KIND, run.handler(core.endpoints, store, core.settings.transfer), queue="transfers")
+        JobKind(
+            KIND,
+            run.handler(core.endpoints, store, core.settings.transfer),
+            queue="transfers",
+            prunable=True,
+        )
     )
     core.transfers = TransferService(core.jobs, core.endpoints)

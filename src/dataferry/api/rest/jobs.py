@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict
 
 from dataferry.api.deps import core as get_core
 from dataferry.app import Core
@@ -66,3 +67,16 @@ def cancel_job(job_id: int, core: Core = Depends(get_core)) -> dict[str, Any]:
 @router.post("/jobs/{job_id}/retry")
 def retry_job(job_id: int, core: Core = Depends(get_core)) -> dict[str, Any]:
     return core.jobs.retry(job_id).document()
+
+
+class PruneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Any: the service says what a good value is, the same words for every door.
+    older_than_days: Any
+
+
+@router.post("/jobs/prune")
+def prune_jobs(body: PruneIn, core: Core = Depends(get_core)) -> dict[str, Any]:
+    """Delete finished transfer, move, ala and records-sync jobs older than N days."""
+    return {"deleted": core.jobs.prune(body.older_than_days)}

@@ -101,6 +101,11 @@ def install(core: Core) -> None:
         """Cancel a job; returns its document."""
         return core.jobs.cancel(job_id_of(job_id)).document()
 
+    def prune(older_than_days: Any) -> dict[str, Any]:
+        """Delete finished transfer, move, ala and records-sync jobs that ended more
+        than older_than_days ago; returns {"deleted": n}."""
+        return {"deleted": core.jobs.prune(older_than_days)}
+
     def retry(job_id: Any) -> dict[str, Any]:
         """Restart a failed or cancelled job with a fresh set of attempts."""
         return core.jobs.retry(job_id_of(job_id)).document()
@@ -115,4 +120,5 @@ def install(core: Core) -> None:
     rpc.register("jobs.list", list_jobs)
     rpc.register("jobs.cancel", cancel)
     rpc.register("jobs.retry", retry)
+    rpc.register("jobs.prune", prune)
     rpc.register("endpoints.list", endpoints)
