@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +152,45 @@ def test_start_up_problems_are_one_clear_line(tmp_path: Path, config: str, messa
         assert result.returncode == 1, result
         assert "Traceback" not in result.stderr, result.stderr
         assert message in " ".join(result.stderr.split()), result.stderr
+
+
+@pytest.mark.database_agnostic
+def test_serve_that_cannot_listen_says_so_before_creating_anything(tmp_path: Path) -> None:
+    """Before, serve created the database, started, and exited 3 with uvicorn's log
+    ('[Errno -2] Name or service not known', 'address already in use')."""
+    home = tmp_path / "home"
+    cfg = tmp_path / "df.toml"
+    cfg.write_text(f'home = "{home}"\ntokens = ["t"]\n')
+    # PYTHONPATH: the code under test where it is not the installed checkout's
+    env = {
+        "DATAFERRY_CONFIG": str(cfg),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--host", "bad_host_name", "--port", "1"], "cannot listen on bad_host_name:1: "),
+            (
+                ["--host", "127.0.0.1", "--port", str(port)],
+                f"cannot listen on 127.0.0.1:{port}: address already in use",
+            ),
+        ]
+        for args, message in cases:
+            result = subprocess.run(
+                [sys.executable, "-m", "dataferry", "serve", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 1, result
+            assert result.stderr.startswith(f"error: {message}"), result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+            assert result.stdout == ""
+            assert not home.exists()  # no database, no key file
 
 
 def test_init_db_is_idempotent_and_upgrades(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import ipaddress
 import logging
@@ -23,6 +24,35 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address ``host`` names, as asyncio's create_server binds
+    them (uvicorn listens on them later), or a clear error. Bound before anything
+    else happens: uvicorn found out only after the database was made, and exited 3
+    with its log."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # each address family on its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        # lower case: the test servers look for it to try another port
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        fail(f"cannot listen on {host}:{port}: {reason or exc}")
+    return sockets
 
 
 def serve(
@@ -71,10 +101,12 @@ def serve(
     )
     if (certfile is None) != (keyfile is None):
         fail("--certfile and --keyfile go together")
+    sockets = listen(s.host, s.port)
     core = build(s)
     scheme = "https" if certfile else "http"
+    bound_port = sockets[0].getsockname()[1]  # what --port 0 chose
     console.print(
-        f"dataferry {core.node}: serving on {scheme}://{s.host}:{s.port} "
+        f"dataferry {core.node}: serving on {scheme}://{s.host}:{bound_port} "
         f"(data in {s.home}, database {core.db.engine.url.render_as_string()})",
         highlight=False,
     )
@@ -101,7 +133,7 @@ def serve(
     gc.collect()
     gc.freeze()
     gc.enable()
-    server.run()
+    server.run(sockets)
     if not server.started:
         raise typer.Exit(3)  # as uvicorn.run: the application did not start
 
