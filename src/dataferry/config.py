@@ -163,6 +163,10 @@ class CelerySettings(_Section):
         return f"{self.queue_prefix}.tick"
 
 
+# The longest owner or contact an instance says it has, and takes from a peer.
+OWNER_MAX = 256
+
+
 class RecordSettings(_Section):
     max_drift_seconds: Seconds = Field(
         300.0,
@@ -182,8 +186,20 @@ class RecordSettings(_Section):
         description="default seconds between scheduled syncs with a peer (0: never)",
     )
     discovery: bool = Field(False, description="announce and browse over mDNS/DNS-SD")
-    owner: str = Field("", description="who runs this instance (shown to peers)")
-    contact: str = Field("", description="how to reach the owner (shown to peers)")
+    owner: str = Field(
+        "", max_length=OWNER_MAX, description="who runs this instance (shown to peers)"
+    )
+    contact: str = Field(
+        "", max_length=OWNER_MAX, description="how to reach the owner (shown to peers)"
+    )
+
+    @model_validator(mode="after")
+    def _check_shown(self) -> RecordSettings:
+        # Peers refuse a hello whose owner or contact is not printable (they print it).
+        for key in ("owner", "contact"):
+            if not getattr(self, key).isprintable():
+                raise ValueError(f"records.{key} must be printable text (no control characters)")
+        return self
 
 
 class DatasetSettings(_Section):

@@ -5,6 +5,7 @@ change nothing."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,6 +17,7 @@ from dataferry.errors import Conflict, InvalidRequest, NotFound, PermanentError
 from dataferry.records import hlc
 from dataferry.records.service import render_batch
 from dataferry.records.transport import HttpTransport
+from dataferry.text import cut
 from tests.support.answers import send_body
 
 U = "8a5b6f0e-0d3e-4a43-9d8e-1b1f2b4c9a11"
@@ -189,3 +191,60 @@ def test_a_pulled_batch_holding_nan_is_a_permanent_error_naming_the_peer() -> No
         transport.close()
         httpd.shutdown()
         httpd.server_close()
+
+
+class _Greeter(BaseHTTPRequestHandler):
+    """A peer whose ``/hello`` says ``hello`` (set per test): its own instance id and
+    the rest as a test wants it."""
+
+    hello: dict[str, Any] = {}
+
+    def do_GET(self) -> None:
+        doc = {"protocol": 2, "instance_id": PEER, "collections": [], **self.hello}
+        send_body(self, 200, json.dumps(doc).encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("hello", "message"),
+    [
+        ({"owner": "Eve\x1b[2J"}, "owner 'Eve\\x1b[2J': not printable text"),
+        ({"owner": "\u202eevil"}, "owner '\\u202eevil': not printable text"),
+        ({"owner": "x" * 257}, f"owner {cut('x' * 257)!r}: longer than 256 characters"),
+        ({"contact": "a@b\nForged: 1"}, "contact 'a@b\\nForged: 1': not printable text"),
+        ({"contact": ["a@b"]}, "contact ['a@b']: not a string"),
+        ({"epoch": "e" * 65}, f"epoch {cut('e' * 65)!r}: longer than 64 characters"),
+        ({"epoch": 5}, "epoch 5: not a string"),
+        ({"collections": "obs"}, "collections 'obs': not a list of collection names"),
+        ({"collections": [{}]}, "collections [{}]: not a list of collection names"),
+        ({"collections": ["../x"]}, "collections ['../x']: not a list of collection names"),
+    ],
+    ids=[
+        "owner-escape", "owner-format", "owner-long", "contact-newline", "contact-list",
+        "epoch-long", "epoch-number", "collections-string", "collections-object",
+        "collections-bad-name",
+    ],
+)  # fmt: skip
+def test_a_bad_hello_fails_the_sync_naming_the_peer_and_stores_nothing(
+    core: Any, hello: dict[str, Any], message: str
+) -> None:
+    """Before, epoch, owner and contact were stored as str() of whatever came (the
+    owner and contact of any length and with any character, printed later by `peer
+    list`), and collections that were not a list of names were a TypeError."""
+    handler = type("Greeter", (_Greeter,), {"hello": hello})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        core.peers.add("far", f"http://127.0.0.1:{httpd.server_address[1]}")
+        expected = re.escape(f"peer 'far' said hello with {message}")
+        with pytest.raises(PermanentError, match=expected):
+            core.replication.sync("far")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    peer = core.peers.get("far").document()
+    assert (peer["instance_id"], peer["epoch"], peer["owner"], peer["contact"]) == ("",) * 4
+    assert peer["sync_count"] == 0 and peer["last_sync"] is None
+    assert core.records.collection_names() == []

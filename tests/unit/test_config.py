@@ -110,3 +110,25 @@ def test_keep_finished_days_is_checked(value: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DATAFERRY_JOBS__KEEP_FINISHED_DAYS", value)
     with pytest.raises(ValidationError, match="keep_finished_days"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("OWNER", "Ann\x1b[2J", "records.owner must be printable text"),
+        ("CONTACT", "a@b\u2028c", "records.contact must be printable text"),
+        ("OWNER", "x" * 257, "owner\n.*at most 256 characters"),
+    ],
+)
+def test_owner_and_contact_are_what_peers_accept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    """Peers refuse a hello whose owner or contact is not printable or over 256
+    characters (records.replication.check_hello): before, any text was sent."""
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.setenv("DATAFERRY_HOME", str(tmp_path))
+    monkeypatch.setenv(f"DATAFERRY_RECORDS__{variable}", value)
+    with pytest.raises(ValueError, match=message):
+        load_settings()
+    monkeypatch.setenv(f"DATAFERRY_RECORDS__{variable}", "Ann Lee <ann@example.org> \u00e9")
+    assert load_settings().records.owner is not None

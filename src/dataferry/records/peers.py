@@ -153,14 +153,15 @@ class PeerService:
                 row.last_attempt = utcnow()
 
     def identified(self, name: str, hello: dict[str, Any]) -> None:
-        """Store what the peer says about itself (instance id, epoch, owner, contact)."""
+        """Store what the peer says about itself (instance id, epoch, owner, contact),
+        as ``replication.check_hello`` found it."""
         with self.db.session() as s:
             row = s.scalar(select(PeerRow).where(PeerRow.name == name))
             if row is not None:
-                row.instance_id = str(hello.get("instance_id", ""))[:64]
-                row.epoch = str(hello.get("epoch", ""))[:64]
-                row.owner = str(hello.get("owner", ""))
-                row.contact = str(hello.get("contact", ""))
+                row.instance_id = hello["instance_id"]
+                row.epoch = hello.get("epoch", "")
+                row.owner = hello.get("owner", "")
+                row.contact = hello.get("contact", "")
 
     def succeeded(self, name: str) -> None:
         with self.db.session() as s:

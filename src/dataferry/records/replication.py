@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from dataferry.config import RecordSettings
+from dataferry.config import OWNER_MAX, RecordSettings
 from dataferry.errors import (
     Conflict,
     DataferryError,
@@ -22,7 +22,7 @@ from dataferry.errors import (
     PermanentError,
     TransientError,
 )
-from dataferry.records.model import MAX_ORIGIN, is_origin
+from dataferry.records.model import COLLECTION_NAME, MAX_ORIGIN, is_origin
 from dataferry.records.peers import PeerService
 from dataferry.records.service import (
     ParsedBatch,
@@ -32,6 +32,7 @@ from dataferry.records.service import (
     render_batch,
 )
 from dataferry.records.transport import HttpTransport, Transport
+from dataferry.text import cut
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,29 @@ def _quiet(**_: Any) -> None:
     return None
 
 
+def check_hello(hello: dict[str, Any], who: str) -> None:
+    """Refuse a hello whose epoch, owner or contact (stored, and printed by ``peer
+    list``) is not printable text within its column's limit, or whose collections
+    are not a list of collection names: a clear error naming ``who``."""
+    for key, limit in (("epoch", MAX_ORIGIN), ("owner", OWNER_MAX), ("contact", OWNER_MAX)):
+        value = hello.get(key, "")
+        if not isinstance(value, str):
+            raise PermanentError(f"{who} said hello with {key} {cut(repr(value))}: not a string")
+        if not value.isprintable():  # control and format characters, lone surrogates
+            raise PermanentError(f"{who} said hello with {key} {cut(value)!r}: not printable text")
+        if len(value) > limit:
+            raise PermanentError(
+                f"{who} said hello with {key} {cut(value)!r}: longer than {limit} characters"
+            )
+    names = hello.get("collections", [])
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and COLLECTION_NAME.fullmatch(n) for n in names
+    ):
+        raise PermanentError(
+            f"{who} said hello with collections {cut(repr(names))}: not a list of collection names"
+        )
+
+
 class Replicator:
     def __init__(
         self, records: RecordService, peers: PeerService, settings: RecordSettings
@@ -93,6 +117,7 @@ class Replicator:
                 collections or info.collections or None,
                 progress,
                 on_hello=lambda h: self.peers.identified(peer, h),
+                who=f"peer {peer!r}",
             )
         except DataferryError as exc:
             self.peers.failed(peer, exc.message)
@@ -111,8 +136,10 @@ class Replicator:
         collections: list[str] | None = None,
         progress: Progress = _quiet,
         on_hello: Callable[[dict[str, Any]], None] | None = None,
+        who: str = "the peer",
     ) -> dict[str, Any]:
-        """Two-way sync over ``transport`` (any peer, registered or not)."""
+        """Two-way sync over ``transport`` (any peer, registered or not); ``who``
+        names the peer in errors."""
         hello = transport.hello()
         peer_id = hello.get("instance_id", "")
         if not peer_id:
@@ -122,6 +149,7 @@ class Replicator:
                 f"the peer's instance id {peer_id!r:.80} is not one: "
                 f"1-{MAX_ORIGIN} printable characters"
             )
+        check_hello(hello, who)  # before anything of it is stored
         if on_hello is not None:
             on_hello(hello)
         if peer_id == self.records.instance_id:
