@@ -11,12 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import insert
 
+from dataferry.client import segment
 from dataferry.config import Settings
 from dataferry.db.base import utcnow
 from dataferry.db.models import SyncedDatasetEventRow, SyncedDatasetRow
+from dataferry.errors import Conflict
 from tests.support.answers import send_body
 from tests.support.pair import TOKEN
 
@@ -129,3 +132,46 @@ def test_a_stored_uid_no_url_can_carry_fails_for_good_once(
     for uid in bad:
         assert svc.get(uid).updated == moved[uid]
         assert len(svc.history(uid)) == 2
+
+
+def test_restarting_a_dataset_whose_uid_no_url_can_carry_is_refused_at_every_door(
+    consumer: Any, provider: tuple[str, list[str]], server_factory: Any
+) -> None:
+    """Before, restart sent it back to ``registered`` and the next tick failed it
+    again: a restart that could never help, said to have worked."""
+    url, asked = provider
+    consumer.sites.add("fac", url, TOKEN, "provider")
+    bad = ["fac.a b", "fac.a/../../peer", "fac.é", "fac.x\n"]
+    for uid in bad:
+        store_as_before(consumer, uid)
+    svc = consumer.consumer
+    assert svc.tick() == len(bad)
+    before = {uid: (svc.get(uid), svc.history(uid)) for uid in bad}
+
+    def refused(uid: str) -> str:
+        return (
+            f"dataset {uid!r} cannot be restarted: its UID is not <site-prefix>.<id> "
+            "(letters, digits, '.', '_', '-'), so no request to the provider can name it"
+        )
+
+    for uid in bad:
+        with pytest.raises(Conflict) as caught:
+            svc.restart(uid)
+        assert caught.value.message == refused(uid)
+
+    server = server_factory()
+    r = httpx.post(f"{server.url}/api/v1/synced-datasets/{segment('fac.a b')}/restart")
+    assert (r.status_code, r.json()["detail"]) == (409, refused("fac.a b")), r.text
+    # A UID holding "/" reaches no REST route (nor the CLI, which uses them): RPC only.
+    for uid in ("fac.x\n", "fac.a/../../peer"):
+        call = {"jsonrpc": "2.0", "id": 1, "method": "datasets.restart", "params": [uid]}
+        error = httpx.post(f"{server.url}/jsonrpc", json=call).json()["error"]
+        assert refused(uid) in error["message"], error
+    for uid in ("fac.é", "fac.a b"):
+        result = server.cli("dataset", "restart", uid, check=False)
+        assert result.returncode == 1, result
+        assert " ".join(result.stderr.split()) == f"error: {refused(uid)} (HTTP 409)", result.stderr
+
+    for uid in bad:  # nothing moved
+        assert (svc.get(uid), svc.history(uid)) == before[uid]
+    assert asked == []

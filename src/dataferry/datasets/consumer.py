@@ -184,6 +184,13 @@ class ConsumerService:
         reset; the manifest is fetched again (the provider may have re-published)."""
         ds = self.get(uid)
         try:
+            check_announced_uid(uid)
+        except InvalidRequest:  # the next tick would fail it again (step): no use
+            raise Conflict(
+                f"dataset {uid!r} cannot be restarted: its UID is not <site-prefix>.<id> "
+                "(letters, digits, '.', '_', '-'), so no request to the provider can name it"
+            ) from None
+        try:
             outcome = decide(ds.state, Event.RESTART, ds.retries, self.settings.max_retries)
         except Refused as exc:
             raise Conflict(
