@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dataferry.config import Settings
-from dataferry.errors import PermanentError
+from dataferry.errors import InvalidRequest, NotFound, PermanentError
 from tests.support.server import Server
 
 
@@ -81,3 +81,27 @@ def test_a_cancelled_manifest_job_leaves_the_dataset_failed(provider: Any) -> No
         assert (got.state, got.error) == ("failed", "manifest job cancelled"), got
     with pytest.raises(PermanentError, match="could not be prepared: manifest job cancelled"):
         provider.provider.broadcast("fac.exp")
+
+
+def test_publishing_a_path_that_does_not_exist_says_so(provider: Any, tmp_path: Path) -> None:
+    """Before, a missing path was 'is not a folder' (422), as a file is."""
+    with pytest.raises(NotFound) as caught:
+        provider.provider.publish("fac.exp", "data:nope/exp")
+    assert caught.value.message == "path 'nope/exp' does not exist on endpoint 'data'"
+    with pytest.raises(InvalidRequest) as refused:
+        provider.provider.publish("fac.exp", "data:exp/f.bin")
+    assert refused.value.message == "'data:exp/f.bin' is not a folder on endpoint 'data'"
+    assert provider.provider.list() == []
+    assert sum(provider.jobs.counts().values()) == 0
+
+
+def test_publish_of_a_missing_path_is_404_at_the_doors(server_factory: Any, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    srv: Server = server_factory("prov", env={"DATAFERRY_DATASETS__SITE_NAME": "fac"})
+    srv.cli("endpoint", "add", "data", str(tmp_path / "data"))
+    result = srv.cli("dataset", "publish", "fac.x", "--from", "data:missing", check=False)
+    assert result.returncode == 1
+    assert " ".join(result.stderr.split()) == (
+        "error: path 'missing' does not exist on endpoint 'data' (HTTP 404)"
+    )
+    assert srv.cli_json("dataset", "list") == []

@@ -158,6 +158,8 @@ class ProviderService:
         fs = self.endpoints.open(endpoint)
         try:
             fs.check_inside(rel)
+            if not fs.fs.exists(fs.full(rel)):
+                raise NotFound(f"path {rel or '/'!r} does not exist on endpoint {endpoint!r}")
             if not fs.fs.isdir(fs.full(rel)):
                 raise InvalidRequest(f"{source!r} is not a folder on endpoint {endpoint!r}")
         finally:
