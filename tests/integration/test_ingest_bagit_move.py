@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -69,6 +70,53 @@ def test_bag_with_wrong_oxum(server: Server, bag_dir: Path) -> None:
     doc = wait_state(server.url, upload(server.url, tar_folder(bag_dir, "")).json()["job_id"])
     assert (doc["state"], doc["task"]) == ("FAILED", "load metadata"), doc
     assert "Payload-Oxum" in doc["exception"] or "oxum" in doc["exception"].lower()
+
+
+def retag(folder: Path, lines: bytes) -> None:
+    """Add ``lines`` to the bag's bag-info.txt as they are (bytes bagit would not
+    write), and make its tag manifest agree."""
+    info = folder / "bag-info.txt"
+    info.write_bytes(info.read_bytes() + lines)
+    tagmanifest = folder / "tagmanifest-sha256.txt"
+    rows = []
+    for row in tagmanifest.read_text().splitlines():
+        _, name = row.split(maxsplit=1)
+        rows.append(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}")
+    tagmanifest.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (b"K" * 256 + b": v\n", f"bag-info.txt: key {'K' * 60!r}... is longer than 255 characters"),
+        (b"Bad\x01Key: v\n", "bag-info.txt: key 'Bad\\x01Key' holds a control character"),
+        (b"Note: a\x00b\n", "bag-info.txt: tag 'Note': value 'a\\x00b' holds a NUL character"),
+        (
+            b"Transactions.project: " + b"p" * 256 + b"\n",
+            "bag-info.txt: tag 'Transactions.project': value "
+            f"{'p' * 60!r}... is longer than 255 characters",
+        ),
+        (b"Note: caf\xe9\n", "is not utf-8 text: invalid continuation byte"),
+        (b"Note: \\ud800\n", "bag-info.txt: '\\ud800' holds a lone surrogate"),
+    ],
+    ids=["long-key", "control-key", "nul-value", "long-project", "not-utf8", "surrogate"],
+)
+def test_bag_info_the_tables_cannot_hold_fails_at_load_metadata(
+    server: Server, bag_dir: Path, lines: bytes, message: str
+) -> None:
+    """Before, bag-info.txt was not held to the tables' limits as metadata.txt is: a
+    key over 255 characters was archived and then refused by PostgreSQL at the last
+    task (SQLite stored it), a NUL likewise, and a bag-info.txt that is not UTF-8
+    was an internal error."""
+    if b"\\ud800" in lines:  # a tag file encoding that can spell a lone surrogate
+        bagit_txt = bag_dir / "bagit.txt"
+        bagit_txt.write_text(bagit_txt.read_text().replace("UTF-8", "unicode_escape"))
+    retag(bag_dir, lines)
+    before = counts(server)
+    doc = wait_state(server.url, upload(server.url, tar_folder(bag_dir, "mybag")).json()["job_id"])
+    assert (doc["state"], doc["task"]) == ("FAILED", "load metadata"), doc
+    assert message in doc["exception"], doc
+    assert counts(server) == before
 
 
 # -- /move -------------------------------------------------------------------------

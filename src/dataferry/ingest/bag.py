@@ -12,12 +12,21 @@ from typing import Any
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
 from dataferry.ingest.bundle import Bundle, MemberReader
-from dataferry.ingest.metadata import TRANSACTION_FIELDS, BundleMetadata, FileEntry
+from dataferry.ingest.metadata import (
+    MAX_FIELD_CHARS,
+    TRANSACTION_FIELDS,
+    BundleMetadata,
+    FileEntry,
+    check_key,
+    check_unicode,
+    check_value,
+)
 from dataferry.ingest.tasks import LOAD_METADATA, BundleError
 
 # The strongest manifest a bag carries is the one the archive checks.
 PREFERRED = ("sha512", "sha256", "sha1", "md5")
 CHUNK = 1024 * 1024
+BAG_INFO = "bag-info.txt"
 
 
 def unpack(bundle: Bundle, folder: Path, on_progress: Callable[[int, int], None]) -> None:
@@ -49,15 +58,26 @@ def load(bundle: Bundle, folder: Path, on_progress: Callable[..., None]) -> Bund
         ) from None
     except bagit.BagError as exc:
         raise BundleError(LOAD_METADATA, f"the BagIt bag is not valid: {exc}") from None
+    except UnicodeDecodeError as exc:  # bagit reads its tag files strictly
+        raise BundleError(
+            LOAD_METADATA,
+            f"the BagIt bag is not valid: a tag file (bag-info.txt, a manifest ...) "
+            f"is not {exc.encoding} text: {exc.reason}",
+        ) from None
+    # Held to the metadata tables' limits as metadata.txt is, before anything is
+    # archived: PostgreSQL would refuse them only at the last task.
+    check_unicode(bag.info, BAG_INFO)
     fields: dict[str, str] = {}
     key_values: list[tuple[str, str]] = []
     for key, value in sorted(bag.info.items()):
+        check_key(key, "", BAG_INFO)
         values = value if isinstance(value, list) else [value]
         for v in values:
+            where = f"tag {key[:60]!r}"
             if key.startswith("Transactions.") and key.split(".", 1)[1] in TRANSACTION_FIELDS:
-                fields[key.split(".", 1)[1]] = str(v)
+                fields[key.split(".", 1)[1]] = check_value(v, where, MAX_FIELD_CHARS, BAG_INFO)
             else:
-                key_values.append((key, str(v)))
+                key_values.append((key, check_value(v, where, source=BAG_INFO)))
     files: list[FileEntry] = []
     raw: list[Any] = []
     for payload, hashes in sorted(bag.payload_entries().items()):

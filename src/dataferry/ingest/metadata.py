@@ -98,34 +98,53 @@ class BundleMetadata:
         return None
 
 
-def _fail(message: str) -> BundleError:
-    return BundleError(LOAD_METADATA, f"metadata.txt: {message}")
+def _fail(message: str, source: str = METADATA_NAME) -> BundleError:
+    return BundleError(LOAD_METADATA, f"{source}: {message}")
 
 
-def _scalar(value: Any, where: str, limit: int | None = None) -> str:
+def check_value(
+    value: Any, where: str, limit: int | None = None, source: str = METADATA_NAME
+) -> str:
+    """``value`` as the text a metadata column stores (at most ``limit`` characters),
+    or a :class:`BundleError` naming ``source`` (the file) and ``where`` in it."""
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, float) and not math.isfinite(value):
-        raise _fail(f"{where}: {value} is not a number JSON allows")
+        raise _fail(f"{where}: {value} is not a number JSON allows", source)
     elif isinstance(value, (str, int, float)):
         text = str(value)
     else:
-        raise _fail(f"{where}: value must be a string or a number, not {type(value).__name__}")
+        raise _fail(
+            f"{where}: value must be a string or a number, not {type(value).__name__}", source
+        )
     if "\x00" in text:
-        raise _fail(f"{where}: value {text[:60]!r} holds a NUL character")
+        raise _fail(f"{where}: value {text[:60]!r} holds a NUL character", source)
     if limit is not None and len(text) > limit:
-        raise _fail(f"{where}: value {text[:60]!r}... is longer than {limit} characters")
+        raise _fail(f"{where}: value {text[:60]!r}... is longer than {limit} characters", source)
     return text
 
 
-def _key(key: Any, where: str) -> str:
+def check_key(key: Any, where: str, source: str = METADATA_NAME) -> str:
+    """``key`` as a key-value's key (``where`` in ``source``: "" for none), or a
+    :class:`BundleError`."""
+    at = f"{where}: " if where else ""
     if not isinstance(key, str) or not key:
-        raise _fail(f"{where}: TransactionKeyValue needs a 'key'")
+        raise _fail(f"{at}TransactionKeyValue needs a 'key'", source)
     if has_control_character(key):
-        raise _fail(f"{where}: key {key[:60]!r} holds a control character")
+        raise _fail(f"{at}key {key[:60]!r} holds a control character", source)
     if len(key) > MAX_FIELD_CHARS:
-        raise _fail(f"{where}: key {key[:60]!r}... is longer than {MAX_FIELD_CHARS} characters")
+        raise _fail(f"{at}key {key[:60]!r}... is longer than {MAX_FIELD_CHARS} characters", source)
     return key
+
+
+def check_unicode(doc: Any, source: str = METADATA_NAME) -> None:
+    """Refuse ``doc`` if a string in it holds a lone surrogate."""
+    bad = lone_surrogate(doc)
+    if bad is not None:
+        # repr() writes the surrogate escaped, so the message itself is Unicode text
+        raise _fail(
+            f"{bad[:60]!r} holds a lone surrogate (\\ud800-\\udfff): not Unicode text", source
+        )
 
 
 def data_path(subdir: str, name: str) -> str:
@@ -184,9 +203,9 @@ def _file(item: dict[str, Any], where: str, need_source: bool) -> FileEntry:
         size=size,
         hashtype=hashtype,
         hashsum=hashsum.lower(),
-        mimetype=_scalar(mimetype, where, MAX_FIELD_CHARS),
-        ctime=_scalar(item.get("ctime") or "", where, MAX_TIME_CHARS),
-        mtime=_scalar(item.get("mtime") or "", where, MAX_TIME_CHARS),
+        mimetype=check_value(mimetype, where, MAX_FIELD_CHARS),
+        ctime=check_value(item.get("ctime") or "", where, MAX_TIME_CHARS),
+        mtime=check_value(item.get("mtime") or "", where, MAX_TIME_CHARS),
         source=source,
     )
 
@@ -218,10 +237,7 @@ def check_metadata(doc: Any, *, need_source: bool = False) -> BundleMetadata:
     """Check an already decoded metadata document."""
     if not isinstance(doc, list):
         raise _fail(f"must be a JSON list of objects, not {type(doc).__name__}")
-    bad = lone_surrogate(doc)
-    if bad is not None:
-        # repr() writes the surrogate escaped, so the message itself is Unicode text
-        raise _fail(f"{bad[:60]!r} holds a lone surrogate (\\ud800-\\udfff): not Unicode text")
+    check_unicode(doc)
     fields: dict[str, str] = {}
     key_values: list[tuple[str, str]] = []
     files: list[FileEntry] = []
@@ -240,10 +256,10 @@ def check_metadata(doc: Any, *, need_source: bool = False) -> BundleMetadata:
             seen.add(entry.path)
             files.append(entry)
         elif table == "TransactionKeyValue":
-            key = _key(item.get("key"), where)
+            key = check_key(item.get("key"), where)
             if "value" not in item or item["value"] is None:
                 raise _fail(f"{where}: TransactionKeyValue {key!r} needs a 'value'")
-            key_values.append((key, _scalar(item["value"], where)))
+            key_values.append((key, check_value(item["value"], where)))
         elif table.startswith("Transactions."):
             attr = table.split(".", 1)[1]
             if attr == "_id":
@@ -253,9 +269,9 @@ def check_metadata(doc: Any, *, need_source: bool = False) -> BundleMetadata:
             if attr in TRANSACTION_FIELDS:
                 if attr in fields:
                     raise _fail(f"{where}: {table} is given twice")
-                fields[attr] = _scalar(item["value"], where, MAX_FIELD_CHARS)
+                fields[attr] = check_value(item["value"], where, MAX_FIELD_CHARS)
             else:  # kept as a key-value named after the table
-                key_values.append((_key(table, where), _scalar(item["value"], where)))
+                key_values.append((check_key(table, where), check_value(item["value"], where)))
         else:
             raise _fail(f"{where}: unknown destinationTable {table!r}")
     return BundleMetadata(
