@@ -83,6 +83,32 @@ def test_bad_peer_credentials_get_403_and_change_nothing(provider: Server, case:
     assert not (provider.home.parent / "data" / ".n.1.dftmp").exists()
 
 
+def test_a_provider_site_is_not_served_our_datasets(provider: Server) -> None:
+    """A site registered with role provider sends us datasets; before, its token
+    also fetched our datasets' manifests and started deliveries to it."""
+    provider.cli(
+        "site", "add", "src", "http://127.0.0.1:9", "--token", TOKEN, "--role", "provider",
+        "--inbound", "in:x",
+    )  # fmt: skip
+    headers = {"X-Dataferry-Site": "src", "Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=f"{provider.url}/api/v1", headers=headers, timeout=30) as c:
+        calls = [
+            c.get(f"/datasets/{UID}"),
+            c.get(f"/datasets/{UID}", params={"format": "mets"}),
+            c.post(f"/datasets/{UID}/transfer-requests", json={}),
+            c.get(f"/datasets/{UID}/transfer-status", params={"transfer_id": 1}),
+            c.get("/datasets/fac.nope"),  # the same answer, whether the dataset exists
+        ]
+    for r in calls:
+        assert r.status_code == 403, (r.request.url, r.text)
+        assert r.json()["detail"] == (
+            "site 'src' is registered here as a provider (it sends us datasets): "
+            "only a consumer site may ask for ours"
+        ), r.text
+    with provider.client() as c:
+        assert [j["kind"] for j in c.jobs()["jobs"]] == ["dataset_manifest"]
+
+
 def test_the_right_site_and_token_are_accepted(provider: Server) -> None:
     headers = {"X-Dataferry-Site": "home", "Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=f"{provider.url}/api/v1", headers=headers, timeout=30) as c:

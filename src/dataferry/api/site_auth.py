@@ -1,7 +1,8 @@
 """Peer requests: the calling site names itself and presents its token.
 
 An unknown site, a missing or wrong token, or plain HTTP from a host that is not
-loopback (unless ``datasets.allow_insecure_peers``) gets 403 and changes nothing.
+loopback (unless ``datasets.allow_insecure_peers``) gets 403 and changes nothing;
+so does a provider site on the routes that serve our datasets to consumers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from dataferry.api.auth import bearer, require_token
-from dataferry.datasets.sites import SITE_HEADER, Site, is_loopback
+from dataferry.datasets.sites import SITE_HEADER, Site, SiteService, is_loopback
 from dataferry.errors import Forbidden
 
 # A peer transfer makes thousands of requests: a verified (site, token) pair is
@@ -54,9 +55,17 @@ async def require_site(request: Request) -> Site:
     return site
 
 
-async def site_or_admin(request: Request) -> Site | None:
-    """A peer (naming itself) or an operator (the API token, if tokens are configured)."""
+async def require_consumer(request: Request) -> Site:
+    """A peer asking for our datasets: an authenticated site registered as a consumer
+    (``SiteService.check_consumer``)."""
+    site = await require_site(request)
+    return SiteService.check_consumer(site)
+
+
+async def consumer_or_admin(request: Request) -> Site | None:
+    """A consumer peer (naming itself) or an operator (the API token, if tokens are
+    configured)."""
     if request.headers.get(SITE_HEADER):
-        return await require_site(request)
+        return await require_consumer(request)
     require_token(request)
     return None

@@ -321,8 +321,8 @@ class ProviderService:
         """A consumer asks for the files: one delivery job per dataset version, site and
         destination (asking again answers the same job; a failed one is restarted, keeping
         the files it already delivered)."""
+        record = self.sites.check_consumer(self.sites.get(site))
         ds = self._ready(uid)
-        record = self.sites.get(site)
         inbound = inbound or record.inbound
         if not inbound:
             raise InvalidRequest(

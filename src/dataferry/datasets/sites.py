@@ -133,6 +133,17 @@ class SiteService:
         with self.db.session() as s:
             s.delete(self._row(s, name))
 
+    @staticmethod
+    def check_consumer(site: Site) -> Site:
+        """``site`` if it may ask for our datasets: only a site registered as a
+        consumer. A provider site sends us datasets; its token does not take ours."""
+        if site.role != "consumer":
+            raise Forbidden(
+                f"site {site.name!r} is registered here as a {site.role} (it sends us "
+                "datasets): only a consumer site may ask for ours"
+            )
+        return site
+
     def access(self, name: str) -> SiteAccess:
         """URL and token to call ``name`` (the URL re-checked against the HTTPS rule)."""
         with self.db.read() as s:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataferry.api.deps import core as get_core
-from dataferry.api.site_auth import require_site, site_or_admin
+from dataferry.api.site_auth import consumer_or_admin, require_consumer, require_site
 from dataferry.app import Core
 from dataferry.datasets.provider import http_code
 from dataferry.datasets.sites import Site
@@ -56,7 +56,7 @@ def broadcast(uid: str, body: BroadcastIn, core: Core = Depends(get_core)) -> di
 def get_dataset(
     uid: str,
     format: str = "json",
-    caller: Site | None = Depends(site_or_admin),
+    caller: Site | None = Depends(consumer_or_admin),
     core: Core = Depends(get_core),
 ) -> Response | dict[str, Any]:
     if format == "mets":
@@ -75,7 +75,7 @@ class TransferRequestIn(BaseModel):
 def request_transfer(
     uid: str,
     body: TransferRequestIn,
-    site: Site = Depends(require_site),
+    site: Site = Depends(require_consumer),
     core: Core = Depends(get_core),
 ) -> dict[str, Any]:
     return core.provider.request_transfer(uid, site.name, body.inbound)
@@ -85,7 +85,7 @@ def request_transfer(
 def transfer_status(
     uid: str,
     transfer_id: int,
-    site: Site = Depends(require_site),
+    site: Site = Depends(require_consumer),
     core: Core = Depends(get_core),
 ) -> JSONResponse:
     doc = core.provider.transfer_status(uid, site.name, transfer_id)
