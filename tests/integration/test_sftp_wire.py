@@ -366,7 +366,7 @@ def test_a_tree_is_listed_whole_with_the_folders_of_each_depth_at_once(
     fs = sftp_fs(sshd, folder)
     try:
         request_log.clear()
-        assert fs.files_below(fs.root) == sorted(expected)
+        assert [f[:2] for f in fs.files_below(fs.root)] == sorted(expected)
         below = str(folder) + "/"
         opened = [
             r.getMessage().split(below, 1)[-1]
@@ -375,7 +375,7 @@ def test_a_tree_is_listed_whole_with_the_folders_of_each_depth_at_once(
         ]
         assert len(opened) == 1 + 12 * 3
         assert all("/" not in rel for rel in opened[1:13])  # d00 .. d11 first
-        assert fs.files_below(fs.full("top.txt")) == [(str(folder / "top.txt"), 3)]
+        assert [f[:2] for f in fs.files_below(fs.full("top.txt"))] == [(str(folder / "top.txt"), 3)]
         assert fs.files_below(fs.full("missing")) == []
         assert fs.files_below(fs.full("d03/empty")) == []
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from dataferry.endpoints.options import flag
@@ -10,6 +12,44 @@ from dataferry.errors import DataferryError, Forbidden
 
 #: the largest size a file can have: a signed 64-bit file offset (and a BIGINT column)
 MAX_FILE_SIZE = 2**63 - 1
+#: the latest modification time we keep, in nanoseconds since 1970 (a BIGINT column;
+#: the year 2262). Times before 1970 are not kept.
+MAX_MTIME_NS = 2**63 - 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _datetime_ns(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = when - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+def mtime_ns_of(info: dict[str, Any]) -> int | None:
+    """A file's modification time in nanoseconds from an fsspec listing entry, or None
+    where the protocol does not tell (or tells nonsense): ``mtime_ns`` (ours, exact),
+    ``mtime`` (seconds or a datetime), ``LastModified`` (S3), ``Last-Modified`` (HTTP)."""
+    try:
+        value = info.get("mtime_ns")
+        if type(value) is int:
+            ns = value
+        elif (value := info.get("mtime")) is not None or (
+            value := info.get("LastModified")
+        ) is not None:
+            if isinstance(value, datetime):
+                ns = _datetime_ns(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                ns = round(value * 10**9)
+            else:
+                return None
+        elif isinstance(value := info.get("Last-Modified"), str):
+            ns = _datetime_ns(parsedate_to_datetime(value))
+        else:
+            return None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return ns if 0 <= ns <= MAX_MTIME_NS else None
 
 
 class EndpointFS:
@@ -47,14 +87,20 @@ class EndpointFS:
     def check_inside(self, rel: str) -> None:
         """Refuse a path that leaves the root through a link (protocols without links: no-op)."""
 
-    def files_below(self, full: str) -> list[tuple[str, int]]:
-        """Every file under the folder ``full`` (full path, size), at any depth;
-        refuses links that leave the root (``check_inside``)."""
+    def files_below(self, full: str) -> list[tuple[str, int, int | None]]:
+        """Every file under the folder ``full`` (full path, size, modification time in
+        nanoseconds or None), at any depth; refuses links that leave the root
+        (``check_inside``)."""
         files = []
         for path, entry in self.fs.find(full, detail=True, withdirs=False).items():
             self.check_inside(self.rel(path))
-            files.append((path, int(entry.get("size") or 0)))
+            files.append((path, int(entry.get("size") or 0), mtime_ns_of(entry)))
         return files
+
+    def mtime_of(self, full: str, info: dict[str, Any]) -> int | None:
+        """The modification time (nanoseconds) of the file ``full`` whose fsspec
+        ``info`` is given, or None where the protocol cannot tell."""
+        return mtime_ns_of(info)
 
     def check_writable(self, rel: str) -> None:
         if flag(self.options.get("read_only", False)):
@@ -97,6 +143,17 @@ class EndpointFS:
     def make_durable(self, fobj: Any) -> None:
         """Called on a file opened by ``open_write`` before it is closed: make the bytes
         durable before the file is renamed into place (where the protocol can)."""
+
+    def set_mtime(self, fobj: Any, full: str, mtime_ns: int) -> None:
+        """Called on a file opened by ``open_write``/``open_append`` (``full``) after its
+        last byte is written and before ``make_durable``: give it this modification
+        time, without a round trip of its own where the protocol allows. Protocols
+        that cannot (object stores) do nothing."""
+
+    def set_mtime_at(self, full: str, mtime_ns: int) -> None:
+        """Give the closed file ``full`` this modification time (the peer protocol's
+        receiving side, for an upload committed in a later request). Nothing where the
+        protocol cannot."""
 
     def start_writeback(self, fobj: Any, offset: int, length: int) -> None:
         """A hint, called while a large file is being written: start writing the bytes

@@ -139,6 +139,7 @@ class JobStore:
                 {
                     "path": r.path,
                     "size": r.size,
+                    "mtime": r.mtime,  # ns since 1970 at the source; None: unknown
                     "state": r.state,
                     "checksum": r.checksum,
                     "error": r.error,

@@ -5,6 +5,7 @@ to a temporary name, verified and renamed, as in transfers."""
 from __future__ import annotations
 
 import hashlib
+import time
 import zipfile
 from typing import Any
 
@@ -19,6 +20,10 @@ from dataferry.transfers import plan as planning
 from dataferry.transfers.copy import Written, copy_file, discard, publish, temporary_name
 from dataferry.transfers.request import Checksum
 from dataferry.transfers.run import classify
+
+# the times a zip member's date can hold (in local time, as zip keeps it)
+_ZIP_FIRST = time.mktime((1980, 1, 2, 0, 0, 0, 0, 0, -1))
+_ZIP_LAST = time.mktime((2107, 12, 30, 0, 0, 0, 0, 0, -1))
 
 
 class _CountingWriter:
@@ -43,13 +48,32 @@ class _CountingWriter:
         return self.size
 
 
-def _items(fs: EndpointFS, rel: str, base: str) -> list[tuple[str, str, int]]:
-    """(source full path, path at the destination, size) for every file of a source."""
+Item = tuple[EndpointFS, str, str, int, int | None]
+
+
+def _items(fs: EndpointFS, rel: str, base: str) -> list[tuple[str, str, int, int | None]]:
+    """(source full path, path at the destination, size, modification time in ns or
+    None) for every file of a source."""
     files = planning.plan(fs, rel)
     return [
-        (fs.full(join(rel, f.path)) if f.path else fs.full(rel), join(base, f.path), f.size)
+        (
+            fs.full(join(rel, f.path)) if f.path else fs.full(rel),
+            join(base, f.path),
+            f.size,
+            f.mtime,
+        )
         for f in files
     ]
+
+
+def _member(name: str, mtime: int | None) -> zipfile.ZipInfo:
+    """A zip member named ``name`` dated like its source (zip keeps local time to two
+    seconds, 1980 to 2107); the time of writing where the source has none."""
+    seconds = time.time() if mtime is None else mtime / 10**9
+    when = time.localtime(min(max(seconds, _ZIP_FIRST), _ZIP_LAST))
+    info = zipfile.ZipInfo(name, date_time=when[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
@@ -63,7 +87,7 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
             except NotFound as exc:
                 raise PermanentError(str(exc)) from exc
             opened.append(dst)
-            plan: list[tuple[EndpointFS, str, str, int]] = []
+            plan: list[Item] = []
             ctx.progress(task="planning", task_percent=0.0, force=True)
             for text in params["sources"]:
                 loc = locations.parse(text, "source")
@@ -78,8 +102,8 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
                     raise
                 except Exception as exc:
                     raise classify(exc, f"reading {text}", src) from exc
-                plan.extend((src, full, out, size) for full, out, size in items)
-            total = sum(size for *_, size in plan)
+                plan.extend((src, *item) for item in items)
+            total = sum(size for _, _, _, size, _ in plan)
             state = {"bytes": 0, "files": 0}
 
             def on_bytes(n: int) -> None:
@@ -102,7 +126,7 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
                 except Exception as exc:
                     raise classify(exc, target, dst) from exc
                 return {"files": len(plan), "bytes": state["bytes"], "archive": target}
-            for src, full, out, size in plan:
+            for src, full, out, size, mtime in plan:
                 ctx.check()
                 try:
                     copy_file(
@@ -115,6 +139,7 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
                         chunk=settings.chunk_size,
                         on_bytes=on_bytes,
                         size_hint=size,
+                        mtime=mtime,
                     )
                 except DataferryError:
                     raise
@@ -133,7 +158,7 @@ def handler(endpoints: EndpointService, settings: TransferSettings) -> Any:
 
 def _zip(
     ctx: JobContext,
-    plan: list[tuple[EndpointFS, str, str, int]],
+    plan: list[Item],
     dst: EndpointFS,
     final: str,
     settings: TransferSettings,
@@ -147,12 +172,12 @@ def _zip(
         with dst.open_write(tmp) as raw:
             out = _CountingWriter(raw)
             with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
-                for src, full, name, size in plan:
+                for src, full, name, size, mtime in plan:
                     ctx.check()
                     try:
                         with (
                             src.open_read(full, size or None) as fin,
-                            archive.open(name, "w", force_zip64=True) as member,
+                            archive.open(_member(name, mtime), "w", force_zip64=True) as member,
                         ):
                             while block := fin.read(settings.chunk_size):
                                 member.write(block)

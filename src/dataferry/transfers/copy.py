@@ -230,9 +230,12 @@ def write_temporary(
     size_hint: int = 0,
     durable: bool = True,
     resume: bool = False,
+    mtime: int | None = None,
 ) -> Written:
     """Stream ``src_full`` once through the hash into the temporary name next to
-    ``dst_full``; with ``durable`` it is synced before this returns. On failure the
+    ``dst_full``; with ``durable`` it is synced before this returns. ``mtime`` (ns),
+    when known, is set on the temporary after its last byte and before the sync (the
+    rename keeps it: the final name never shows the copy's time). On failure the
     temporary file is removed, unless ``resume`` (a large file on protocols that can
     continue it) and the failure may pass: then the next attempt continues it."""
     tmp = temporary_name(dst_full, job_id)
@@ -263,6 +266,8 @@ def write_temporary(
                 writeback=writeback,
                 offset=offset,
             )
+            if mtime is not None:
+                dst.set_mtime(fout, tmp, mtime)
             if durable:
                 dst.make_durable(fout)
     except BaseException as exc:
@@ -305,6 +310,7 @@ def copy_file(
     size_hint: int = 0,
     readback: bool = False,
     make_parent: bool = True,
+    mtime: int | None = None,
 ) -> str:
     """Copy, sync and verify one file; returns the checksum. Leaves no temporary file
     on failure."""
@@ -321,6 +327,7 @@ def copy_file(
         chunk=chunk,
         on_bytes=on_bytes,
         size_hint=size_hint,
+        mtime=mtime,
     )
     publish(dst, item, readback=readback, algo=algo, chunk=chunk)
     return item.checksum

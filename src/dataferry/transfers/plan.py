@@ -18,17 +18,19 @@ def plan(src: EndpointFS, rel: str, chosen: PathFilter | None = None) -> list[Pl
     """Every file under ``rel`` (or ``rel`` itself), with paths relative to ``rel``;
     of a folder, only the files ``chosen`` takes (include/exclude patterns).
 
-    A file source gives one entry with the empty path. Links leaving the
+    Each carries the source's modification time in nanoseconds where the protocol
+    tells it (else None: the copy then gets no time set). A file source gives one
+    entry with the empty path. Links leaving the
     endpoint's root are refused (``check_inside``)."""
     full = src.full(rel)
     info = src.fs.info(full)
     if info["type"] != "directory":
         src.check_inside(rel)
-        return [PlannedFile("", int(info["size"] or 0))]
+        return [PlannedFile("", int(info["size"] or 0), src.mtime_of(full, info))]
     files: list[PlannedFile] = []
-    for path, size in sorted(src.files_below(full)):
+    for path, size, mtime in sorted(src.files_below(full), key=lambda f: f[0]):
         sub = src.rel(path)
         inner = sub[len(rel) + 1 :] if rel else sub
         if not is_temporary(inner) and (not chosen or chosen.takes(inner)):
-            files.append(PlannedFile(inner, size))
+            files.append(PlannedFile(inner, size, mtime))
     return files

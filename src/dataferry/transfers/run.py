@@ -281,6 +281,7 @@ class TransferRun:
                 size_hint=row.size,
                 durable=not deferred,
                 resume=self._resumable(row),
+                mtime=row.mtime,
             )
         except BaseException:
             progress.add(nbytes=-copied)

@@ -29,6 +29,9 @@ FINISHED = (FileState.DONE, FileState.SKIPPED)
 class PlannedFile:
     path: str  # relative to the transfer's source
     size: int
+    # Modification time in nanoseconds since 1970 (an integer: exact, as os.stat's
+    # st_mtime_ns; float seconds lose the last digits); None where the source cannot tell.
+    mtime: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ class FileRow:
     path: str
     size: int
     state: str
+    mtime: int | None = None  # None: unknown, or planned before the column existed
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class TransferStore:
                     "job_id": job_id,
                     "path": f.path,
                     "size": f.size,
+                    "mtime": f.mtime,
                     "state": FileState.PENDING,
                     "checksum": "",
                     "error": "",
@@ -89,7 +94,13 @@ class TransferStore:
     def unfinished(self, job_id: int) -> list[FileRow]:
         with self.db.read() as s:
             rows = s.execute(
-                select(JobFileRow.id, JobFileRow.path, JobFileRow.size, JobFileRow.state)
+                select(
+                    JobFileRow.id,
+                    JobFileRow.path,
+                    JobFileRow.size,
+                    JobFileRow.state,
+                    JobFileRow.mtime,
+                )
                 .where(JobFileRow.job_id == job_id, JobFileRow.state.not_in(FINISHED))
                 .order_by(JobFileRow.id)
             ).all()
