@@ -54,7 +54,8 @@ def test_list_stat_and_ranged_reads(host: tuple[Server, Path]) -> None:
         deep = c.get("/shared/list", params={"path": "", "recursive": "true"}).json()["entries"]
         assert {e["path"] for e in deep} == {"a", "a/b", "a/b/f.bin", "top.txt"}
         st = c.get("/shared/stat", params={"path": "a/b/f.bin"}).json()
-        assert st == {"path": "a/b/f.bin", "type": "file", "size": 100_000}
+        when = (shared / "a" / "b" / "f.bin").stat().st_mtime_ns
+        assert st == {"path": "a/b/f.bin", "type": "file", "size": 100_000, "mtime": when}
         assert c.get("/shared/stat", params={"path": "nope"}).status_code == 404
         whole = c.get("/shared/files", params={"path": "a/b/f.bin"})
         assert whole.status_code == 200 and whole.content == data

@@ -1,8 +1,10 @@
 """The files of a batch upload's header (``POST /uploads/batch``), checked whole, pure.
 
-Each file is exactly ``{"upload": str, "path": str, "size": int, "data": bool}``:
-JSON's own types, nothing coerced (a ``data`` of ``1``, ``"yes"`` or ``"false"`` is
-not a boolean), a size from 0 to the largest a file can have, both names relative
+Each file is exactly ``{"upload": str, "path": str, "size": int, "data": bool}`` and
+optionally ``"mtime": int`` (or null): JSON's own types, nothing coerced (a ``data``
+of ``1``, ``"yes"`` or ``"false"`` is not a boolean), a size from 0 to the largest a
+file can have, a modification time in whole nanoseconds since 1970 (not negative,
+not a float nor NaN, at most ``MAX_MTIME_NS``), both names relative
 to the endpoint's root and never given twice in one batch. The receiver checks all
 of them before it writes a byte, so a bad file late in a header cannot leave the
 files before it in place.
@@ -14,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dataferry.endpoints.filesystem import MAX_FILE_SIZE
+from dataferry.endpoints.filesystem import MAX_FILE_SIZE, MAX_MTIME_NS
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
 from dataferry.text import cut
 
 FIELDS = ("upload", "path", "size", "data")
+OPTIONAL = ("mtime",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class BatchFile:
     path: str  # the final name, likewise
     size: int
     data: bool  # its bytes come in the body (else it was uploaded before)
+    mtime: int | None = None  # set on the upload before it is synced (ns since 1970)
 
 
 def batch_files(docs: Sequence[Any]) -> list[BatchFile]:
@@ -50,7 +54,7 @@ def _batch_file(i: int, doc: Any) -> BatchFile:
     where = f"batch: file {i}"
     if isinstance(doc.get("path"), str):
         where += f" ({_shown(doc['path'])})"
-    unknown = sorted(str(k) for k in doc if k not in FIELDS)
+    unknown = sorted(str(k) for k in doc if k not in FIELDS and k not in OPTIONAL)
     if unknown:
         raise InvalidRequest(f"{where}: unknown field(s) {cut(', '.join(unknown))}")
     missing = [k for k in FIELDS if k not in doc]
@@ -66,10 +70,16 @@ def _batch_file(i: int, doc: Any) -> BatchFile:
         )
     if type(data) is not bool:
         raise InvalidRequest(f"{where}: 'data' must be true or false, not {_shown(data)}")
+    mtime = doc.get("mtime")
+    if mtime is not None and (type(mtime) is not int or not 0 <= mtime <= MAX_MTIME_NS):
+        raise InvalidRequest(
+            f"{where}: 'mtime' must be whole nanoseconds since 1970, 0 to {MAX_MTIME_NS}, "
+            f"not {_shown(mtime)}"
+        )
     final = _clean(where, path)
     if not final:
         raise InvalidRequest(f"{where}: 'path' names the endpoint's root")
-    return BatchFile(_clean(where, upload), final, size, data)
+    return BatchFile(_clean(where, upload), final, size, data, mtime)
 
 
 def _clean(where: str, name: str) -> str:

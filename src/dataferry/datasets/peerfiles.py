@@ -47,9 +47,13 @@ class Entry:
     path: str  # relative to the endpoint's root
     type: str  # "file" | "directory"
     size: int
+    mtime: int | None = None  # a file's modification time, ns since 1970 (stat, list)
 
     def document(self) -> dict[str, Any]:
-        return {"path": self.path, "type": self.type, "size": self.size}
+        doc: dict[str, Any] = {"path": self.path, "type": self.type, "size": self.size}
+        if self.mtime is not None:
+            doc["mtime"] = self.mtime
+        return doc
 
 
 class PeerFiles:
@@ -105,8 +109,9 @@ class PeerFiles:
             info = fs.fs.info(full)
         except FileNotFoundError:
             raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
-        kind = "directory" if info["type"] == "directory" else "file"
-        return Entry(rel, kind, int(info.get("size") or 0) if kind == "file" else 0)
+        if info["type"] == "directory":
+            return Entry(rel, "directory", 0)
+        return Entry(rel, "file", int(info.get("size") or 0), fs.mtime_of(full, info))
 
     def list(self, site: str, endpoint: str, path: str, recursive: bool = False) -> list[Entry]:
         fs = self.endpoint(site, endpoint, READ)
@@ -127,8 +132,10 @@ class PeerFiles:
         for p, d in sorted(items):
             sub = fs.rel(p.rstrip("/"))
             check_file_name(sub, endpoint)
-            kind = "directory" if d["type"] == "directory" else "file"
-            out.append(Entry(sub, kind, int(d.get("size") or 0)))
+            if d["type"] == "directory":
+                out.append(Entry(sub, "directory", int(d.get("size") or 0)))
+            else:
+                out.append(Entry(sub, "file", int(d.get("size") or 0), fs.mtime_of(p, d)))
         return out
 
     def read(
@@ -191,7 +198,7 @@ class PeerFiles:
         if offset == 0:
             if folder:
                 fs.makedirs(folder)
-            return Upload(fs, fs.open_write(full), 0)
+            return Upload(fs, fs.open_write(full), 0, full)
         have = fs.size(full) if fs.exists(full) else 0
         if have != offset:
             raise Conflict(f"{rel!r} holds {have} bytes, not {offset}: resume from {have}")
@@ -200,17 +207,25 @@ class PeerFiles:
         else:
             appended = fs.fs.open(full, "ab")
         receipts.forget(fs, appended)  # its digest covers the first part only
-        return Upload(fs, appended, offset)
+        return Upload(fs, appended, offset, full)
 
     def put_small(
-        self, site: str, endpoint: str, path: str, data: bytes, commit: str | None, durable: bool
+        self,
+        site: str,
+        endpoint: str,
+        path: str,
+        data: bytes,
+        commit: str | None,
+        durable: bool,
+        mtime: int | None = None,
     ) -> Entry:
-        """A whole small file in one call: write the temporary name, then (with
-        ``commit``, checked before the write) sync it and rename it into place."""
+        """A whole small file in one call: write the temporary name (given ``mtime``
+        after its bytes), then (with ``commit``, checked before the write) sync it and
+        rename it into place."""
         upload = self.open_upload(site, endpoint, path, 0, commit)
         try:
             upload.write(data)
-            upload.finish()
+            upload.finish(mtime)
         finally:
             upload.close()
         if commit is not None:
@@ -252,9 +267,10 @@ class PeerFiles:
         path: str,
         size: int | None,
         durable: bool = True,
+        mtime: int | None = None,
     ) -> Entry:
-        """Check the upload's size, make it durable (unless ``sync`` already did) and
-        rename it to ``path`` in one step."""
+        """Check the upload's size, give it ``mtime`` (ns, if given), make it durable
+        (unless ``sync`` already did) and rename it to ``path`` in one step."""
         fs, up_rel, up_full = self._upload_target(site, endpoint, upload)
         rel, full = self._commit_target(fs, endpoint, up_rel, path)
         if not fs.exists(up_full):
@@ -262,6 +278,8 @@ class PeerFiles:
         stored = fs.size(up_full)
         if size is not None and stored != size:
             raise Conflict(f"upload {up_rel!r} holds {stored} bytes, expected {size}")
+        if mtime is not None:  # before the sync: the rename keeps it
+            receipts.set_mtime_keeping(fs, up_full, mtime)
         if durable and isinstance(fs, LocalEndpointFS):
             # concurrent commits' fsyncs share journal commits (ext4 batches them)
             with open(up_full, "rb", buffering=0) as f:
@@ -326,9 +344,10 @@ class Upload:
     when the file is written from its first byte, hashed: ``finish`` keeps that
     SHA-256 on the file as its receipt (see ``receipts``)."""
 
-    def __init__(self, fs: EndpointFS, f: BinaryIO, offset: int) -> None:
+    def __init__(self, fs: EndpointFS, f: BinaryIO, offset: int, full: str) -> None:
         self.fs = fs
         self.f = f
+        self.full = full
         self.hasher = hashlib.sha256() if offset == 0 and receipts.kept_on(fs) else None
 
     def write(self, data: bytes | memoryview) -> None:
@@ -343,8 +362,11 @@ class Upload:
             for view in views:
                 self.hasher.update(view)
 
-    def finish(self) -> None:
-        """Every byte is written: keep the receipt digest, then close."""
+    def finish(self, mtime: int | None = None) -> None:
+        """Every byte is written: give it ``mtime`` (ns, if given; before the receipt,
+        whose fingerprint holds the time), keep the receipt digest, then close."""
+        if mtime is not None and not self.f.closed:
+            self.fs.set_mtime(self.f, self.full, mtime)
         if self.hasher is not None and not self.f.closed:
             receipts.record(self.fs, self.f, self.hasher.hexdigest())
         self.close()
@@ -423,7 +445,7 @@ class BatchUpload:
                 if not self.fs.exists(top):
                     self.fs.makedirs(folder)
                     self._made.append((folder, top))
-            self._open = Upload(self.fs, self.fs.open_write(full), 0)
+            self._open = Upload(self.fs, self.fs.open_write(full), 0, full)
             self._written.append(full)
             self._left = item.size
             if item.size:
@@ -433,7 +455,7 @@ class BatchUpload:
 
     def _close_file(self) -> None:
         if self._open is not None:
-            self._open.finish()
+            self._open.finish(self.items[self._index].mtime)
             self._open = None
         self._index += 1
 
@@ -467,6 +489,9 @@ class BatchUpload:
             raise InvalidRequest("batch: the data does not add up to the sizes given")
         self._next_file()  # all data is written: this creates the empty files left
         fs = self.fs
+        for item, full in zip(self.items, self.fulls, strict=True):
+            if not item.data and item.mtime is not None:  # uploaded before: by its name
+                receipts.set_mtime_keeping(fs, full, item.mtime)
         fs.make_durable_many([f for f in self.fulls if fs.exists(f)])
         return [
             self.files.commit(self.site, self.endpoint, f.upload, f.path, f.size, durable=False)

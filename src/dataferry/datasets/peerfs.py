@@ -64,7 +64,8 @@ def send_body(parts: list[bytes]) -> dict[str, Any]:
 
 def batch_parts(files: list[dict[str, Any]], blobs: list[bytes]) -> list[bytes]:
     """A batch upload's body, in parts: the length of a JSON header (4 bytes,
-    big-endian), the header ``{"files": [{"upload", "path", "size", "data"}]}``, then
+    big-endian), the header ``{"files": [{"upload", "path", "size", "data"[,
+    "mtime"]}]}``, then
     the bytes of each file whose ``data`` is true, one after the other, ``size``
     bytes each."""
     header = json.dumps({"files": files}).encode()
@@ -317,6 +318,8 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.base = f"{API}/{endpoint}"
         self._sizes: dict[str, int] = {}
         self._held: dict[str, bytes] = {}
+        # modification times (ns) to give uploads when they are put in place
+        self._mtimes: dict[str, int] = {}
         self._sizes_lock = threading.Lock()
 
     def hold(self, path: str, data: bytes) -> None:
@@ -329,7 +332,18 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def drop(self, path: str) -> bytes | None:
         with self._sizes_lock:
+            self._mtimes.pop(path, None)
             return self._held.pop(path, None)
+
+    def note_mtime(self, path: str, mtime: int) -> None:
+        with self._sizes_lock:
+            self._mtimes[path] = mtime
+
+    def mtime_for(self, path: str) -> int | None:
+        """The time to give the upload ``path`` when it is put in place (kept until
+        then: a batch that fails is sent again)."""
+        with self._sizes_lock:
+            return self._mtimes.get(path)
 
     def note_size(self, path: str, size: int) -> None:
         with self._sizes_lock:
@@ -341,7 +355,13 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     @staticmethod
     def _entry(doc: dict[str, Any]) -> dict[str, Any]:
-        return {"name": "/" + doc["path"], "size": doc["size"], "type": doc["type"]}
+        # mtime_ns: exact nanoseconds (see filesystem.mtime_ns_of), absent from older peers
+        return {
+            "name": "/" + doc["path"],
+            "size": doc["size"],
+            "type": doc["type"],
+            "mtime_ns": doc.get("mtime"),
+        }
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -430,25 +450,28 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
             self.rm_file(p)
 
     def commit(self, upload: str, path: str, size: int | None, durable: bool) -> None:
+        mtime = self.mtime_for(upload)
         data = self.drop(upload)
         if data is not None:  # a small file held back: write, sync and rename in one go
-            self.client.request(
-                "PUT",
-                f"{self.base}/uploads",
-                params={
-                    "path": _rel(upload),
-                    "offset": 0,
-                    "commit": _rel(path),
-                    "durable": str(durable).lower(),
-                },
-                **send_body([data]),
-            )
+            params: dict[str, Any] = {
+                "path": _rel(upload),
+                "offset": 0,
+                "commit": _rel(path),
+                "durable": str(durable).lower(),
+            }
+            if mtime is not None:
+                params["mtime"] = mtime
+            self.client.request("PUT", f"{self.base}/uploads", params=params, **send_body([data]))
             return
-        self.client.request(
-            "POST",
-            f"{self.base}/commit",
-            json={"upload": _rel(upload), "path": _rel(path), "size": size, "durable": durable},
-        )
+        doc: dict[str, Any] = {
+            "upload": _rel(upload),
+            "path": _rel(path),
+            "size": size,
+            "durable": durable,
+        }
+        if mtime is not None:  # only when known: a peer without times takes the rest
+            doc["mtime"] = mtime
+        self.client.request("POST", f"{self.base}/commit", json=doc)
 
     def put_batch(self, items: list[tuple[str, str, int]]) -> None:
         """Put a group of uploads in place in one request: the small ones held back are
@@ -457,9 +480,16 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
         files, blobs = [], []
         for upload, path, size in items:
             data = self.held(upload)
-            files.append(
-                {"upload": _rel(upload), "path": _rel(path), "size": size, "data": data is not None}
-            )
+            doc = {
+                "upload": _rel(upload),
+                "path": _rel(path),
+                "size": size,
+                "data": data is not None,
+            }
+            mtime = self.mtime_for(upload)
+            if mtime is not None:
+                doc["mtime"] = mtime
+            files.append(doc)
             if data is not None:
                 blobs.append(data)
         body = send_body(batch_parts(files, blobs))
@@ -513,6 +543,11 @@ class PeerEndpointFS(EndpointFS):
     def open_append(self, full: str) -> Any:
         """Continue an interrupted upload from the size the peer holds."""
         return _Writer(self.peer, full, self.peer.upload_size(full))
+
+    def set_mtime(self, fobj: Any, full: str, mtime_ns: int) -> None:
+        # Sent with the request that puts the upload in place (commit, PUT with commit,
+        # batch header): the peer sets it before its sync, no request of its own.
+        self.peer.note_mtime(full, mtime_ns)
 
     def make_durable(self, fobj: Any) -> None:
         # Send what is buffered; the commit makes it durable before the rename. A small

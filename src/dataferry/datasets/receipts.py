@@ -50,6 +50,22 @@ def record(fs: EndpointFS, fobj: Any, sha256: str) -> None:
         os.setxattr(fd, XATTR, value.encode())
 
 
+def set_mtime_keeping(fs: EndpointFS, full: str, mtime_ns: int) -> None:
+    """Give the closed file ``full`` this modification time; a receipt that held
+    before still holds after (the time is part of its fingerprint)."""
+    digest = recorded(fs, full)
+    fs.set_mtime_at(full, mtime_ns)
+    if digest is None:
+        return
+    with contextlib.suppress(*_UNSUPPORTED):
+        fd = os.open(full, os.O_RDONLY)
+        try:
+            value = f"{digest} {_fingerprint(os.fstat(fd))}"
+            os.setxattr(fd, XATTR, value.encode())
+        finally:
+            os.close(fd)
+
+
 def forget(fs: EndpointFS, fobj: Any) -> None:
     """Drop the receipt of a file about to be written again (an upload resumed)."""
     if not kept_on(fs):

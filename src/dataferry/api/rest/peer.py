@@ -24,7 +24,7 @@ from dataferry.app import Core
 from dataferry.datasets.peerfiles import BatchUpload
 from dataferry.datasets.peerfs import RepeatedKey, batch_header, each_key_once
 from dataferry.datasets.sites import Site
-from dataferry.endpoints.filesystem import MAX_FILE_SIZE
+from dataferry.endpoints.filesystem import MAX_FILE_SIZE, MAX_MTIME_NS
 from dataferry.endpoints.paths import clean_relative
 from dataferry.errors import InvalidRequest
 from dataferry.text import cut
@@ -69,6 +69,24 @@ def _whole(name: str, value: str) -> int:
     ):
         raise InvalidRequest(
             f"{name} must be a whole number of bytes, 0 to {MAX_FILE_SIZE}: {cut(value)!r}"
+        )
+    return int(value)
+
+
+def _mtime(value: str | None, commit: str | None) -> int | None:
+    """The query parameter ``mtime``: whole nanoseconds since 1970 as ASCII digits, 0
+    to ``MAX_MTIME_NS``; only with ``commit`` (it is set on the upload put in place)."""
+    if value is None:
+        return None
+    if commit is None:
+        raise InvalidRequest("mtime is set on an upload put in place: it needs commit")
+    if (
+        len(value) > len(str(MAX_MTIME_NS))
+        or not _DIGITS.fullmatch(value)
+        or int(value) > MAX_MTIME_NS
+    ):
+        raise InvalidRequest(
+            f"mtime must be whole nanoseconds since 1970, 0 to {MAX_MTIME_NS}: {cut(value)!r}"
         )
     return int(value)
 
@@ -163,18 +181,21 @@ async def upload(
     offset: str = "0",
     commit: str | None = None,
     durable: str = "true",
+    mtime: str | None = None,
     site: Site = Depends(require_site),
 ) -> dict[str, Any]:
     """Write the body into the temporary name ``path`` from ``offset``; with ``commit``
-    the upload is then synced (``durable``) and renamed to that path in the same call."""
+    the upload is then given ``mtime`` (if any), synced (``durable``) and renamed to
+    that path in the same call."""
     core: Core = request.app.state.core
     start, sync = _whole("offset", offset), _flag("durable", durable)
+    when = _mtime(mtime, commit)
     declared = int(request.headers.get("content-length") or -1)
     if start == 0 and 0 <= declared <= _WRITE_BLOCK:
         # a small file: one thread hop for write, sync and rename
         data = await request.body()
         entry = await run_in_threadpool(
-            core.peer_files.put_small, site.name, endpoint, path, data, commit, sync
+            core.peer_files.put_small, site.name, endpoint, path, data, commit, sync, when
         )
         return entry.document() if commit is not None else {"path": entry.path, "size": entry.size}
     f = await run_in_threadpool(
@@ -194,7 +215,7 @@ async def upload(
         if pending:
             await run_in_threadpool(f.write, b"".join(pending))
             size += held
-        await run_in_threadpool(f.finish)
+        await run_in_threadpool(f.finish, when)
     finally:
         f.close()
     if commit is not None:
@@ -285,13 +306,15 @@ def sync_uploads(
 class CommitIn(BaseModel):
     """Exactly these fields, of JSON's own types with nothing coerced (a ``size`` of
     ``"12"`` or ``12.0`` is not a whole number, a ``durable`` of ``1`` or ``"yes"`` is
-    not a boolean); ``size`` null (or absent) is not checked."""
+    not a boolean); ``size`` null (or absent) is not checked; ``mtime`` (whole ns
+    since 1970, not negative) null (or absent) sets no time."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     upload: str
     path: str
     size: int | None = Field(default=None, ge=0, le=MAX_FILE_SIZE)
     durable: bool = True
+    mtime: int | None = Field(default=None, ge=0, le=MAX_MTIME_NS)
 
 
 @router.post("/commit", dependencies=[Depends(_json_keys_once)])
@@ -302,7 +325,7 @@ def commit(
     core: Core = Depends(get_core),
 ) -> dict[str, Any]:
     entry = core.peer_files.commit(
-        site.name, endpoint, body.upload, body.path, body.size, body.durable
+        site.name, endpoint, body.upload, body.path, body.size, body.durable, body.mtime
     )
     return entry.document()
 

@@ -136,7 +136,10 @@ class LocalEndpointFS(EndpointFS):
 
     def mtime_of(self, full: str, info: dict[str, Any]) -> int | None:
         # fsspec's info has float seconds (about 0.2 µs off today): the exact ns instead
-        return _kept_mtime(os.stat(full).st_mtime_ns)
+        try:
+            return _kept_mtime(os.stat(full).st_mtime_ns)
+        except OSError:  # gone since it was listed, or a broken link: no time to tell
+            return None
 
     def set_mtime(self, fobj: Any, full: str, mtime_ns: int) -> None:
         # On the descriptor, after the last write (unbuffered: nothing left to flush
