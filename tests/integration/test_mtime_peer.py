@@ -4,6 +4,7 @@ routes' strict checking of ``mtime``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -95,7 +96,9 @@ def test_peer_routes_take_mtime_strictly(host: tuple[Server, Path]) -> None:
     1970; anything else (negative, a float, NaN, text, a boolean, too large) is a 422
     and nothing is written or put in place. A good one is the file's time once in place;
     stat and list tell it."""
+    from dataferry.datasets import receipts
     from dataferry.datasets.peerfs import BATCH_TYPE, batch_body
+    from dataferry.endpoints.backends.local import LocalEndpointFS
     from tests.integration.test_peer_files import api
 
     srv, shared = host
@@ -162,7 +165,22 @@ def test_peer_routes_take_mtime_strictly(host: tuple[Server, Path]) -> None:
         assert mtime(shared / "p" / "p.bin") == OLD + 9
         st = c.get("/shared/stat", params={"path": "p/p.bin"}).json()
         assert st == {"path": "p/p.bin", "type": "file", "size": 3, "mtime": OLD + 9}
+        big = os.urandom(5 * MiB + 3)  # more than one write block: streamed, then finished
+        params = {"path": "p/.big.1.dftmp", "commit": "p/big.bin", "mtime": str(OLD + 11)}
+        assert c.put("/shared/uploads", params=params, content=big).is_success
+        assert mtime(shared / "p" / "big.bin") == OLD + 11
         listed = c.get("/shared/list", params={"path": "", "recursive": "true"}).json()
         times = {e["path"]: e.get("mtime") for e in listed["entries"]}
         assert times["b/a.bin"] == OLD and times["d/d"] == 7 and times["b"] is None
     assert temporaries(shared) == []
+    # the receipts of what arrived still count: the time was set before they were taken
+    # (or, for an upload committed later, they were kept across it)
+    fs = LocalEndpointFS("shared", str(shared), {})
+    for rel, data in (
+        ("b/a.bin", b"abc"),
+        ("h/h.bin", held),
+        ("d/d", b"d"),
+        ("p/p.bin", b"xyz"),
+        ("p/big.bin", big),
+    ):
+        assert receipts.recorded(fs, str(shared / rel)) == hashlib.sha256(data).hexdigest(), rel

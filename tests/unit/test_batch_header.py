@@ -26,6 +26,18 @@ def test_a_well_formed_header_gives_its_files_with_names_cleaned() -> None:
     assert batch_files([]) == []
 
 
+def test_mtime_is_optional_whole_nanoseconds() -> None:
+    """The modification time to set: absent or null sets none; 0 to 2^63-1 is kept."""
+    files = [
+        {**GOOD, "mtime": 1580702706_123456789},
+        {**GOOD, "upload": "d/.b.1.dftmp", "path": "d/b", "mtime": None},
+        {**GOOD, "upload": "d/.c.1.dftmp", "path": "d/c", "mtime": 0},
+        {**GOOD, "upload": "d/.e.1.dftmp", "path": "d/e", "mtime": 2**63 - 1},
+    ]
+    assert [f.mtime for f in batch_files(files)] == [1580702706_123456789, None, 0, 2**63 - 1]
+    assert batch_files([GOOD])[0].mtime is None
+
+
 @pytest.mark.parametrize(
     ("change", "says"),
     [
@@ -54,6 +66,15 @@ def test_a_well_formed_header_gives_its_files_with_names_cleaned() -> None:
         ({"path": ""}, "'path' names the endpoint's root"),
         ({"path": "./."}, "'path' names the endpoint's root"),
         ({"durable": True}, "unknown field(s) durable"),
+        ({"mtime": -1}, "'mtime' must be whole nanoseconds since 1970"),
+        ({"mtime": 1.5}, "'mtime' must be whole nanoseconds"),
+        ({"mtime": 1e18}, "'mtime' must be whole nanoseconds"),
+        ({"mtime": float("nan")}, "'mtime' must be whole nanoseconds"),
+        ({"mtime": "1580702706"}, "'mtime' must be whole nanoseconds"),
+        ({"mtime": True}, "'mtime' must be whole nanoseconds"),
+        ({"mtime": 2**63}, "'mtime' must be whole nanoseconds"),
+        ({"mtime": 10**30}, "'mtime' must be whole nanoseconds"),
+        ({"mtime": [1]}, "'mtime' must be whole nanoseconds"),
     ],
 )
 def test_a_loose_field_is_refused_and_named(change: dict[str, Any], says: str) -> None:
