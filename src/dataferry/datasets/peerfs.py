@@ -469,7 +469,7 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
             "size": size,
             "durable": durable,
         }
-        if mtime is not None:  # only when known: a peer without times takes the rest
+        if mtime is not None:  # only when known (absent: the peer sets no time)
             doc["mtime"] = mtime
         self.client.request("POST", f"{self.base}/commit", json=doc)
 
