@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.receiver import Receiver
-from tests.support.tables import AppTable, make_table, table_sink
+from tests.support.tables import AppTable, make_table, table_sink, table_source
 from tests.support.waiting import wait_for
 
 FAST = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
@@ -182,3 +183,89 @@ def test_of_two_sinks_an_older_version_stored_on_one_column_only_the_oldest_runs
         assert mended.status_code == 200 and mended.json()["state"] == "active", mended.text
         wait_for(lambda: sent_by("b") == {"1", "2", "3", "4", "5"}, every=0.1)
     db.engine.dispose()
+
+
+def test_two_sinks_stored_at_once_on_one_column_are_refused_by_the_database(
+    core: Any, table: AppTable, receiver: Receiver
+) -> None:
+    """The check reads the stored sinks, then the sink is stored: two adds (or an add
+    and a change) at once could both pass it and both be stored. Now each table sink
+    stores a claim of its column that the database keeps unique: the one stored second
+    is the same 409, and nothing of it is stored. Here the competing sink is stored
+    between this call's check and its write (the source check, which opens the table)."""
+    from dataferry.errors import Conflict
+
+    check = core.sinks.check
+    competing: list[dict[str, Any]] = []
+
+    def check_then_compete(spec: Any) -> None:
+        check(spec)
+        while competing:
+            core.sinks.add(competing.pop())
+
+    core.sinks.check = check_then_compete
+    competing.append(table_sink(table, receiver.url, name="a"))
+    with pytest.raises(Conflict, match="sink 'a' already reads table") as err:
+        core.sinks.add(table_sink(table, receiver.url, name="b"))
+    assert "its own last_sync column" in err.value.message
+    assert [d["name"] for d in core.sinks.list()] == ["a"]
+
+    # A change onto the column, raced the same way.
+    table.add_column("c_sync")
+    table.add_column("d_sync")
+    core.sinks.add(table_sink(table, receiver.url, name="c", table_extra={"last_sync": "c_sync"}))
+    before = core.sinks.get("c")
+    competing.append(table_sink(table, receiver.url, name="d", table_extra={"last_sync": "d_sync"}))
+    with pytest.raises(Conflict, match="sink 'd' already reads table"):
+        core.sinks.update("c", {"source": table_source(table, last_sync="d_sync")})
+    after = core.sinks.get("c")
+    assert after["source"] == before["source"] and after["updated"] == before["updated"]
+    assert sorted(d["name"] for d in core.sinks.list()) == ["a", "c", "d"]
+
+
+def test_a_database_holding_an_old_shared_pair_still_upgrades(
+    database_url: str, table: AppTable, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Sinks stored before the claim existed may share a column (stored before such
+    pairs were refused): the upgrade keeps both, only the oldest runs, and the claim
+    still refuses a new sink on that column."""
+    from alembic import command
+
+    from dataferry.app import build
+    from dataferry.config import Settings
+    from dataferry.db import migrate
+    from dataferry.db.engine import Database
+    from dataferry.errors import Conflict
+
+    settings = Settings(home=tmp_path / "home", database_url=database_url)
+    core = build(settings)
+    try:
+        table.add_column("b_sync")
+        core.sinks.add(table_sink(table, receiver.url, name="a"))
+        b = table_sink(table, receiver.url, name="b", table_extra={"last_sync": "b_sync"})
+        core.sinks.add(b)
+    finally:
+        core.stop()
+    command.downgrade(migrate.alembic_config(database_url), "0008_sinks")
+    db = Database(database_url)
+    with db.engine.begin() as c:  # what an older version could have stored
+        spec = c.execute(sa.text("SELECT spec FROM sinks WHERE name = 'b'")).scalar_one()
+        spec = spec if isinstance(spec, dict) else json.loads(spec)
+        spec["source"]["table"]["last_sync"] = "last_sync"
+        c.execute(
+            sa.text("UPDATE sinks SET spec = :spec WHERE name = 'b'"), {"spec": json.dumps(spec)}
+        )
+    db.dispose()
+
+    core = build(settings)
+    try:
+        docs = {d["name"]: d for d in core.sinks.list()}
+        assert docs["a"]["state"] == "active" and docs["b"]["state"] == "idle"
+        assert "the last_sync column that sink 'a' sets" in docs["b"]["idle_reason"]
+        with pytest.raises(Conflict, match="already reads table"):
+            core.sinks.add(table_sink(table, receiver.url, name="c"))
+        # Given its own column again, it runs.
+        mended = core.sinks.update("b", {"source": table_source(table, last_sync="b_sync")})
+        assert mended["state"] == "active"
+    finally:
+        core.stop()

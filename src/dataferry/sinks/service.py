@@ -24,7 +24,7 @@ from dataferry.sinks.engine import (
 from dataferry.sinks.model import Stats
 from dataferry.sinks.sources.table import safe_url
 from dataferry.sinks.spec import SinkSpec, SourceSpec
-from dataferry.sinks.store import SinkStore, StoredSink
+from dataferry.sinks.store import ClaimTaken, SinkStore, StoredSink
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,24 @@ def _source(data: Any) -> SourceSpec | None:
         return None
 
 
+def _column(spec: SinkSpec) -> sharing.Column | None:
+    table = spec.source.table
+    return None if table is None else sharing.column(table.url, table.name, table.last_sync)
+
+
+def _shared(other: str, spec: SinkSpec) -> Conflict:
+    """The refusal of a table source whose last_sync column sink ``other`` sets."""
+    table = spec.source.table
+    assert table is not None
+    return Conflict(
+        f"sink {other!r} already reads table {table.name!r} of"
+        f" {safe_url(table.url)} and sets its last_sync column"
+        f" {table.last_sync!r}; two sinks cannot share one: the first to"
+        " deliver a row marks it synced and the other never sends it. Give"
+        " each sink its own last_sync column (add one to the table)"
+    )
+
+
 class SinkService:
     def __init__(
         self, store: SinkStore, box: SecretBox, engine: SinkEngine, daemon: SinkDaemon
@@ -81,31 +99,35 @@ class SinkService:
     def refuse_shared_last_sync(self, spec: SinkSpec) -> None:
         """Refuse a table source whose ``last_sync`` column another sink sets: the
         first of the two to deliver a row marks it synced and the other never sends it.
-        The URLs are compared by the database they reach, not as written."""
-        table = spec.source.table
-        mine = None if table is None else sharing.column(table.url, table.name, table.last_sync)
-        if table is None or mine is None:
+        The URLs are compared by the database they reach, not as written. Two sinks
+        stored at once both pass this; the claim stored with each (``sharing.claim``) stops
+        the second in the database."""
+        mine = _column(spec)
+        if mine is None:
             return
         for other in self.store.all():
             if other.name == spec.name:
                 continue
             if stored_column(other, self.box) == mine:
-                raise Conflict(
-                    f"sink {other.name!r} already reads table {table.name!r} of"
-                    f" {safe_url(table.url)} and sets its last_sync column"
-                    f" {table.last_sync!r}; two sinks cannot share one: the first to"
-                    " deliver a row marks it synced and the other never sends it. Give"
-                    " each sink its own last_sync column (add one to the table)"
-                )
+                raise _shared(other.name, spec)
 
     def add(self, data: dict[str, Any], origin: str = "api") -> dict[str, Any]:
         spec = parse_spec(data)
         self.refuse_shared_last_sync(spec)
         self.check(spec)
         public, secrets = _split(spec)
-        stored = self.store.create(
-            spec.name, public, self.box.seal(secrets), spec.url, spec.paused, origin
-        )
+        try:
+            stored = self.store.create(
+                spec.name,
+                public,
+                self.box.seal(secrets),
+                spec.url,
+                spec.paused,
+                origin,
+                claim=sharing.claim(_column(spec)),
+            )
+        except ClaimTaken as exc:
+            raise _shared(exc.other, spec) from None
         self.daemon.wake(spec.name)
         return self.document(stored)
 
@@ -132,14 +154,19 @@ class SinkService:
         extra: dict[str, Any] = {}
         if spec.source != _source(current.get("source")):
             extra["cursor"] = 0  # a new source is read from its beginning
-        updated = self.store.update(
-            name,
-            spec=public,
-            secrets=self.box.seal(secrets),
-            url=spec.url,
-            paused=spec.paused,
-            **extra,
-        )
+        if "source" in changes:
+            extra["last_sync_claim"] = sharing.claim(_column(spec))
+        try:
+            updated = self.store.update(
+                name,
+                spec=public,
+                secrets=self.box.seal(secrets),
+                url=spec.url,
+                paused=spec.paused,
+                **extra,
+            )
+        except ClaimTaken as exc:
+            raise _shared(exc.other, spec) from None
         self.daemon.wake(name)
         return self.document(updated)
 
@@ -213,13 +240,17 @@ class SinkService:
                 if not same:
                     self.refuse_shared_last_sync(spec)
                     public, secrets = _split(parse_spec(data))
-                    self.store.update(
-                        spec.name,
-                        spec=public,
-                        secrets=self.box.seal(secrets),
-                        url=spec.url,
-                        paused=spec.paused,
-                    )
+                    try:
+                        self.store.update(
+                            spec.name,
+                            spec=public,
+                            secrets=self.box.seal(secrets),
+                            url=spec.url,
+                            paused=spec.paused,
+                            last_sync_claim=sharing.claim(_column(spec)),
+                        )
+                    except ClaimTaken as exc:
+                        raise _shared(exc.other, spec) from None
             except Exception as exc:
                 log.error("sink %s from the config file cannot be set up: %s", spec.name, exc)
         for stored in self.store.all():

@@ -8,6 +8,8 @@ refuses such a pair; this module says whether two definitions are one. Pure: no 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -63,6 +65,14 @@ def column(url: str, table: str, last_sync: str) -> Column | None:
             default = str(parsed.database or "")
         schema = default
     return server, f"{schema}.{name}".casefold(), last_sync.casefold()
+
+
+def claim(col: Column | None) -> str | None:
+    """What the database keeps unique for a column: a digest, since the sink's table URL
+    is sealed and its host or file path should not be readable from the claim."""
+    if col is None:
+        return None
+    return hashlib.sha256(json.dumps(col).encode()).hexdigest()
 
 
 def column_of(source: Any) -> Column | None:

@@ -101,6 +101,15 @@ class StoredSink:
         )
 
 
+class ClaimTaken(Conflict):
+    """Another sink holds the claim of the last_sync column (``sinks.sharing.claim``):
+    it was stored since the service's check looked."""
+
+    def __init__(self, other: str) -> None:
+        super().__init__(f"sink {other!r} already sets this last_sync column")
+        self.other = other
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     claimed: Claimed
@@ -114,13 +123,21 @@ class SinkStore:
 
     # -- definitions ------------------------------------------------------------
     def create(
-        self, name: str, spec: dict[str, Any], secrets: str, url: str, paused: bool, origin: str
+        self,
+        name: str,
+        spec: dict[str, Any],
+        secrets: str,
+        url: str,
+        paused: bool,
+        origin: str,
+        claim: str | None = None,
     ) -> StoredSink:
         now = utcnow()
         row = SinkRow(
             name=name,
             spec=spec,
             secrets=secrets,
+            last_sync_claim=claim,
             url=url,
             paused=paused,
             origin=origin,
@@ -139,16 +156,31 @@ class SinkStore:
                 s.flush()
                 return StoredSink.from_row(row)
         except IntegrityError as exc:
+            self._claim_taken(claim, exc)
             raise Conflict(f"sink {name!r} already exists") from exc
 
     def update(self, name: str, **values: Any) -> StoredSink:
-        with self.db.session() as s:
-            row = self._row(s, name)
-            for k, v in values.items():
-                setattr(row, k, v)
-            row.updated = utcnow()
-            s.flush()
-            return StoredSink.from_row(row)
+        """Set columns of a sink; ``last_sync_claim`` among them may be taken (ClaimTaken)."""
+        try:
+            with self.db.session() as s:
+                row = self._row(s, name)
+                for k, v in values.items():
+                    setattr(row, k, v)
+                row.updated = utcnow()
+                s.flush()
+                return StoredSink.from_row(row)
+        except IntegrityError as exc:
+            self._claim_taken(values.get("last_sync_claim"), exc)
+            raise
+
+    def _claim_taken(self, claim: str | None, exc: IntegrityError) -> None:
+        """Raise ClaimTaken if another sink holds ``claim`` (what the write collided with)."""
+        if claim is None:
+            return
+        with self.db.read() as s:
+            other = s.scalar(select(SinkRow.name).where(SinkRow.last_sync_claim == claim))
+        if other is not None:
+            raise ClaimTaken(other) from exc
 
     def _row(self, s: Session, name: str) -> SinkRow:
         row = s.scalar(select(SinkRow).where(SinkRow.name == name))

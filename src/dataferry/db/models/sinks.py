@@ -23,6 +23,7 @@ from dataferry.db.base import Base, UTCDateTime, utcnow
 
 class SinkRow(Base):
     __tablename__ = "sinks"
+    __table_args__ = (Index("ix_sinks_last_sync_claim", "last_sync_claim", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
@@ -30,6 +31,10 @@ class SinkRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Fernet token of {"api_key": ..., "table_url": ...}; never leaves the service in clear.
     secrets: Mapped[str] = mapped_column(Text, default="")
+    # A digest of the last_sync column a table sink sets (sinks.sharing.claim), kept
+    # unique by the database: two sinks stored at once cannot both pass the check.
+    # Null: no table source, or stored before claims existed (then the check covers it).
+    last_sync_claim: Mapped[str | None] = mapped_column(String(64), nullable=True)
     url: Mapped[str] = mapped_column(Text, default="")
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     origin: Mapped[str] = mapped_column(String(16), default="api")  # api | config
