@@ -129,6 +129,16 @@ def add(
 @app.command("set")
 def set_(
     name: str,
+    collection: str = typer.Option(None, "--collection", help="Source: a dataferry collection."),
+    table: str = typer.Option(None, "--table", help="Source: a table (or schema.table)."),
+    table_url: str = typer.Option(
+        None, "--table-url", help="SQLAlchemy URL of the table's database."
+    ),
+    key: str = typer.Option(None, "--key", help="Table: primary key column."),
+    modified: str = typer.Option(None, "--modified", help="Table: last-change column."),
+    deleted: str = typer.Option(None, "--deleted", help="Table: deleted-time column."),
+    last_sync: str = typer.Option(None, "--last-sync", help="Table: last-sync column."),
+    where: str = typer.Option(None, "--where", help="Table: SQL row filter ('' for none)."),
     url: str = typer.Option(None, "--url", help="Partner URL ('' makes the sink idle)."),
     header: list[str] = typer.Option(None, "--header", "-H", help="k=v header (replaces all)."),
     api_key: str = typer.Option(None, "--api-key", help="New API key."),
@@ -143,7 +153,24 @@ def set_(
     accept: str = typer.Option(None),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Change a sink's settings (e.g. its URL once the partner's service exists)."""
+    """Change a sink's settings (e.g. its URL once the partner's service exists).
+    Table options not given keep their current values (see docs/sinks.md: moving a
+    sink to another table, column or collection sends that source from its beginning)."""
+    table_fields = {
+        k: v
+        for k, v in {
+            "name": table,
+            "url": table_url,
+            "key": key,
+            "modified": modified,
+            "deleted": deleted,
+            "last_sync": last_sync,
+            "where": where,
+        }.items()
+        if v is not None
+    }
+    if collection is not None and table_fields:
+        fail("give exactly one source: --collection NAME or the --table options")
     changes: dict[str, Any] = {
         k: v
         for k, v in {
@@ -162,6 +189,10 @@ def set_(
     }
     if header:
         changes["headers"] = parse_pairs(header, "header")
+    if collection is not None:
+        changes["source"] = {"collection": collection}
+    elif table_fields:
+        changes["source"] = {"table": table_fields}  # merged into the current one
     if not changes:
         fail("nothing to change: give at least one option")
     with client() as c:

@@ -29,7 +29,7 @@ from dataferry.sinks.model import Claimed, Outcome, Sink, Stats, idempotency_key
 from dataferry.sinks.sources import Source
 from dataferry.sinks.sources.table import TableSource
 from dataferry.sinks.spec import SinkSettings, SinkSpec
-from dataferry.sinks.store import Failure, SinkStore, StoredSink
+from dataferry.sinks.store import Failure, SinkStore, StoredSink, Superseded
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +175,14 @@ class SinkEngine:
         try:
             src = self.source(sink)
             for changes, after in src.scan(cursor):
-                drops = self.store.record_changes(sink.id, changes, after)
+                drops = self.store.record_changes(sink.id, changes, after, sink.updated)
                 if drops:
                     src.drop(drops)
                     if stats is not None:
                         stats.dropped += len(drops)
                 count += len(changes) - len(drops)
+        except Superseded:
+            pass  # the definition changed: the next poll reads the new source
         except DataferryError as exc:
             error = f"poll failed: {exc.message}"
             log.warning("sink %s: %s", sink.name, error)
@@ -196,7 +198,7 @@ class SinkEngine:
         return count
 
     def claim(self, sink: Sink, owner: str, limit: int) -> list[Claimed]:
-        return self.store.claim(sink.id, owner, limit, self.lease_seconds(sink))
+        return self.store.claim(sink.id, owner, limit, self.lease_seconds(sink), sink.updated)
 
     def request(self, sink: Sink, c: Claimed) -> tuple[bytes, dict[str, str]]:
         """The body and headers of the request for change ``c``."""

@@ -78,6 +78,35 @@ def _shared(other: str, spec: SinkSpec) -> Conflict:
     )
 
 
+def _identity(source: SourceSpec | None) -> tuple[Any, ...] | None:
+    """What a source's records and marks are: the collection, or the table's column as
+    ``sharing.column`` compares it (not the URL as written, nor the row filter) with
+    its key, modified and deleted columns. A change of these starts the sink afresh."""
+    if source is None:
+        return None
+    if source.collection is not None:
+        return ("collection", source.collection)
+    t = source.table
+    assert t is not None
+    column = sharing.column(t.url, t.name, t.last_sync) or (t.url, t.name, t.last_sync)
+    return ("table", column, t.key, t.modified, t.deleted)
+
+
+def _merged_source(current: Any, changes: dict[str, Any]) -> Any:
+    """A change of a table source's fields, merged into the current table source (its
+    URL is sealed, so a caller cannot repeat it): ``{"table": {"last_sync": "b"}}``."""
+    new = changes["source"]
+    if (
+        isinstance(new, dict)
+        and set(new) == {"table"}
+        and isinstance(new["table"], dict)
+        and isinstance(current, dict)
+        and isinstance(current.get("table"), dict)
+    ):
+        return {"table": {**current["table"], **new["table"]}}
+    return new
+
+
 class SinkService:
     def __init__(
         self, store: SinkStore, box: SecretBox, engine: SinkEngine, daemon: SinkDaemon
@@ -146,14 +175,20 @@ class SinkService:
             raise InvalidRequest("a sink cannot be renamed; remove it and add it again")
         if "api_key" in changes and changes["api_key"] is None:
             changes = {k: v for k, v in changes.items() if k != "api_key"}
+        if "source" in changes:
+            changes = {**changes, "source": _merged_source(current.get("source"), changes)}
         spec = parse_spec({**current, **changes})
         if "source" in changes:
             self.refuse_shared_last_sync(spec)
             self.check(spec)
         public, secrets = _split(spec)
         extra: dict[str, Any] = {}
-        if spec.source != _source(current.get("source")):
-            extra["cursor"] = 0  # a new source is read from its beginning
+        if _identity(spec.source) != _identity(_source(current.get("source"))):
+            # Another table, column or collection: what the outbox says was delivered
+            # or is pending is about the old source's records (its marks would be
+            # written into the new one): forgotten, and the new one read from its start.
+            extra["cursor"] = 0
+            extra["forget_outbox"] = True
         if "source" in changes:
             extra["last_sync_claim"] = sharing.claim(_column(spec))
         try:
@@ -240,6 +275,10 @@ class SinkService:
                 if not same:
                     self.refuse_shared_last_sync(spec)
                     public, secrets = _split(parse_spec(data))
+                    extra: dict[str, Any] = {}
+                    before = _source(stored_definition(existing, self.box).get("source"))
+                    if _identity(spec.source) != _identity(before):
+                        extra = {"cursor": 0, "forget_outbox": True}  # as in update()
                     try:
                         self.store.update(
                             spec.name,
@@ -248,6 +287,7 @@ class SinkService:
                             url=spec.url,
                             paused=spec.paused,
                             last_sync_claim=sharing.claim(_column(spec)),
+                            **extra,
                         )
                     except ClaimTaken as exc:
                         raise _shared(exc.other, spec) from None

@@ -110,6 +110,11 @@ class ClaimTaken(Conflict):
         self.other = other
 
 
+class Superseded(Exception):
+    """The sink's definition changed since this poll or claim began (``updated``
+    differs): its work belongs to the old source and is not recorded."""
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     claimed: Claimed
@@ -159,11 +164,15 @@ class SinkStore:
             self._claim_taken(claim, exc)
             raise Conflict(f"sink {name!r} already exists") from exc
 
-    def update(self, name: str, **values: Any) -> StoredSink:
-        """Set columns of a sink; ``last_sync_claim`` among them may be taken (ClaimTaken)."""
+    def update(self, name: str, forget_outbox: bool = False, **values: Any) -> StoredSink:
+        """Set columns of a sink; ``last_sync_claim`` among them may be taken (ClaimTaken).
+        ``forget_outbox``: its outbox is emptied in the same transaction (a new source:
+        what was delivered or pending is about records of the old one)."""
         try:
             with self.db.session() as s:
                 row = self._row(s, name)
+                if forget_outbox:
+                    s.execute(delete(SinkOutboxRow).where(SinkOutboxRow.sink_id == row.id))
                 for k, v in values.items():
                     setattr(row, k, v)
                 row.updated = utcnow()
@@ -256,14 +265,24 @@ class SinkStore:
         sink_id: int,
         changes: Sequence[SourceChange],
         cursor: int | None = None,
+        definition: datetime | None = None,
     ) -> list[SourceChange]:
         """Coalesce ``changes`` into the outbox (and move the feed cursor, in the same
         transaction). Returns deletions of records the partner never saw: the caller
-        removes them at the source, without any request."""
+        removes them at the source, without any request. ``definition``: the sink's
+        ``updated`` the changes were read with; Superseded if it changed since."""
         drops: list[SourceChange] = []
         now = utcnow()
         o = SinkOutboxRow
         with self.db.session() as s:
+            if definition is not None:
+                # Locked (PostgreSQL; SQLite writes one at a time): a change of source
+                # commits before this (we see it) or after (it empties what we write).
+                query = select(SinkRow.updated).where(SinkRow.id == sink_id)
+                if not self.db.is_sqlite:
+                    query = query.with_for_update()
+                if s.scalar(query) != definition:
+                    raise Superseded()
             for start in range(0, len(changes), _CHUNK):
                 chunk = changes[start : start + _CHUNK]
                 # A record may change twice in one batch: keep its last change only.
@@ -350,9 +369,21 @@ class SinkStore:
         return drops
 
     # -- delivery ---------------------------------------------------------------
-    def claim(self, sink_id: int, owner: str, limit: int, lease_seconds: float) -> list[Claimed]:
-        """Take up to ``limit`` due changes under a lease (one send per record at a time)."""
+    def claim(
+        self,
+        sink_id: int,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        definition: datetime | None = None,
+    ) -> list[Claimed]:
+        """Take up to ``limit`` due changes under a lease (one send per record at a time).
+        ``definition``: the sink's ``updated`` they are sent with; none is taken once
+        it changed (a sender with the old source would mark the new one's rows)."""
         now = utcnow()
+        current = select(SinkRow.id).where(SinkRow.id == sink_id)
+        if definition is not None:
+            current = current.where(SinkRow.updated == definition)
         due = (
             select(SinkOutboxRow.id)
             .where(
@@ -370,7 +401,7 @@ class SinkStore:
             query = (
                 select(SinkOutboxRow)
                 .where(
-                    SinkOutboxRow.sink_id == sink_id,
+                    SinkOutboxRow.sink_id.in_(current),  # one snapshot with the rows
                     SinkOutboxRow.state == PENDING,
                     SinkOutboxRow.next_attempt <= now,
                     (SinkOutboxRow.lease_until.is_(None)) | (SinkOutboxRow.lease_until < now),
