@@ -180,3 +180,55 @@ def test_login_with_a_token(server_factory: Any) -> None:
         assert b.get("/api/v1/jobs").status_code == 200  # the page's script uses the cookie
         assert token not in b.get("/").text
     assert httpx.get(f"{server.url}/api/v1/jobs").status_code == 401
+
+
+def test_sink_page_shows_the_problem_in_every_state(server_factory: Any, database_url: str) -> None:
+    """A sink's page said why it does not deliver only when it was idle: a paused sink
+    whose stored definition is no longer valid (resuming it would not deliver) showed
+    nothing, and a running sink whose changes keep failing showed its last error with
+    nothing saying it is retrying now. Now the page has a Problem line in every state:
+    the reason it cannot deliver (running, paused or idle), or the changes being
+    retried and the error they last got; a dash when there is none."""
+    from dataferry.db.engine import Database
+    from dataferry.db.models.sinks import SinkRow
+    from tests.support.receiver import FAIL_500, Receiver
+    from tests.support.waiting import wait_for
+
+    fast = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
+    srv = server_factory("a", fast)
+    receiver = Receiver(choose=lambda doc: FAIL_500).start()
+    db = Database(database_url)
+
+    def problem(name: str) -> str:
+        html = web.get(f"/sinks/{name}").text
+        m = re.search(r'<dd[^>]* data-field="problem">(.*?)</dd>', html, re.S)
+        assert m, html
+        return re.sub(r"<[^>]+>", "", m.group(1)).replace("&#39;", "'").strip()
+
+    try:
+        srv.cli("records", "put", "birds", '{"species": "emu"}')
+        srv.cli(
+            "sink", "add", "failing", "--collection", "birds", "--url", receiver.url,
+            "--retry-interval", "0.05", "--retry-cap", "0.1",
+        )  # fmt: skip
+        srv.cli("sink", "add", "nowhere", "--collection", "birds")
+        srv.cli("sink", "add", "ok", "--collection", "birds", "--url", receiver.url, "--paused")
+        with Browser(srv.url) as web:
+            wait_for(lambda: srv.client().sink("failing")["changes"]["retrying"] == 1, every=0.1)
+            now = problem("failing")
+            assert now.startswith("1 change retrying, last error:") and "500" in now, now
+            srv.cli("sink", "pause", "failing")
+            assert "500" in problem("failing")  # paused: the changes still wait for a retry
+
+            assert problem("nowhere") == "no target URL configured"  # idle
+            assert problem("ok") == "\u2013"  # paused, nothing wrong: a dash
+
+            with db.session() as s:  # what an older version could have stored
+                row = s.query(SinkRow).filter_by(name="ok").one()
+                row.spec = {**row.spec, "timeout": 1e308}
+            html = web.get("/sinks/ok").text
+            assert 'data-field="state">paused</span>' in html
+            assert problem("ok").startswith("definition no longer valid, change it: timeout")
+    finally:
+        receiver.stop()
+        db.dispose()
