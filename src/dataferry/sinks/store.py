@@ -170,7 +170,8 @@ class SinkStore:
         what was delivered or pending is about records of the old one)."""
         try:
             with self.db.session() as s:
-                row = self._row(s, name)
+                # The sink's row first, as record_changes and complete lock it: no lock cycle.
+                row = self._row(s, name, lock=forget_outbox)
                 if forget_outbox:
                     s.execute(delete(SinkOutboxRow).where(SinkOutboxRow.sink_id == row.id))
                 for k, v in values.items():
@@ -191,8 +192,11 @@ class SinkStore:
         if other is not None:
             raise ClaimTaken(other) from exc
 
-    def _row(self, s: Session, name: str) -> SinkRow:
-        row = s.scalar(select(SinkRow).where(SinkRow.name == name))
+    def _row(self, s: Session, name: str, lock: bool = False) -> SinkRow:
+        query = select(SinkRow).where(SinkRow.name == name)
+        if lock and not self.db.is_sqlite:
+            query = query.with_for_update()
+        row = s.scalar(query)
         if row is None:
             raise NotFound(f"sink {name!r} does not exist")
         return row
@@ -456,6 +460,17 @@ class SinkStore:
         dead = 0
         o = SinkOutboxRow
         with self.db.session() as s:
+            # The sink's row before its outbox rows, the order record_changes and a
+            # change of source lock them in (PostgreSQL): no lock cycle between them.
+            values: dict[str, Any] = {
+                "delivered_total": SinkRow.delivered_total + len(done),
+                "failed_total": SinkRow.failed_total + len(bad),
+            }
+            if done:
+                values["last_delivered"] = now
+            if bad:
+                values["last_error"] = bad[-1].error[:2000]
+            s.execute(update(SinkRow).where(SinkRow.id == sink_id).values(**values))
             ids = sorted({c.id for c in done} | {f.claimed.id for f in bad})
             rows: dict[int, Any] = {}
             for start in range(0, len(ids), _CHUNK):
@@ -542,15 +557,6 @@ class SinkStore:
                     s.execute(update(o), group)
             if gone:
                 s.execute(delete(o).where(o.id.in_(gone)))
-            values: dict[str, Any] = {
-                "delivered_total": SinkRow.delivered_total + len(done),
-                "failed_total": SinkRow.failed_total + len(bad),
-            }
-            if done:
-                values["last_delivered"] = now
-            if bad:
-                values["last_error"] = bad[-1].error[:2000]
-            s.execute(update(SinkRow).where(SinkRow.id == sink_id).values(**values))
         return len(done), dead
 
     def release(self, owner: str, ids: Sequence[int]) -> None:
