@@ -277,7 +277,7 @@ def test_a_database_holding_an_old_shared_pair_still_upgrades(
         " removes the row, so a second sink with its own last_sync column never sends"
         " it. A fix needs a redesign (outbox rows of delivered deletions kept per sink,"
         " the row removed only once every sink reading the table has delivered or"
-        " dropped it); see the report of branch sinks2."
+        " dropped it); see the known limit in docs/sinks.md (one last_sync column per sink)."
     ),
     strict=True,
 )
