@@ -59,14 +59,18 @@ async def _json_keys_once(request: Request) -> None:
         pass
 
 
+def _digits_up_to(value: str, most: int) -> bool:
+    """ASCII digits only, of a number from 0 to ``most`` (not "3.0", "+3", " 3" or
+    "3_0", which Python's ``int`` would take; the length is checked first, as ``int``
+    refuses text of thousands of digits)."""
+    return (
+        len(value) <= len(str(most)) and _DIGITS.fullmatch(value) is not None and int(value) <= most
+    )
+
+
 def _whole(name: str, value: str) -> int:
-    """A query parameter that is a number of bytes: ASCII digits only, 0 to 2^63-1
-    (not "3.0", "+3", " 3" or "3_0", which Python's ``int`` would take)."""
-    if (
-        len(value) > len(str(MAX_FILE_SIZE))
-        or not _DIGITS.fullmatch(value)
-        or int(value) > MAX_FILE_SIZE
-    ):
+    """A query parameter that is a number of bytes, 0 to 2^63-1 (``_digits_up_to``)."""
+    if not _digits_up_to(value, MAX_FILE_SIZE):
         raise InvalidRequest(
             f"{name} must be a whole number of bytes, 0 to {MAX_FILE_SIZE}: {cut(value)!r}"
         )
@@ -80,11 +84,7 @@ def _mtime(value: str | None, commit: str | None) -> int | None:
         return None
     if commit is None:
         raise InvalidRequest("mtime is set on an upload put in place: it needs commit")
-    if (
-        len(value) > len(str(MAX_MTIME_NS))
-        or not _DIGITS.fullmatch(value)
-        or int(value) > MAX_MTIME_NS
-    ):
+    if not _digits_up_to(value, MAX_MTIME_NS):
         raise InvalidRequest(
             f"mtime must be whole nanoseconds since 1970, 0 to {MAX_MTIME_NS}: {cut(value)!r}"
         )
