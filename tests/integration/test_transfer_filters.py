@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -149,3 +150,49 @@ def test_jsonrpc_and_the_dashboard_take_patterns(server: Server, tree: tuple[Pat
             assert c.jobs()["total"] == jobs_before + 1
         shown = browser.get(f"/jobs/{job_id}", headers=headers).text
         assert "*.csv, cache/" in shown
+
+
+def test_what_is_left_out_is_not_even_listed(server: Server, tree: tuple[Path, Path]) -> None:
+    """A pipe, a link out of the endpoint and a name that is not UTF-8 fail a plan
+    (tests/integration/test_bad_input.py); left out by a pattern, they are passed
+    over, and so are the folders they are in."""
+    src, dst = tree
+    run = src / "run"
+    os.mkfifo(run / "a.fifo")
+    (run / "sockets").mkdir()
+    os.mkfifo(run / "sockets" / "x")
+    os.symlink("/etc", run / "cache" / "out")
+    (run / os.fsdecode(b"caf\xe9.tmp")).write_text("x")
+    refused = server.cli_json("transfer", "src:run", "dst:all", "--wait", check=False)
+    assert refused["state"] == "failed", refused
+    doc = server.cli_json(
+        "transfer", "src:run", "dst:some", "--exclude", "*.fifo", "--exclude", "sockets/",
+        "--exclude", "cache/", "--exclude", "*.tmp", "--wait",
+    )  # fmt: skip
+    assert doc["state"] == "succeeded", doc
+    assert files_under(dst / "some") == ["a.csv", "raw/b.csv", "raw/deep/c.csv"]
+    # with an exception, the excluded folder is listed (its file may be taken back)
+    doc = server.cli_json(
+        "transfer", "src:run", "dst:back", "--exclude", "*.fifo", "--exclude", "sockets/",
+        "--exclude", "*.tmp", "--exclude", "cache/", "--exclude", "!cache/x.bin", "--wait",
+        check=False,
+    )  # fmt: skip
+    assert doc["state"] == "failed" and "out" in doc["error"], doc  # the link out, listed
+
+
+def test_an_sftp_source_passes_over_excluded_folders(
+    request: pytest.FixtureRequest, server: Server, tree: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from tests.integration.test_remote_protocols import add_sftp
+
+    _, dst = tree
+    sshd = request.getfixturevalue("sshd")
+    add_sftp(server, "remote", sshd, tmp_path / "sftp-root")
+    first = server.cli_json("transfer", "src:run", "remote:run", "--wait")
+    assert first["state"] == "succeeded", first
+    doc = server.cli_json(
+        "transfer", "remote:run", "dst:from-sftp", "--exclude", "cache/", "--exclude", "*.tmp",
+        "--wait",
+    )  # fmt: skip
+    assert doc["state"] == "succeeded", doc
+    assert files_under(dst / "from-sftp") == ["a.csv", "raw/b.csv", "raw/deep/c.csv"]

@@ -94,3 +94,19 @@ def test_request_keeps_patterns_through_its_parameters() -> None:
     plain = TransferRequest.build("a:x", "b:y").params()
     assert "include" not in plain and "exclude" not in plain
     assert TransferRequest.from_params(plain).filter.takes("anything")
+
+
+def test_a_listing_passes_over_excluded_folders_only_when_nothing_below_can_be_taken() -> None:
+    assert PathFilter(exclude=("cache/",)).skips_folder("cache")
+    assert PathFilter(exclude=("cache/",)).skips_folder("deep/cache")
+    assert PathFilter(exclude=("*.tmp",)).skips_folder("x.tmp")
+    assert not PathFilter(exclude=("cache/",)).skips_folder("cachefile")
+    # a "!" exception may take a file back from any folder: every folder is listed
+    both = PathFilter(exclude=("cache/", "!cache/keep.txt"))
+    assert not both.skips_folder("cache") and both.takes("cache/keep.txt")
+    # include alone never passes a folder over (a file below it may match)
+    assert not PathFilter(include=("*.csv",)).skips_folder("raw")
+    assert PathFilter(include=("*.csv",), exclude=("raw/",)).skips_folder("raw")
+    chosen = PathFilter(exclude=("cache/", "*.tmp"))
+    assert chosen.passes_over("cache", True) and chosen.passes_over("a.tmp", False)
+    assert not chosen.passes_over("a.txt", False) and not chosen.passes_over("raw", True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -15,6 +16,9 @@ MAX_FILE_SIZE = 2**63 - 1
 #: the latest modification time we keep, in nanoseconds since 1970 (a BIGINT column;
 #: the year 2262). Times before 1970 are not kept.
 MAX_MTIME_NS = 2**63 - 1
+
+#: ``passed_over(path, is_folder)`` of ``files_below``
+Skip = Callable[[str, bool], bool]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -87,10 +91,15 @@ class EndpointFS:
     def check_inside(self, rel: str) -> None:
         """Refuse a path that leaves the root through a link (protocols without links: no-op)."""
 
-    def files_below(self, full: str) -> list[tuple[str, int, int | None]]:
+    def files_below(
+        self, full: str, passed_over: Skip | None = None
+    ) -> list[tuple[str, int, int | None]]:
         """Every file under the folder ``full`` (full path, size, modification time in
         nanoseconds or None), at any depth; refuses links that leave the root
-        (``check_inside``)."""
+        (``check_inside``). ``passed_over(path, is_folder)``, given a path relative to
+        ``full``, says what the caller will not take: backends that walk the tree
+        themselves do not list such a folder nor check such a file (its name, its kind,
+        where its link leads); others may list them all."""
         files = []
         for path, entry in self.fs.find(full, detail=True, withdirs=False).items():
             self.check_inside(self.rel(path))

@@ -59,9 +59,23 @@ class PathFilter:
         # Compiled once; matching runs once per planned file.
         self._include = GitIgnoreSpec.from_lines(include) if include else None
         self._exclude = GitIgnoreSpec.from_lines(exclude) if exclude else None
+        # A "!" exception can take a file back from an excluded folder: then no folder
+        # may be passed over unlisted.
+        self._exceptions = any(p.include is False for p in getattr(self._exclude, "patterns", ()))
 
     def __bool__(self) -> bool:
         return bool(self._include or self._exclude)
+
+    def skips_folder(self, path: str) -> bool:
+        """Whether no file below the folder ``path`` can be taken, so a listing need not
+        go into it (``.git/``, ``cache/``): it matches ``exclude`` and no exception
+        could take a file back."""
+        return bool(self._exclude and not self._exceptions and self._exclude.match_file(path + "/"))
+
+    def passes_over(self, path: str, is_folder: bool) -> bool:
+        """For a listing (``EndpointFS.files_below``): a folder nothing of which is
+        taken, or a file that is not."""
+        return self.skips_folder(path) if is_folder else not self.takes(path)
 
     def takes(self, path: str) -> bool:
         """Whether the file at ``path`` (relative to the source folder) is transferred."""

@@ -23,7 +23,7 @@ def extraneous(dst: EndpointFS, root: str, planned: set[str], chosen: PathFilter
         return []
     prefix = root.rstrip("/") + "/"
     found = []
-    for entry in dst.files_below(root):
+    for entry in dst.files_below(root, chosen.passes_over if chosen else None):
         rel = entry[0][len(prefix) :]
         if rel in planned or is_temporary(rel) or (chosen and not chosen.takes(rel)):
             continue

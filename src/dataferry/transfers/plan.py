@@ -28,7 +28,8 @@ def plan(src: EndpointFS, rel: str, chosen: PathFilter | None = None) -> list[Pl
         src.check_inside(rel)
         return [PlannedFile("", int(info["size"] or 0), src.mtime_of(full, info))]
     files: list[PlannedFile] = []
-    for path, size, mtime in sorted(src.files_below(full), key=lambda f: f[0]):
+    listed = src.files_below(full, chosen.passes_over if chosen else None)
+    for path, size, mtime in sorted(listed, key=lambda f: f[0]):
         sub = src.rel(path)
         inner = sub[len(rel) + 1 :] if rel else sub
         if not is_temporary(inner) and (not chosen or chosen.takes(inner)):

@@ -10,7 +10,7 @@ from urllib.parse import SplitResult, unquote
 
 from fsspec.implementations.local import LocalFileSystem
 
-from dataferry.endpoints.filesystem import MAX_MTIME_NS, EndpointFS
+from dataferry.endpoints.filesystem import MAX_MTIME_NS, EndpointFS, Skip
 from dataferry.endpoints.options import Check
 from dataferry.endpoints.paths import is_within
 from dataferry.errors import Forbidden, InvalidRequest
@@ -74,11 +74,14 @@ class LocalEndpointFS(EndpointFS):
                 f"path {rel!r} on endpoint {self.name!r} leads outside its root through a link"
             )
 
-    def files_below(self, full: str) -> list[tuple[str, int, int | None]]:
+    def files_below(
+        self, full: str, passed_over: Skip | None = None
+    ) -> list[tuple[str, int, int | None]]:
         # os.scandir instead of fsspec's find: one stat per file instead of two, and
         # only links are resolved (a path reached through real folders below the real
         # root cannot leave it), instead of a realpath of every file.
         self.check_inside(self.rel(full))
+        start = len(full.rstrip("/")) + 1
         files: list[tuple[str, int, int | None]] = []
         seen: set[tuple[int, int]] = set()
 
@@ -89,6 +92,8 @@ class LocalEndpointFS(EndpointFS):
             seen.add((st.st_dev, st.st_ino))
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    if passed_over is not None and passed_over(entry.path[start:], entry.is_dir()):
+                        continue  # not listed, so not checked either
                     if undecodable(entry.name):
                         check_file_name(self.rel(entry.path), self.name)
                     if entry.is_symlink():

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote
 
 from dataferry.endpoints.backends import ssh_packets
-from dataferry.endpoints.filesystem import MAX_MTIME_NS, EndpointFS
+from dataferry.endpoints.filesystem import MAX_MTIME_NS, EndpointFS, Skip
 from dataferry.endpoints.options import Check, boolean, flag, seconds, text, word
 from dataferry.errors import DataferryError, InvalidRequest, PermanentError, TransientError
 
@@ -583,7 +583,9 @@ class SFTPEndpointFS(EndpointFS):
     def rename(self, src: str, dst: str) -> None:
         self.fs.mv(src, dst)  # posix-rename@openssh.com: replaces dst in one step
 
-    def files_below(self, full: str) -> list[tuple[str, int, int | None]]:
+    def files_below(
+        self, full: str, passed_over: Skip | None = None
+    ) -> list[tuple[str, int, int | None]]:
         """Every file under the folder ``full`` (full path, size, modification time in
         ns or None), sorted. The folders
         of each depth are listed at the same time, not one after another as fsspec's
@@ -594,13 +596,15 @@ class SFTPEndpointFS(EndpointFS):
         from sshfs.utils import wrap_exceptions
 
         files: list[tuple[str, int, int | None]] = sync(
-            self.fs.loop, wrap_exceptions(self._files_below), full
+            self.fs.loop, wrap_exceptions(self._files_below), full, passed_over
         )
         for path, _, _ in files:
             self.check_inside(self.rel(path))
         return files
 
-    async def _files_below(self, full: str) -> list[tuple[str, int, int | None]]:
+    async def _files_below(
+        self, full: str, passed_over: Skip | None
+    ) -> list[tuple[str, int, int | None]]:
         from asyncssh import SFTPNoSuchFile
 
         files: list[tuple[str, int, int | None]] = []
@@ -620,6 +624,7 @@ class SFTPEndpointFS(EndpointFS):
                     return []
                 regular = stat.S_ISREG(attrs.permissions or 0)
                 return [(full, int(attrs.size or 0), _mtime(attrs))] if regular else []
+            start = len(full.rstrip("/")) + 1
             while level:
                 folders: list[str] = []
                 for folder, entries in level:
@@ -628,7 +633,8 @@ class SFTPEndpointFS(EndpointFS):
                             continue
                         path = posixpath.join(folder, entry.filename)
                         if stat.S_ISDIR(entry.attrs.permissions or 0):
-                            folders.append(path)
+                            if passed_over is None or not passed_over(path[start:], True):
+                                folders.append(path)
                         else:  # files, and links as they are (as fsspec's walk did)
                             files.append((path, int(entry.attrs.size or 0), _mtime(entry.attrs)))
                 found = await _all_answers([listing(folder) for folder in folders])
