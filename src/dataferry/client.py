@@ -144,6 +144,7 @@ class Client:
         include: list[str] | None = None,
         exclude: list[str] | None = None,
         dry_run: bool = False,
+        compare: str | None = None,
     ) -> dict[str, Any]:
         """Submit a transfer (the job document), or with ``dry_run`` preview it."""
         body: dict[str, Any] = {
@@ -160,6 +161,8 @@ class Client:
             body["include"] = include
         if exclude:
             body["exclude"] = exclude
+        if compare:
+            body["compare"] = compare
         path = "/api/v1/transfers/preview" if dry_run else "/api/v1/transfers"
         result: dict[str, Any] = self.request("POST", path, json=body)
         return result

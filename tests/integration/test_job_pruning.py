@@ -102,10 +102,10 @@ def test_prune_by_hand_keeps_recent_unfinished_and_named_jobs(
     assert gone.status_code == 404
 
     # JSON-RPC says the same, and a second prune finds nothing more
-    call = {"jsonrpc": "2.0", "method": "jobs.prune", "params": [30], "id": 1}
+    call: dict[str, Any] = {"jsonrpc": "2.0", "method": "jobs.prune", "params": [30], "id": 1}
     assert httpx.post(f"{server.url}/jsonrpc", json=call).json()["result"] == {"deleted": 0}
-    bad = {**call, "params": [-3]}
-    err = httpx.post(f"{server.url}/jsonrpc", json=bad).json()["error"]
+    negative = {**call, "params": [-3]}
+    err = httpx.post(f"{server.url}/jsonrpc", json=negative).json()["error"]
     assert err["code"] == -32602 and "older_than_days" in err["message"]
 
 

@@ -100,17 +100,13 @@ def test_bad_patterns_are_refused_and_nothing_is_queued(
 
 def test_jsonrpc_and_the_dashboard_take_patterns(server: Server, tree: tuple[Path, Path]) -> None:
     _, dst = tree
-    call = {
-        "jsonrpc": "2.0",
-        "method": "transfers.submit",
-        "params": {"source": "src:run", "destination": "dst:rpc", "include": ["raw/"]},
-        "id": 1,
-    }
+    params = {"source": "src:run", "destination": "dst:rpc", "include": ["raw/"]}
+    call = {"jsonrpc": "2.0", "method": "transfers.submit", "params": params, "id": 1}
     job = httpx.post(f"{server.url}/jsonrpc", json=call).json()["result"]
     assert server.wait_job(job["job_id"])["state"] == "succeeded"
     assert files_under(dst / "rpc") == ["raw/b.csv", "raw/deep/c.csv"]
     bad = httpx.post(
-        f"{server.url}/jsonrpc", json={**call, "params": {**call["params"], "include": ["#"]}}
+        f"{server.url}/jsonrpc", json={**call, "params": {**params, "include": ["#"]}}
     ).json()
     assert bad["error"]["code"] == -32602 and "matches nothing" in bad["error"]["message"]
 

@@ -48,6 +48,12 @@ def transfer(
         help="Leave out files matching this gitignore-style pattern (e.g. '*.tmp', "
         "'cache/'; '!keep.tmp' makes an exception); repeat for more. Folder sources only.",
     ),
+    compare: str = typer.Option(
+        None,
+        help="How sync, mirror and --overwrite if-different tell a file is already there: "
+        "checksum (default: same size, then the same checksum, reading both) or "
+        "size-mtime (same size and modification time to the second, reading neither).",
+    ),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
@@ -69,6 +75,7 @@ def transfer(
             include,
             exclude,
             dry_run=dry_run,
+            compare=compare,
         )
         if dry_run:
             if as_json:

@@ -547,6 +547,7 @@ class PeerEndpointFS(EndpointFS):
     """An endpoint on another instance; transfers read and write it like any other."""
 
     resumable = True
+    keeps_mtime = True
     # Small files are held back and put in place in groups, one request per group.
     group_sync = True
     batch_put = True

@@ -64,6 +64,9 @@ class EndpointFS:
     #: whether an interrupted file can be continued from an offset: as a source
     #: (read from an offset) and as a destination (append to a partial file)
     resumable = False
+    #: whether a file's modification time here is the one ``set_mtime`` gave it (so it
+    #: can tell that a copy is already there); an object store's is its upload time
+    keeps_mtime = False
 
     def __init__(self, name: str, fs: Any, root: str, options: dict[str, Any]) -> None:
         self.name = name

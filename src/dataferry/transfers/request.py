@@ -24,6 +24,13 @@ class Checksum(StrEnum):
     NONE = "none"
 
 
+class Compare(StrEnum):
+    """How ``if-different`` tells that a file at the destination is the same."""
+
+    CHECKSUM = "checksum"  # same size, then the same checksum (reads both)
+    SIZE_MTIME = "size-mtime"  # same size and modification time (reads neither)
+
+
 class Overwrite(StrEnum):
     ALWAYS = "always"
     NEVER = "never"
@@ -75,6 +82,7 @@ class TransferRequest:
     #: gitignore-style patterns choosing the files of a folder source (filters.py)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    compare: Compare = Compare.CHECKSUM
 
     @property
     def filter(self) -> PathFilter:
@@ -91,6 +99,7 @@ class TransferRequest:
         expected_checksum: str | None = None,
         include: Any = None,
         exclude: Any = None,
+        compare: str | None = None,
     ) -> TransferRequest:
         m = _enum(Mode, mode, "mode")
         expected = parse_expected_checksum(expected_checksum or "")
@@ -109,6 +118,7 @@ class TransferRequest:
             expected_checksum=expected,
             include=check_patterns("include", include),
             exclude=check_patterns("exclude", exclude),
+            compare=_enum(Compare, compare or Compare.CHECKSUM.value, "compare"),
         )
 
     @classmethod
@@ -122,6 +132,7 @@ class TransferRequest:
             params.get("expected_checksum", ""),
             params.get("include"),
             params.get("exclude"),
+            params.get("compare"),  # absent from jobs submitted before it existed
         )
 
     def params(self) -> dict[str, Any]:

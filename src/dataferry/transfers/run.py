@@ -31,7 +31,7 @@ from dataferry.transfers.copy import (
     temporary_name,
     write_temporary,
 )
-from dataferry.transfers.request import Checksum, Mode, Overwrite, TransferRequest
+from dataferry.transfers.request import Checksum, Compare, Mode, Overwrite, TransferRequest
 from dataferry.transfers.store import FileOutcome, FileRow, FileState, TransferStore
 from dataferry.transfers.throttle import Throttle
 
@@ -252,7 +252,7 @@ class TransferRun:
                 progress.add(nbytes=row.size)
                 return FileState.SKIPPED, ""
             if self.req.overwrite is Overwrite.IF_DIFFERENT:
-                same, checksum = self._identical(src_full, dst_full, algo)
+                same, checksum = self._identical(row, src_full, dst_full, algo)
                 if same:
                     progress.add(nbytes=row.size)
                     if self.req.mode is Mode.MOVE:
@@ -329,7 +329,17 @@ class TransferRun:
                 self.dst.makedirs(folder)
                 self._folders.add(folder)
 
-    def _identical(self, src_full: str, dst_full: str, algo: Checksum) -> tuple[bool, str]:
+    def _identical(
+        self, row: FileRow, src_full: str, dst_full: str, algo: Checksum
+    ) -> tuple[bool, str]:
+        quick = self.req.compare is Compare.SIZE_MTIME and self.dst.keeps_mtime
+        if quick and row.mtime is not None:
+            info = self.dst.fs.info(dst_full)
+            theirs = self.dst.mtime_of(dst_full, info)
+            if theirs is not None:  # else (an older peer): by checksum below
+                # to the second: SFTP keeps whole seconds
+                same_time = theirs // 10**9 == row.mtime // 10**9
+                return same_time and int(info.get("size") or 0) == row.size, ""
         if self.src.size(src_full) != self.dst.size(dst_full):
             return False, ""
         if algo is Checksum.NONE:

@@ -25,6 +25,7 @@ class TransferIn(BaseModel):
     expected_checksum: str | None = None
     include: list[str] | None = None
     exclude: list[str] | None = None
+    compare: str | None = None
 
     def request(self) -> TransferRequest:
         return TransferRequest.build(
@@ -36,6 +37,7 @@ class TransferIn(BaseModel):
             self.expected_checksum,
             self.include,
             self.exclude,
+            self.compare,
         )
 
 

@@ -29,6 +29,7 @@ def _request(
     expected_checksum: str | None,
     include: list[str] | None,
     exclude: list[str] | None,
+    compare: str | None,
 ) -> TransferRequest:
     return TransferRequest.build(
         str(source),
@@ -39,6 +40,7 @@ def _request(
         expected_checksum,
         include,
         exclude,
+        compare or None,
     )
 
 
@@ -54,11 +56,20 @@ def install(core: Core) -> None:
         expected_checksum: str | None = None,
         include: list[str] | None = None,
         exclude: list[str] | None = None,
+        compare: str | None = None,
     ) -> dict[str, Any]:
         """Submit a transfer between ENDPOINT:PATH locations; returns the job document.
         include/exclude: lists of gitignore-style patterns choosing a folder's files."""
         req = _request(
-            source, destination, mode, checksum, overwrite, expected_checksum, include, exclude
+            source,
+            destination,
+            mode,
+            checksum,
+            overwrite,
+            expected_checksum,
+            include,
+            exclude,
+            compare,
         )
         return core.transfers.submit(req).document()
 
@@ -71,11 +82,20 @@ def install(core: Core) -> None:
         expected_checksum: str | None = None,
         include: list[str] | None = None,
         exclude: list[str] | None = None,
+        compare: str | None = None,
     ) -> dict[str, Any]:
         """A dry run of transfers.submit: the files it would take (and, for mirror,
         remove), at most 1,000 paths each with whole totals; no job is created."""
         req = _request(
-            source, destination, mode, checksum, overwrite, expected_checksum, include, exclude
+            source,
+            destination,
+            mode,
+            checksum,
+            overwrite,
+            expected_checksum,
+            include,
+            exclude,
+            compare,
         )
         return core.transfers.preview(req)
 

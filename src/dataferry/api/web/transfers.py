@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from dataferry.api.web.guard import acting, core_of, redirect, render, viewer
 from dataferry.errors import DataferryError
-from dataferry.transfers.request import Checksum, Mode, Overwrite, TransferRequest
+from dataferry.transfers.request import Checksum, Compare, Mode, Overwrite, TransferRequest
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,6 +31,7 @@ def _form(
         modes=[m.value for m in Mode],
         checksums=[c.value for c in Checksum],
         overwrites=[o.value for o in Overwrite],
+        compares=[c.value for c in Compare],
         error=error,
         preview=preview,
         v=values,
@@ -61,6 +62,7 @@ def submit_transfer(
     overwrite: str = Form(""),
     include: str = Form(""),
     exclude: str = Form(""),
+    compare: str = Form(""),
     action: str = Form("submit"),
 ) -> Response:
     acting(request, csrf)
@@ -74,6 +76,7 @@ def submit_transfer(
         "overwrite": overwrite,
         "include": include,
         "exclude": exclude,
+        "compare": compare,
     }
     if not source_endpoint or not destination_endpoint:
         return _form(request, values, 422, "choose a source and a destination endpoint")
@@ -86,6 +89,7 @@ def submit_transfer(
             overwrite or None,
             include=_lines(include),
             exclude=_lines(exclude),
+            compare=compare or None,
         )
         if action == "preview":
             preview = core_of(request).transfers.preview(req)

@@ -62,6 +62,7 @@ def check(url: SplitResult, options: dict[str, Any]) -> None:
 
 class LocalEndpointFS(EndpointFS):
     resumable = True
+    keeps_mtime = True
 
     def __init__(self, name: str, root: str, options: dict[str, Any]) -> None:
         super().__init__(name, LocalFileSystem(), root, options)

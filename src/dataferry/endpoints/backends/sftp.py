@@ -512,6 +512,7 @@ class _SFTPWriter:
 
 class SFTPEndpointFS(EndpointFS):
     resumable = True
+    keeps_mtime = True
 
     def __init__(self, name: str, fs: Any, root: str, options: dict[str, Any], key: str) -> None:
         super().__init__(name, fs, root, options)
