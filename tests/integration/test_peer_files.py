@@ -238,6 +238,54 @@ def test_names_the_file_system_refuses_are_invalid_not_server_errors(
     assert sorted(p.name for p in shared.iterdir()) == ["f.txt"]
 
 
+def test_a_path_below_a_file_does_not_exist_and_the_answer_names_it(
+    host: tuple[Server, Path],
+) -> None:
+    """stat, list, read and delete of 'f.txt/x' said only "Not a directory"."""
+    srv, shared = host
+    (shared / "f.txt").write_bytes(b"hello")
+    with api(srv) as c:
+        for answer in [
+            c.get("/shared/stat", params={"path": "f.txt/x"}),
+            c.get("/shared/list", params={"path": "f.txt/x"}),
+            c.get("/shared/files", params={"path": "f.txt/x"}),
+            c.delete("/shared/files", params={"path": "f.txt/x"}),
+        ]:
+            assert answer.status_code == 404, (answer.request.url, answer.text)
+            assert "'f.txt/x' does not exist on endpoint 'shared'" in answer.text
+    assert (shared / "f.txt").read_bytes() == b"hello"
+
+
+def test_a_batch_whose_final_path_is_below_a_file_writes_nothing(
+    host: tuple[Server, Path],
+) -> None:
+    """Found only when that file's turn to be renamed came, after the files before it
+    in the header were in place."""
+    srv, shared = host
+    (shared / "f.txt").write_bytes(b"hello")
+    (shared / "d").mkdir()
+    good = {"upload": "b/.a.1.dftmp", "path": "b/a.bin", "size": 3, "data": True}
+    before = tree_state(shared)
+    with api(srv) as c:
+        for path, words in [("f.txt/c.bin", "is a file"), ("d", "is a folder")]:
+            item = {"upload": "b/.c.1.dftmp", "path": path, "size": 2, "data": True}
+            body = batch_body([good, item], [b"abc", b"de"])
+            r = c.post("/shared/uploads/batch", content=body, headers={"Content-Type": BATCH_TYPE})
+            assert r.status_code == 409 and words in r.text, r.text
+            assert tree_state(shared) == before
+
+
+def test_an_upload_needs_a_name_before_its_temporary_suffix(host: tuple[Server, Path]) -> None:
+    srv, shared = host
+    with api(srv) as c:
+        for path in (".dftmp", "sub/.dftmp"):
+            r = c.put("/shared/uploads", params={"path": path}, content=b"x")
+            assert r.status_code == 422 and "with a name before it" in r.text, r.text
+        ok = c.put("/shared/uploads", params={"path": ".a.1.dftmp"}, content=b"x")
+        assert ok.status_code == 200, ok.text
+    assert sorted(p.name for p in shared.iterdir()) == [".a.1.dftmp"]
+
+
 def test_fsspec_filesystem_reads_writes_and_resumes(host: tuple[Server, Path]) -> None:
     srv, shared = host
     client = PeerClient(SiteAccess("home", srv.url, TOKEN), "fac")

@@ -107,7 +107,7 @@ class PeerFiles:
         rel, full = self._path(fs, path)
         try:
             info = fs.fs.info(full)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
             raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
         if info["type"] == "directory":
             return Entry(rel, "directory", 0)
@@ -126,7 +126,7 @@ class PeerFiles:
                 items = [(p, d) for p, d in found.items() if p.rstrip("/") != full.rstrip("/")]
             else:
                 items = [(d["name"], d) for d in fs.fs.ls(full, detail=True)]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
             raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
         out = []
         for p, d in sorted(items):
@@ -149,7 +149,7 @@ class PeerFiles:
             if fs.fs.isdir(full):
                 raise InvalidRequest(f"{rel!r} on endpoint {endpoint!r} is a folder")
             f = fs.open_read(full)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
             raise NotFound(f"{rel!r} does not exist on endpoint {endpoint!r}") from None
         if start >= size:  # nothing to send (the door answers 416); no seek past the end
             f.close()
@@ -175,9 +175,10 @@ class PeerFiles:
     def _upload_target(self, site: str, endpoint: str, path: str) -> tuple[EndpointFS, str, str]:
         fs = self.endpoint(site, endpoint, WRITE)
         rel, full = self._path(fs, path)
-        if not name(rel).endswith(TMP_SUFFIX):
+        if not name(rel).endswith(TMP_SUFFIX) or name(rel) == TMP_SUFFIX:
             raise InvalidRequest(
-                f"uploads go to a temporary name ending {TMP_SUFFIX!r}, then commit: {rel!r}"
+                f"uploads go to a temporary name ending {TMP_SUFFIX!r} (with a name before "
+                f"it), then commit: {rel!r}"
             )
         fs.check_writable(rel)
         return fs, rel, full
@@ -239,10 +240,12 @@ class PeerFiles:
         it arrives (``BatchUpload.write``) and ends with ``finish``."""
         fs = self.endpoint(site, endpoint, WRITE)
         items = batch_files(files)
-        fulls = [self._upload_target(site, endpoint, f.upload)[2] for f in items]
-        for f in items:
-            fs.check_inside(f.path)
-        return BatchUpload(self, site, endpoint, fs, items, fulls)
+        targets = [self._upload_target(site, endpoint, f.upload) for f in items]
+        for f, (_, up_rel, _) in zip(items, targets, strict=True):
+            # where each goes, as commit checks it: a final path below a file, found
+            # only when its turn to be renamed came, left the files before it in place
+            self._commit_target(fs, endpoint, up_rel, f.path)
+        return BatchUpload(self, site, endpoint, fs, items, [full for _, _, full in targets])
 
     def upload_size(self, site: str, endpoint: str, path: str) -> int:
         """The bytes an upload holds (0 if none): where to resume it."""
@@ -325,7 +328,7 @@ class PeerFiles:
                 fs.fs.rmdir(full)
             else:
                 fs.remove(full)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
             raise NotFound(f"{rel!r} does not exist on endpoint {endpoint!r}") from None
 
     def mkdir(self, site: str, endpoint: str, path: str) -> str:
