@@ -63,3 +63,28 @@ def test_an_instance_found_over_ipv6_gets_a_url_peer_add_takes(
     [found] = discovery.found()
     assert found["addresses"] == [address] and found["url"] == url
     assert parse_base_url(found["url"]).hostname == address
+
+
+def test_what_an_announcement_says_is_shown_as_printable_text() -> None:
+    """Anyone on the network can announce an instance: its owner and contact are
+    printed by ``peer list --discovered`` (a terminal escape or a newline was printed
+    as sent)."""
+    name = f"dataferry-other.{SERVICE_TYPE}"
+    info = ServiceInfo(
+        SERVICE_TYPE,
+        name,
+        addresses=[socket.inet_aton("192.0.2.7")],
+        port=8443,
+        properties={
+            "id": "other",
+            "protocol": "2",
+            "owner": b"Eve\x1b[2J\nroot",
+            "contact": "ann@example.org \u2014 bureau".encode(),
+        },
+    )
+    discovery = Discovery("me", "127.0.0.1", 8080)
+    zc: Any = OneService(info)
+    discovery._on_change(zc, SERVICE_TYPE, name, ServiceStateChange.Added)
+    [found] = discovery.found()
+    assert found["owner"] == "Eve\ufffd[2J\ufffdroot"
+    assert found["contact"] == "ann@example.org \u2014 bureau"

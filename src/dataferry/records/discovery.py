@@ -14,6 +14,7 @@ import socket
 import threading
 from typing import Any
 
+from dataferry.config import OWNER_MAX
 from dataferry.db.base import utcnow
 from dataferry.records.service import PROTOCOL
 
@@ -23,8 +24,14 @@ SERVICE_TYPE = "_dataferry._tcp.local."
 
 
 def _text(props: dict[bytes, bytes | None], key: str) -> str:
+    """A TXT value as text ``peer list --discovered`` can print: anyone on the network
+    can announce one, so it is cut to what a peer's hello may say (``OWNER_MAX``) and
+    characters that are not printable (terminal escapes, newlines) are replaced."""
     value = props.get(key.encode())
-    return value.decode("utf-8", "replace") if value else ""
+    if not value:
+        return ""
+    text = value[: 4 * OWNER_MAX].decode("utf-8", "replace")[:OWNER_MAX]
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def http_url(host: str, port: int) -> str:
