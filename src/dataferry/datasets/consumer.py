@@ -225,7 +225,7 @@ class ConsumerService:
                 try:
                     moved += int(self.step(uid))
                 except Exception:
-                    log.exception("synced dataset %s: step failed; the next tick tries again", uid)
+                    log.exception("synced dataset %r: step failed; the next tick tries again", uid)
             return moved
         finally:
             self._tick_lock.release()
@@ -387,7 +387,7 @@ class ConsumerService:
         try:
             outcome = decide(ds.state, event, ds.retries, self.settings.max_retries)
         except Refused:
-            log.warning("synced dataset %s: %s refused in %s", ds.uid, event.value, ds.state.value)
+            log.warning("synced dataset %r: %s refused in %s", ds.uid, event.value, ds.state.value)
             return False
         if outcome.exhausted:
             reason = f"{reason}; retries exhausted ({self.settings.max_retries})"
@@ -460,7 +460,7 @@ class ConsumerService:
     def _notify(self, uid: str, state: State, reason: str) -> None:
         """The log always; the webhook if configured (best effort: a webhook that is down
         must not hold the state machine back)."""
-        log.warning("synced dataset %s is %s: %s", uid, state.value, reason)
+        log.warning("synced dataset %r is %s: %s", uid, state.value, reason)
         url = self.settings.webhook_url
         if not url:
             return
@@ -473,4 +473,4 @@ class ConsumerService:
         try:
             httpx.post(url, json=body, timeout=10, verify=self.verify).raise_for_status()
         except httpx.HTTPError as exc:
-            log.warning("webhook %s for dataset %s failed: %s", url, uid, exc)
+            log.warning("webhook %s for dataset %r failed: %s", url, uid, exc)

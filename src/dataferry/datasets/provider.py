@@ -301,7 +301,7 @@ class ProviderService:
                     answer = peer.json("POST", "/api/v1/synced-datasets", json=body)
                 results.append({"site": target.name, "ok": True, "state": answer.get("state", "")})
             except DataferryError as exc:
-                log.warning("broadcast of %s to %s failed: %s", uid, target.name, exc.message)
+                log.warning("broadcast of %r to %s failed: %s", uid, target.name, exc.message)
                 results.append({"site": target.name, "ok": False, "error": exc.message})
         return results
 
