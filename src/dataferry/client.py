@@ -312,6 +312,9 @@ class Client:
         )
         return result
 
+    def forget_dataset(self, uid: str) -> None:
+        self.request("DELETE", f"/api/v1/synced-datasets/{segment(uid)}")
+
     # -- sinks -----------------------------------------------------------------
     def sinks(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request("GET", "/api/v1/sinks")["sinks"]

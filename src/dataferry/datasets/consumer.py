@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import defer
 
 from dataferry.config import DatasetSettings
@@ -32,6 +32,7 @@ from dataferry.endpoints.paths import join, split_location
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import Conflict, DataferryError, InvalidRequest, NotFound, TransientError
 from dataferry.jobs.backoff import backoff_delay
+from dataferry.jobs.store import rowcount
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,28 @@ class ConsumerService:
         if not self._move(ds, outcome, "restarted by an operator", transfer_id=None):
             raise Conflict(f"dataset {uid!r} changed meanwhile; try again")
         return self.get(uid)
+
+    def forget(self, uid: str) -> None:
+        """Remove a finished dataset's record and history (its delivered files stay
+        where they are): a complete or permanently failed one only, so no tick is
+        moving it. Announced again later, it starts afresh."""
+        ds = self.get(uid, manifest=False)
+        if ds.state not in FINAL:
+            raise Conflict(
+                f"dataset {uid!r} is {ds.state.value}: only a complete or permanently "
+                "failed dataset can be forgotten"
+            )
+        finished = [state.value for state in FINAL]
+        with self.db.session() as s:
+            gone = s.execute(
+                delete(SyncedDatasetRow).where(
+                    SyncedDatasetRow.uid == uid, SyncedDatasetRow.state.in_(finished)
+                )
+            )
+            if rowcount(gone) != 1:
+                raise Conflict(f"dataset {uid!r} changed meanwhile; try again")
+            s.execute(delete(SyncedDatasetEventRow).where(SyncedDatasetEventRow.uid == uid))
+        log.info("synced dataset %r forgotten by an operator", uid)
 
     # -- the tick ------------------------------------------------------------------------
     def tick(self) -> int:

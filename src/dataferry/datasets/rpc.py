@@ -29,6 +29,12 @@ def register(core: Core) -> None:
         """Restart a failed dataset delivered to us."""
         return core.consumer.restart(uid).document()
 
+    def forget(uid: str) -> dict[str, Any]:
+        """Remove a complete or permanently failed dataset delivered to us (its record
+        and history; the files stay); returns {"forgotten": uid}."""
+        core.consumer.forget(uid)
+        return {"forgotten": uid}
+
     def history(uid: str) -> list[dict[str, Any]]:
         """Every state change of a dataset delivered to us."""
         return core.consumer.history(uid)
@@ -48,6 +54,7 @@ def register(core: Core) -> None:
         ("datasets.broadcast", broadcast),
         ("datasets.status", status),
         ("datasets.restart", restart),
+        ("datasets.forget", forget),
         ("datasets.history", history),
         ("datasets.show", show),
     ):

@@ -123,6 +123,12 @@ def history(uid: str, core: Core = Depends(get_core)) -> dict[str, Any]:
     return {"uid": uid, "history": core.consumer.history(uid)}
 
 
+@admin.delete("/synced-datasets/{uid}", status_code=204)
+def forget(uid: str, core: Core = Depends(get_core)) -> None:
+    """Remove a complete or permanently failed dataset's record (its files stay)."""
+    core.consumer.forget(uid)
+
+
 @admin.post("/synced-datasets/{uid}/restart")
 def restart(uid: str, core: Core = Depends(get_core)) -> dict[str, Any]:
     return core.consumer.restart(uid).document()
