@@ -3,6 +3,7 @@ files stay); one a tick may still move is refused; every door says the same."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ import httpx
 from dataferry.client import segment
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
+from tests.integration.test_dashboard_pages import Browser, csrf_of
 from tests.integration.test_dataset_unusable_uids import store_as_before
 from tests.support.server import Server
 
@@ -27,6 +29,7 @@ def test_forget_a_finished_dataset_at_every_door(
         rows = SimpleNamespace(db=db)
         store_as_before(rows, "fac.done", "complete", next_at=None)
         store_as_before(rows, "fac.broken", "failed_permanent", next_at=None)
+        store_as_before(rows, "fac.old", "complete", next_at=None)
         store_as_before(rows, "fac.a/b", "failed_permanent", next_at=None)
         store_as_before(rows, "fac.moving", "in_progress", transfer_id=3, next_at=later)
     finally:
@@ -36,8 +39,15 @@ def test_forget_a_finished_dataset_at_every_door(
     assert "dataset fac.done: forgotten" in server.cli("dataset", "forget", "fac.done").stdout
     assert httpx.get(f"{api}/fac.done").status_code == 404
     assert httpx.get(f"{api}/fac.done/history").status_code == 404
-    gone = httpx.delete(f"{api}/fac.broken")
+    gone = httpx.delete(f"{api}/fac.old")
     assert gone.status_code == 204
+    with Browser(server.url) as browser:
+        page = browser.get("/datasets/synced/fac.moving").text
+        assert re.search(r"<button type=\"submit\" disabled title=\"[^\"]*\">Forget", page)
+        page = browser.get("/datasets/synced/fac.broken").text
+        form = {"csrf": csrf_of(page)}
+        done = browser.post("/datasets/synced/fac.broken/forget", data=form, follow_redirects=True)
+        assert "dataset fac.broken forgotten (its files stay)" in done.text
     # a UID with '/' cannot be named in a REST path; the RPC doors take it
     call = {"jsonrpc": "2.0", "method": "datasets.forget", "params": ["fac.a/b"], "id": 1}
     assert httpx.post(f"{server.url}/jsonrpc", json=call).json()["result"] == {

@@ -16,6 +16,7 @@ router = APIRouter(include_in_schema=False)
 # The consumer's path through its state machine, in order (failed states are off it).
 PATH = ("registered", "transfer_requested", "in_progress", "checking_integrity", "complete")
 FAILED = ("failed_retryable", "failed_permanent")
+FINISHED = ("complete", "failed_permanent")  # what forget takes (ConsumerService.forget)
 
 
 def steps(state: str, history: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
@@ -71,6 +72,7 @@ def synced_page(request: Request, uid: str, notice: str = "") -> Response:
         steps=steps(doc["state"], history),
         history=history,
         can_restart=doc["state"] in FAILED,
+        can_forget=doc["state"] in FINISHED,
         notice=notice,
     )
 
@@ -84,3 +86,14 @@ def restart(request: Request, uid: str, csrf: str = Form("")) -> Response:
     except DataferryError as exc:
         notice = exc.message
     return redirect(request, f"/datasets/synced/{uid}?" + urlencode({"notice": notice}))
+
+
+@router.post("/datasets/synced/{uid}/forget")
+def forget(request: Request, uid: str, csrf: str = Form("")) -> Response:
+    acting(request, csrf)
+    try:
+        core_of(request).consumer.forget(uid)
+    except DataferryError as exc:
+        return redirect(request, f"/datasets/synced/{uid}?" + urlencode({"notice": exc.message}))
+    notice = f"dataset {uid} forgotten (its files stay)"
+    return redirect(request, "/datasets?" + urlencode({"notice": notice}))
