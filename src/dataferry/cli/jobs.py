@@ -28,7 +28,8 @@ def transfer(
     checksum: str = typer.Option("sha256", help="sha256, sha1, md5 or none."),
     overwrite: str = typer.Option(
         None,
-        help="always, never or if-different (default: if-different for sync, always otherwise).",
+        help="always, never or if-different (default: if-different for sync and mirror, "
+        "always otherwise).",
     ),
     expected_checksum: str = typer.Option(
         None,
