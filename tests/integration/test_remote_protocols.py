@@ -58,15 +58,20 @@ def add_s3(server: Server, name: str, endpoint_url: str, bucket: str, prefix: st
     )  # fmt: skip
 
 
-@pytest.fixture(params=["sftp", "s3"])
-def remote(request, server: Server, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
-    """A registered remote endpoint named ``remote`` of each writable protocol."""
-    if request.param == "sftp":
+def add_remote(request: pytest.FixtureRequest, server: Server, protocol: str, folder: Path) -> None:
+    """Register ``remote``: SFTP (the test sshd, under ``folder``) or S3 (moto)."""
+    if protocol == "sftp":
         sshd: SSHServer = request.getfixturevalue("sshd")
-        add_sftp(server, "remote", sshd, tmp_path / "sftp-root")
+        add_sftp(server, "remote", sshd, folder / "sftp-root")
     else:
         url = request.getfixturevalue("s3_service")
         add_s3(server, "remote", url, make_bucket(url), "data")
+
+
+@pytest.fixture(params=["sftp", "s3"])
+def remote(request, server: Server, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    """A registered remote endpoint named ``remote`` of each writable protocol."""
+    add_remote(request, server, request.param, tmp_path)
     return str(request.param)
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_remote_protocols import add_s3, add_sftp, make_bucket
+from tests.integration.test_remote_protocols import add_remote
 from tests.support.server import Server
-from tests.support.sshd import SSHServer
 
 T = 1_600_000_000_123_456_789  # 2020-09-13, with nanoseconds
 
@@ -74,12 +73,9 @@ def test_size_and_mtime_on_remotes(
     tmp_path: Path,
     protocol: str,
 ) -> None:
-    if protocol == "sftp":  # whole seconds there: compared to the second
-        sshd: SSHServer = request.getfixturevalue("sshd")
-        add_sftp(server, "remote", sshd, tmp_path / "sftp-root")
-    else:  # no times on objects: compared by checksum instead
-        url = request.getfixturevalue("s3_service")
-        add_s3(server, "remote", url, make_bucket(url), "data")
+    # SFTP keeps whole seconds: compared to the second; S3 keeps no times on
+    # objects: compared by checksum instead
+    add_remote(request, server, protocol, tmp_path)
     first = server.cli_json("transfer", "src:run", "remote:r", "--wait")
     assert first["state"] == "succeeded", first
     again = sync(server, "remote:r", "--compare", "size-mtime")

@@ -179,11 +179,10 @@ def test_what_is_left_out_is_not_even_listed(server: Server, tree: tuple[Path, P
 def test_an_sftp_source_passes_over_excluded_folders(
     request: pytest.FixtureRequest, server: Server, tree: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from tests.integration.test_remote_protocols import add_sftp
+    from tests.integration.test_remote_protocols import add_remote
 
     _, dst = tree
-    sshd = request.getfixturevalue("sshd")
-    add_sftp(server, "remote", sshd, tmp_path / "sftp-root")
+    add_remote(request, server, "sftp", tmp_path)
     first = server.cli_json("transfer", "src:run", "remote:run", "--wait")
     assert first["state"] == "succeeded", first
     doc = server.cli_json(

@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_remote_protocols import add_s3, add_sftp, make_bucket
+from tests.integration.test_remote_protocols import add_remote
 from tests.support.server import Server
-from tests.support.sshd import SSHServer
 from tests.support.trees import hash_tree
 
 
@@ -121,12 +120,7 @@ def test_mirror_to_a_remote(
     protocol: str,
 ) -> None:
     src, _ = folders
-    if protocol == "sftp":
-        sshd: SSHServer = request.getfixturevalue("sshd")
-        add_sftp(server, "remote", sshd, tmp_path / "sftp-root")
-    else:
-        url = request.getfixturevalue("s3_service")
-        add_s3(server, "remote", url, make_bucket(url), "data")
+    add_remote(request, server, protocol, tmp_path)
     (tmp_path / "back").mkdir()
     server.cli("endpoint", "add", "back", str(tmp_path / "back"))
     first = server.cli_json("transfer", "src:run", "remote:m", "--wait")

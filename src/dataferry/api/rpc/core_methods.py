@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dataferry.errors import InvalidRequest
@@ -20,84 +21,54 @@ def job_id_of(value: Any) -> int:
     return number
 
 
-def _request(
-    source: Any,
-    destination: Any,
-    mode: str,
-    checksum: str,
-    overwrite: str | None,
-    expected_checksum: str | None,
-    include: list[str] | None,
-    exclude: list[str] | None,
-    compare: str | None,
-) -> TransferRequest:
-    return TransferRequest.build(
-        str(source),
-        str(destination),
-        mode,
-        checksum,
-        overwrite or None,
-        expected_checksum,
-        include,
-        exclude,
-        compare or None,
-    )
+def _transfer_method(
+    action: Callable[[TransferRequest], dict[str, Any]], doc: str
+) -> Callable[..., dict[str, Any]]:
+    """An RPC method taking a transfer's fields (its signature is what methodHelp
+    shows and what calls are bound against) and handing the request to ``action``."""
+
+    def method(
+        source: str,
+        destination: str,
+        mode: str = "copy",
+        checksum: str = "sha256",
+        overwrite: str | None = None,
+        expected_checksum: str | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        compare: str | None = None,
+    ) -> dict[str, Any]:
+        return action(
+            TransferRequest.build(
+                str(source),
+                str(destination),
+                mode,
+                checksum,
+                overwrite or None,
+                expected_checksum,
+                include,
+                exclude,
+                compare or None,
+            )
+        )
+
+    method.__doc__ = doc
+    return method
 
 
 def install(core: Core) -> None:
     rpc = core.rpc
 
-    def submit(
-        source: str,
-        destination: str,
-        mode: str = "copy",
-        checksum: str = "sha256",
-        overwrite: str | None = None,
-        expected_checksum: str | None = None,
-        include: list[str] | None = None,
-        exclude: list[str] | None = None,
-        compare: str | None = None,
-    ) -> dict[str, Any]:
+    submit = _transfer_method(
+        lambda req: core.transfers.submit(req).document(),
         """Submit a transfer between ENDPOINT:PATH locations; returns the job document.
-        include/exclude: lists of gitignore-style patterns choosing a folder's files."""
-        req = _request(
-            source,
-            destination,
-            mode,
-            checksum,
-            overwrite,
-            expected_checksum,
-            include,
-            exclude,
-            compare,
-        )
-        return core.transfers.submit(req).document()
-
-    def preview(
-        source: str,
-        destination: str,
-        mode: str = "copy",
-        checksum: str = "sha256",
-        overwrite: str | None = None,
-        expected_checksum: str | None = None,
-        include: list[str] | None = None,
-        exclude: list[str] | None = None,
-        compare: str | None = None,
-    ) -> dict[str, Any]:
+        include/exclude: lists of gitignore-style patterns choosing a folder's files.""",
+    )
+    preview = _transfer_method(
+        core.transfers.preview,
         """A dry run of transfers.submit: the files it would take (and, for mirror,
-        remove), at most 1,000 paths each with whole totals; no job is created."""
-        req = _request(
-            source,
-            destination,
-            mode,
-            checksum,
-            overwrite,
-            expected_checksum,
-            include,
-            exclude,
-            compare,
-        )
-        return core.transfers.preview(req)
+        remove), at most 1,000 paths each with whole totals; no job is created.""",
+    )
 
     def get(job_id: Any) -> dict[str, Any]:
         """The job document of one job."""
