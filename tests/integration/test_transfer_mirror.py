@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -187,3 +190,48 @@ def test_dry_run_lists_what_would_be_copied_and_deleted_and_changes_nothing(
     assert hash_tree(dst / "out") == before
     with server.client() as c:
         assert c.jobs()["total"] == 0
+
+
+def test_mirror_and_dry_run_into_another_instance(
+    server_factory: Any, tmp_path: Path, consumer_db: str
+) -> None:
+    """The destination is a peer's endpoint (``dataferry://``): listed and pruned
+    through the peer file protocol."""
+    from tests.support.pair import make_pair
+
+    pair = make_pair(server_factory, tmp_path, consumer_db)
+    write(pair.data / "set", SOURCE)
+    write(pair.inbox / "pushed", {"gone.txt": "x", "old/x.txt": "x", "same.txt": "same"})
+    pair.provider.cli("endpoint", "add", "home-inbox", "dataferry://home/inbox/pushed")
+    # a mirror lists the destination: a peer that may only write there says no
+    refused = pair.provider.cli(
+        "transfer", "data:set", "home-inbox:", "--mode", "mirror", "--dry-run", check=False
+    )
+    assert refused.returncode == 1 and "may not read endpoint 'inbox'" in refused.stderr
+    pair.consumer.cli("endpoint", "remove", "inbox")
+    pair.consumer.cli(
+        "endpoint", "add", "inbox", str(pair.inbox), "-o", "peer_read=fac", "-o", "peer_write=fac"
+    )
+    deadline = time.monotonic() + 30  # a peer's view of endpoint options is cached 2 s
+    while (
+        r := pair.provider.cli(
+            "transfer",
+            "data:set",
+            "home-inbox:",
+            "--mode",
+            "mirror",
+            "--dry-run",
+            "--json",
+            check=False,
+        )
+    ).returncode:
+        assert "may not read" in r.stderr and time.monotonic() < deadline, r.stderr
+        time.sleep(0.3)
+    shown = json.loads(r.stdout)
+    assert shown["delete"] == ["gone.txt", "old/x.txt"] and shown["files_total"] == 4
+    assert files_under(pair.inbox / "pushed") == ["gone.txt", "old/x.txt", "same.txt"]
+    job = pair.provider.cli_json("transfer", "data:set", "home-inbox:", "--mode", "mirror")
+    doc = pair.provider.wait_job(job["job_id"])
+    assert doc["state"] == "succeeded", doc
+    assert files_under(pair.inbox / "pushed") == sorted(SOURCE)
+    assert not (pair.inbox / "pushed" / "old").exists()
