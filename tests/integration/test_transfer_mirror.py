@@ -135,6 +135,10 @@ def test_mirror_to_a_remote(
     back = server.cli_json("transfer", "remote:m", "back:m", "--wait")
     assert back["state"] == "succeeded", back
     assert files_under(tmp_path / "back" / "m") == ["a.txt", "same.txt"]
+    # patterns on a remote source: the listing leaves out what they do not take
+    some = server.cli_json("transfer", "remote:m", "back:some", "--exclude", "same.txt", "--wait")
+    assert some["state"] == "succeeded" and some["files_total"] == 1, some
+    assert files_under(tmp_path / "back" / "some") == ["a.txt"]
 
 
 def test_dry_run_lists_what_would_be_copied_and_deleted_and_changes_nothing(

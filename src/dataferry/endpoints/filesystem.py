@@ -100,12 +100,19 @@ class EndpointFS:
         """Every file under the folder ``full`` (full path, size, modification time in
         nanoseconds or None), at any depth; refuses links that leave the root
         (``check_inside``). ``passed_over(path, is_folder)``, given a path relative to
-        ``full``, says what the caller will not take: backends that walk the tree
+        ``full``, says what the caller will not take: such a file is left out of the
+        answer (callers need not check again), and backends that walk the tree
         themselves do not list such a folder nor check such a file (its name, its kind,
-        where its link leads); others may list them all."""
+        where its link leads)."""
+        base = self.rel(full)
         files = []
         for path, entry in self.fs.find(full, detail=True, withdirs=False).items():
-            self.check_inside(self.rel(path))
+            rel = self.rel(path)
+            if passed_over is not None and passed_over(
+                rel[len(base) + 1 :] if base else rel, False
+            ):
+                continue
+            self.check_inside(rel)
             files.append((path, int(entry.get("size") or 0), mtime_ns_of(entry)))
         return files
 

@@ -25,7 +25,8 @@ def extraneous(dst: EndpointFS, root: str, planned: set[str], chosen: PathFilter
     found = []
     for entry in dst.files_below(root, chosen.passes_over if chosen else None):
         rel = entry[0][len(prefix) :]
-        if rel in planned or is_temporary(rel) or (chosen and not chosen.takes(rel)):
+        # what the patterns leave out files_below left out (not the transfer's to judge)
+        if rel in planned or is_temporary(rel):
             continue
         found.append(rel)
     return sorted(found)

@@ -32,6 +32,6 @@ def plan(src: EndpointFS, rel: str, chosen: PathFilter | None = None) -> list[Pl
     for path, size, mtime in sorted(listed, key=lambda f: f[0]):
         sub = src.rel(path)
         inner = sub[len(rel) + 1 :] if rel else sub
-        if not is_temporary(inner) and (not chosen or chosen.takes(inner)):
+        if not is_temporary(inner):  # chosen: files_below left out what it does not take
             files.append(PlannedFile(inner, size, mtime))
     return files

@@ -636,7 +636,8 @@ class SFTPEndpointFS(EndpointFS):
                         if stat.S_ISDIR(entry.attrs.permissions or 0):
                             if passed_over is None or not passed_over(path[start:], True):
                                 folders.append(path)
-                        else:  # files, and links as they are (as fsspec's walk did)
+                        elif passed_over is None or not passed_over(path[start:], False):
+                            # files, and links as they are (as fsspec's walk did)
                             files.append((path, int(entry.attrs.size or 0), _mtime(entry.attrs)))
                 found = await _all_answers([listing(folder) for folder in folders])
                 level = list(zip(folders, found, strict=True))
