@@ -178,6 +178,11 @@ class Client:
         )
         return result
 
+    def job_detail(self, job_id: int) -> dict[str, Any]:
+        """The job document plus its parameters, result and attempt history."""
+        result: dict[str, Any] = self.request("GET", f"/api/v1/jobs/{job_id}/detail")
+        return result
+
     def wait(self, job_id: int) -> dict[str, Any]:
         """The job document once the job is finished (however long that takes)."""
         while (doc := self.job(job_id, wait=WAIT_SECONDS))["state"] not in FINAL_STATES:

@@ -175,8 +175,8 @@ def transaction_show(
     console.print(
         f"transaction {doc['transaction_id']} (job {doc['job_id']}, {doc['origin']}) "
         f"created {doc['created'][:19]}\n"
-        f"  submitter {doc['submitter']}  project {doc['project']}  "
-        f"instrument {doc['instrument']}\n"
+        f"  submitter {_shown(doc['submitter'])}  project {_shown(doc['project'])}  "
+        f"instrument {_shown(doc['instrument'])}\n"
         f"  archive {doc['archive_endpoint']}:{doc['archive_path']}  "
         f"{doc['file_count']} files, {doc['byte_count']} bytes",
         highlight=False,
@@ -211,12 +211,18 @@ def transaction_list(
     for t in page["transactions"]:
         table.add_row(
             str(t["transaction_id"]),
-            str(t["submitter"]),
-            str(t["project"]),
-            str(t["instrument"]),
+            _shown(t["submitter"]),
+            _shown(t["project"]),
+            _shown(t["instrument"]),
             str(t["file_count"]),
             str(t["byte_count"]),
             t["created"][:19],
         )
     console.print(table)
     console.print(f"{len(page['transactions'])} of {page['total']} transactions", highlight=False)
+
+
+def _shown(value: object) -> str:
+    """A metadata value as a person reads it: a bundle that named no submitter shows
+    "-", not Python's ``None``."""
+    return "-" if value is None else str(value)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from dataferry.cli.common import JSON_OPTION, client, console, print_json
-from dataferry.cli.watch import describe, follow
+from dataferry.cli.watch import describe, follow, outcome
 
 
 def _exit_for(doc: dict[str, object]) -> None:
@@ -86,10 +86,13 @@ def transfer(
             return
         if wait:
             doc = follow(c, doc["job_id"], show_bar=not as_json)
+        done = outcome(c, doc) if wait and not as_json else ""
     if as_json:
         print_json(doc)
     else:
         console.print(describe(doc) if wait else f"job {doc['job_id']} queued", highlight=False)
+        if done:
+            console.print(done, highlight=False)
     if wait:
         _exit_for(doc)
 
@@ -155,10 +158,13 @@ def status(
             doc = follow(c, job_id, show_bar=True)
         else:
             doc = c.job(job_id)
+        done = "" if as_json else outcome(c, doc)
     if as_json:
         print_json(doc)
     else:
         console.print(describe(doc), highlight=False)
+        if done:
+            console.print(done, highlight=False)
 
 
 def retry(job_id: int, as_json: bool = JSON_OPTION) -> None:

@@ -64,3 +64,20 @@ def describe(doc: dict[str, Any]) -> str:
     if doc["error"]:
         line += f"\n  error: {doc['error']}"
     return line
+
+
+def outcome(c: Client, doc: dict[str, Any]) -> str:
+    """What a finished transfer did, as rclone users expect to read it: how many files
+    it copied, how many it skipped because the destination already had them, and how
+    many a mirror removed. Empty for other jobs (the document says all there is)."""
+    if doc["kind"] != "transfer" or doc["state"] != "succeeded":
+        return ""
+    result = c.job_detail(doc["job_id"]).get("result") or {}
+    if "copied" not in result:
+        return ""
+    words = [f"copied {result['copied']}", f"skipped {result.get('skipped', 0)} (unchanged)"]
+    if "deleted" in result:
+        words.append(f"deleted {result['deleted']}")
+    if result.get("bytes_resumed"):
+        words.append(f"resumed {result['bytes_resumed']} bytes")
+    return "  " + ", ".join(words)
