@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
 from dataferry.db.models import JobFileRow, JobRow
+from tests.integration.test_dashboard_pages import Browser, csrf_of
 from tests.support.jobs import insert_jobs
 from tests.support.server import Server
 
@@ -107,6 +108,39 @@ def test_prune_by_hand_keeps_recent_unfinished_and_named_jobs(
     negative = {**call, "params": [-3]}
     err = httpx.post(f"{server.url}/jsonrpc", json=negative).json()["error"]
     assert err["code"] == -32602 and "older_than_days" in err["message"]
+
+
+def test_prune_from_the_dashboard(server: Server, tmp_path: Path, database_url: str) -> None:
+    ids = add_jobs(server, tmp_path)
+    age(database_url, [ids["old"], ids["old_failed"]], 40)
+    before = rows(database_url)
+    with Browser(server.url) as browser:
+        page = browser.get("/").text
+        assert "Delete old finished jobs" in page and "jobs.keep_finished_days" in page
+        token = csrf_of(page)
+        forged = browser.post("/jobs/prune", data={"older_than_days": "30", "csrf": "forged"})
+        assert forged.status_code == 403
+        for bad, says in (
+            ("", "not ''"),
+            ("soon", "not 'soon'"),
+            ("-1", "not '-1.0'"),
+            ("nan", "not 'nan'"),
+            ("1e999", "not 'inf'"),
+        ):
+            shown = browser.post(
+                "/jobs/prune",
+                data={"older_than_days": bad, "csrf": token},
+                follow_redirects=True,
+            )
+            assert shown.status_code == 200 and "must be a number of days" in shown.text, bad
+            assert says in shown.text.replace("&#39;", "'"), (bad, shown.text[-2000:])
+            token = csrf_of(shown.text)  # the page it lands on may carry a fresh session
+        assert rows(database_url) == before
+        done = browser.post(
+            "/jobs/prune", data={"older_than_days": "30", "csrf": token}, follow_redirects=True
+        )
+        assert done.status_code == 200 and "deleted 2 finished jobs" in done.text
+    assert rows(database_url)[0] == [ids["recent"]]
 
 
 def test_a_retried_job_is_not_pruned(server: Server, tmp_path: Path, database_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -43,6 +44,7 @@ def jobs_page(
     before: str = "",
     after: str = "",
     limit: str = "50",
+    notice: str = "",
 ) -> Response:
     viewer(request)
     core = core_of(request)
@@ -111,6 +113,8 @@ def jobs_page(
         older=link(before=oldest_id) if oldest_id is not None and more_older else "",
         oldest=link(after=0) if more_older else "",
         live_url="/api/v1/jobs?" + urlencode({**api, "limit": str(size)}),
+        notice=notice,
+        keep_days=core.settings.jobs.keep_finished_days,
     )
 
 
@@ -165,3 +169,19 @@ def cancel(request: Request, job_id: int, csrf: str = Form("")) -> Response:
 @router.post("/jobs/{job_id}/retry")
 def retry(request: Request, job_id: int, csrf: str = Form("")) -> Response:
     return _act(request, job_id, csrf, "retry")
+
+
+@router.post("/jobs/prune")
+def prune(request: Request, older_than_days: str = Form(""), csrf: str = Form("")) -> Response:
+    """Delete old finished jobs, as ``dataferry prune-jobs`` does (the service checks
+    the number: a word or a blank reaches it as text and gets its message)."""
+    acting(request, csrf)
+    days: Any = older_than_days.strip()
+    with contextlib.suppress(ValueError):
+        days = float(days)
+    try:
+        deleted = core_of(request).jobs.prune(days)
+        notice = f"deleted {deleted} finished job{'' if deleted == 1 else 's'}"
+    except DataferryError as exc:
+        notice = exc.message
+    return redirect(request, "/?" + urlencode({"notice": notice}))
