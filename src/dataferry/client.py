@@ -145,6 +145,7 @@ class Client:
         exclude: list[str] | None = None,
         dry_run: bool = False,
         compare: str | None = None,
+        empty_folders: bool = False,
     ) -> dict[str, Any]:
         """Submit a transfer (the job document), or with ``dry_run`` preview it."""
         body: dict[str, Any] = {
@@ -163,6 +164,8 @@ class Client:
             body["exclude"] = exclude
         if compare:
             body["compare"] = compare
+        if empty_folders:
+            body["empty_folders"] = True
         path = "/api/v1/transfers/preview" if dry_run else "/api/v1/transfers"
         result: dict[str, Any] = self.request("POST", path, json=body)
         return result

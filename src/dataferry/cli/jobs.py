@@ -55,6 +55,13 @@ def transfer(
         "checksum (default: same size, then the same checksum, reading both) or "
         "size-mtime (same size and modification time to the second, reading neither).",
     ),
+    empty_folders: bool = typer.Option(
+        False,
+        "--empty-folders",
+        help="Create the source's empty folders at the destination too (as rclone's "
+        "--create-empty-src-dirs; S3 has no folders). With --include, only folders a "
+        "pattern names as folders ('raw/').",
+    ),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
@@ -77,6 +84,7 @@ def transfer(
             exclude,
             dry_run=dry_run,
             compare=compare,
+            empty_folders=empty_folders,
         )
         if dry_run:
             if as_json:
@@ -102,15 +110,19 @@ def _print_preview(doc: dict[str, Any]) -> None:
     dest = doc["destination"]
     for f in doc["files"]:
         console.print(f"copy    {f['path'] or dest}", highlight=False, markup=False)
+    for path in doc["folders"]:
+        console.print(f"mkdir   {path}/", highlight=False, markup=False)
     for path in doc["delete"]:
         console.print(f"delete  {path}", highlight=False, markup=False)
     summary = f"{doc['files_total']} files ({doc['bytes_total']} bytes) to {dest}"
+    if doc["folders_total"]:
+        summary += f"; {doc['folders_total']} empty folders to create"
     if doc["mode"] == "mirror":
         summary += f"; {doc['delete_total']} files to delete there"
     if doc["mode"] in ("sync", "mirror"):
         summary += "; identical files are skipped when the job compares them"
     if doc["truncated"]:
-        shown = max(len(doc["files"]), len(doc["delete"]))
+        shown = max(len(doc["files"]), len(doc["folders"]), len(doc["delete"]))
         summary += f" (the lists above stop at {shown} paths)"
     console.print(f"dry run: {summary}; nothing was submitted", highlight=False, markup=False)
 

@@ -76,6 +76,8 @@ def outcome(c: Client, doc: dict[str, Any]) -> str:
     if "copied" not in result:
         return ""
     words = [f"copied {result['copied']}", f"skipped {result.get('skipped', 0)} (unchanged)"]
+    if "folders" in result:
+        words.append(f"empty folders {result['folders']}")
     if "deleted" in result:
         words.append(f"deleted {result['deleted']}")
     if result.get("bytes_resumed"):

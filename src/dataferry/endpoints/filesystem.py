@@ -67,6 +67,8 @@ class EndpointFS:
     #: whether a file's modification time here is the one ``set_mtime`` gave it (so it
     #: can tell that a copy is already there); an object store's is its upload time
     keeps_mtime = False
+    #: whether a folder exists here without a file in it (an object store has none)
+    keeps_folders = True
 
     def __init__(self, name: str, fs: Any, root: str, options: dict[str, Any]) -> None:
         self.name = name
@@ -115,6 +117,27 @@ class EndpointFS:
             self.check_inside(rel)
             files.append((path, int(entry.get("size") or 0), mtime_ns_of(entry)))
         return files
+
+    def empty_folders_below(self, full: str, taken: Callable[[str], bool]) -> list[str]:
+        """Folders under the folder ``full`` that hold nothing at all (paths relative to
+        ``full``, sorted) and that ``taken(path)`` accepts; refuses links that leave the
+        root. Only asked for by transfers that keep empty folders: it lists every
+        folder of the tree."""
+        base = self.rel(full)
+        folders: set[str] = set()
+        holding: set[str] = set()
+        for path, entry in self.fs.find(full, detail=True, withdirs=True).items():
+            rel = self.rel(path)
+            if rel == base:
+                continue
+            inner = rel[len(base) + 1 :] if base else rel
+            if entry.get("type") == "directory":
+                folders.add(inner)
+            holding.add(inner.rpartition("/")[0])
+        empty = sorted(f for f in folders - holding if taken(f))
+        for folder in empty:
+            self.check_inside(join(base, folder) if base else folder)
+        return empty
 
     def mtime_of(self, full: str, info: dict[str, Any]) -> int | None:
         """The modification time (nanoseconds) of the file ``full`` whose fsspec

@@ -77,6 +77,15 @@ class PathFilter:
         taken, or a file that is not."""
         return self.skips_folder(path) if is_folder else not self.takes(path)
 
+    def takes_folder(self, path: str) -> bool:
+        """Whether the empty folder ``path`` is kept (``empty_folders``): ``exclude``
+        does not leave it out and, with ``include`` patterns, one names it as a folder
+        (``--include 'raw/'``): ``*.csv`` takes files, not the folders around them."""
+        folder = path + "/"
+        if self._include and not self._include.match_file(folder):
+            return False
+        return not (self._exclude and self._exclude.match_file(folder))
+
     def takes(self, path: str) -> bool:
         """Whether the file at ``path`` (relative to the source folder) is transferred."""
         if self._include and not self._include.match_file(path):

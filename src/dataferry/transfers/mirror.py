@@ -38,13 +38,15 @@ def remove(
     doomed: list[str],
     planned: set[str],
     checkpoint: Callable[[int], None],
+    kept_folders: Iterable[str] = (),
 ) -> None:
     """Remove ``doomed`` below ``root``, then the folders that left empty and that the
-    source does not have. ``checkpoint(n)`` runs after each file (progress, cancel)."""
+    source does not have (``kept_folders``: the source's empty folders, when the
+    transfer keeps them). ``checkpoint(n)`` runs after each file (progress, cancel)."""
     for n, rel in enumerate(doomed, 1):
         dst.remove(f"{root.rstrip('/')}/{rel}")
         checkpoint(n)
-    keep = _folders_of(planned)
+    keep = _folders_of(planned) | _folders_of(f"{f}/" for f in kept_folders)
     emptied = {f for f in _folders_of(doomed) if f not in keep}
     for folder in sorted(emptied, key=lambda f: f.count("/"), reverse=True):
         full = f"{root.rstrip('/')}/{folder}"

@@ -35,3 +35,10 @@ def plan(src: EndpointFS, rel: str, chosen: PathFilter | None = None) -> list[Pl
         if not is_temporary(inner):  # chosen: files_below left out what it does not take
             files.append(PlannedFile(inner, size, mtime))
     return files
+
+
+def empty_folders(src: EndpointFS, rel: str, chosen: PathFilter) -> list[str]:
+    """The folders under the folder ``rel`` that hold nothing and that the patterns do
+    not leave out, relative to ``rel`` (a transfer with ``empty_folders`` creates
+    them at the destination)."""
+    return src.empty_folders_below(src.full(rel), chosen.takes_folder)

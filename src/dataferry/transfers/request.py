@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from dataferry.errors import InvalidRequest
+from dataferry.text import cut
 from dataferry.transfers.filters import PathFilter, check_patterns
 
 
@@ -83,6 +84,9 @@ class TransferRequest:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     compare: Compare = Compare.CHECKSUM
+    #: create the source's empty folders at the destination too (rclone's
+    #: --create-empty-src-dirs); folders with files always come with them
+    empty_folders: bool = False
 
     @property
     def filter(self) -> PathFilter:
@@ -100,6 +104,7 @@ class TransferRequest:
         include: Any = None,
         exclude: Any = None,
         compare: str | None = None,
+        empty_folders: Any = False,
     ) -> TransferRequest:
         m = _enum(Mode, mode, "mode")
         expected = parse_expected_checksum(expected_checksum or "")
@@ -109,6 +114,9 @@ class TransferRequest:
             # sync and mirror mean "only what differs"; copy and move replace what is there.
             same = m in (Mode.SYNC, Mode.MIRROR)
             overwrite = Overwrite.IF_DIFFERENT.value if same else Overwrite.ALWAYS.value
+        if not isinstance(empty_folders, bool):
+            given = cut(repr(empty_folders))
+            raise InvalidRequest(f"empty_folders must be true or false, not {given}")
         return cls(
             source=source,
             destination=destination,
@@ -119,6 +127,7 @@ class TransferRequest:
             include=check_patterns("include", include),
             exclude=check_patterns("exclude", exclude),
             compare=_enum(Compare, compare or Compare.CHECKSUM.value, "compare"),
+            empty_folders=empty_folders,
         )
 
     @classmethod
@@ -133,12 +142,14 @@ class TransferRequest:
             params.get("include"),
             params.get("exclude"),
             params.get("compare"),  # absent from jobs submitted before it existed
+            params.get("empty_folders", False),
         )
 
     def params(self) -> dict[str, Any]:
-        # Patterns stay lists (the params column is JSON) and only when given.
+        # Patterns stay lists (the params column is JSON) and only when given; a switch
+        # only when on (jobs submitted before it existed read as off).
         return {
-            k: list(v) if isinstance(v, tuple) else str(v)
+            k: list(v) if isinstance(v, tuple) else v if isinstance(v, bool) else str(v)
             for k, v in asdict(self).items()
-            if v or not isinstance(v, tuple)
+            if v or not isinstance(v, (tuple, bool))
         }

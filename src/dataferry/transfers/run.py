@@ -161,10 +161,16 @@ class TransferRun:
             progress = _Progress(self.ctx, files_total, bytes_total, files_done, bytes_done)
             self.ctx.progress(**progress.fields(), force=True)
             counts = self._copy_all(todo, progress)
+            kept: list[str] = []
+            if self.req.empty_folders and self.source_is_dir:
+                # After the files (as rclone does), so a resumed job creates them too;
+                # before a move empties the source of them.
+                kept = self._create_empty_folders()
+                counts["folders"] = len(kept) if self.dst.keeps_folders else 0
             if self.req.mode is Mode.MOVE and self.source_is_dir:
                 self._remove_empty_source_dirs()
             if self.req.mode is Mode.MIRROR:
-                counts["deleted"] = self._delete_extraneous()
+                counts["deleted"] = self._delete_extraneous(kept)
             self.ctx.progress(**{**progress.fields(), "task": "done", "task_percent": 100.0})
             return counts
         finally:
@@ -365,7 +371,25 @@ class TransferRun:
             self._last_record = time.monotonic()
         self.store.record(batch)
 
-    def _delete_extraneous(self) -> int:
+    def _create_empty_folders(self) -> list[str]:
+        """Create the source's empty folders (and the destination folder itself, which
+        a source without files would not get) where the destination has folders;
+        returns them (a mirror keeps them)."""
+        what = f"listing the empty folders of {self.req.source}"
+        try:
+            folders = planning.empty_folders(self.src, self.src_rel, self.req.filter)
+            if self.dst.keeps_folders:
+                for folder in ["", *folders]:
+                    target = join(self.dst_rel, folder) if folder else self.dst_rel
+                    what = f"creating the empty folder {target or '/'!r} on {self.dst.name!r}"
+                    self.dst.makedirs(self.dst.full(target))
+        except DataferryError:
+            raise
+        except Exception as exc:
+            raise classify(exc, what, self.src, self.dst) from exc
+        return folders
+
+    def _delete_extraneous(self, kept_folders: list[str]) -> int:
         root = self.dst.full(self.dst_rel)
         planned = self.store.planned_paths(self.ctx.job_id)
         try:
@@ -375,7 +399,7 @@ class TransferRun:
             def checkpoint(n: int) -> None:
                 self.ctx.progress(task="deleting", task_percent=100.0 * n / len(doomed))
 
-            mirror.remove(self.dst, root, doomed, planned, checkpoint)
+            mirror.remove(self.dst, root, doomed, planned, checkpoint, kept_folders)
         except DataferryError:
             raise
         except Exception as exc:

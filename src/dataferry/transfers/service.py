@@ -93,6 +93,9 @@ class TransferService:
         dst = self.endpoints.open(dst_name)
         try:
             files = planning.plan(src, src_rel, req.filter)
+            folders: list[str] = []
+            if req.empty_folders and params["source_is_dir"] and dst.keeps_folders:
+                folders = planning.empty_folders(src, src_rel, req.filter)
             doomed: list[str] = []
             if req.mode is Mode.MIRROR:
                 planned = {f.path for f in files}
@@ -111,9 +114,11 @@ class TransferService:
             "files_total": len(files),
             "bytes_total": sum(f.size for f in files),
             "files": [{"path": f.path, "size": f.size} for f in files[:limit]],
+            "folders_total": len(folders),
+            "folders": folders[:limit],
             "delete_total": len(doomed),
             "delete": doomed[:limit],
-            "truncated": len(files) > limit or len(doomed) > limit,
+            "truncated": max(len(files), len(folders), len(doomed)) > limit,
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from dataferry.api.deps import core as get_core
 from dataferry.app import Core
@@ -26,6 +26,7 @@ class TransferIn(BaseModel):
     include: list[str] | None = None
     exclude: list[str] | None = None
     compare: str | None = None
+    empty_folders: StrictBool = False
 
     def request(self) -> TransferRequest:
         return TransferRequest.build(
@@ -38,6 +39,7 @@ class TransferIn(BaseModel):
             self.include,
             self.exclude,
             self.compare,
+            self.empty_folders,
         )
 
 

@@ -37,6 +37,7 @@ def _transfer_method(
         include: list[str] | None = None,
         exclude: list[str] | None = None,
         compare: str | None = None,
+        empty_folders: bool = False,
     ) -> dict[str, Any]:
         return action(
             TransferRequest.build(
@@ -49,6 +50,7 @@ def _transfer_method(
                 include,
                 exclude,
                 compare or None,
+                empty_folders,
             )
         )
 
@@ -62,7 +64,8 @@ def install(core: Core) -> None:
     submit = _transfer_method(
         lambda req: core.transfers.submit(req).document(),
         """Submit a transfer between ENDPOINT:PATH locations; returns the job document.
-        include/exclude: lists of gitignore-style patterns choosing a folder's files.""",
+        include/exclude: lists of gitignore-style patterns choosing a folder's files;
+        empty_folders: true to create the source's empty folders too.""",
     )
     preview = _transfer_method(
         core.transfers.preview,

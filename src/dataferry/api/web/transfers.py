@@ -63,6 +63,7 @@ def submit_transfer(
     include: str = Form(""),
     exclude: str = Form(""),
     compare: str = Form(""),
+    empty_folders: str = Form(""),
     action: str = Form("submit"),
 ) -> Response:
     acting(request, csrf)
@@ -77,6 +78,7 @@ def submit_transfer(
         "include": include,
         "exclude": exclude,
         "compare": compare,
+        "empty_folders": "1" if empty_folders else "",
     }
     if not source_endpoint or not destination_endpoint:
         return _form(request, values, 422, "choose a source and a destination endpoint")
@@ -90,6 +92,7 @@ def submit_transfer(
             include=_lines(include),
             exclude=_lines(exclude),
             compare=compare or None,
+            empty_folders=bool(empty_folders),
         )
         if action == "preview":
             preview = core_of(request).transfers.preview(req)

@@ -93,6 +93,8 @@ class S3EndpointFS(EndpointFS):
     def open_read(self, full: str, size: int | None = None) -> Any:
         return self.fs.open(full, "rb", block_size=self._block, cache_type="readahead")
 
+    keeps_folders = False
+
     def makedirs(self, full: str) -> None:
         """S3 has no folders (and s3fs would create a missing bucket here)."""
 
