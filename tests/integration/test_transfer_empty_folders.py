@@ -200,3 +200,17 @@ def test_the_dashboard_form_previews_and_keeps_empty_folders(
         job_id = int(done.headers["location"].rsplit("/", 1)[1])
     assert server.wait_job(job_id)["state"] == "succeeded"
     assert folders_under(tmp_path / "dst" / "web") == folders_under(src)
+
+
+def test_links_below_a_local_source(server: Server, src: Path, tmp_path: Path) -> None:
+    """Links are walked as a listing of files walks them: a folder reached twice (here
+    through a link back up) is walked once, and a link out of the root is refused."""
+    (src / "a" / "up").symlink_to("..")
+    doc = server.cli_json("transfer", "src:run", "dst:linked", "--empty-folders", "--wait")
+    assert doc["state"] == "succeeded", doc
+    kept = folders_under(tmp_path / "dst" / "linked")
+    assert "b/c/d" in kept and not any("up" in k for k in kept), kept
+    (src / "out").symlink_to(tmp_path)
+    refused = server.cli_json("transfer", "src:run", "dst:out", "--empty-folders", "--wait",
+                              check=False)  # fmt: skip
+    assert refused["state"] == "failed" and "leads outside its root" in refused["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import SplitResult, unquote
 
@@ -112,6 +113,32 @@ class LocalEndpointFS(EndpointFS):
 
         walk(full)
         return files
+
+    def empty_folders_below(self, full: str, taken: Callable[[str], bool]) -> list[str]:
+        # The same walk as files_below: links to folders inside the root are followed
+        # (and a link back to a folder being walked is not), links out of it refused.
+        self.check_inside(self.rel(full))
+        start = len(full.rstrip("/")) + 1
+        empty: list[str] = []
+        seen: set[tuple[int, int]] = set()
+
+        def walk(folder: str) -> None:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+            if not entries and folder != full and taken(folder[start:]):
+                empty.append(folder[start:])
+            for entry in entries:
+                if entry.is_symlink():
+                    self.check_inside(self.rel(entry.path))
+                if entry.is_dir():
+                    walk(entry.path)
+
+        walk(full)
+        return sorted(empty)
 
     def check_writable(self, rel: str) -> None:
         super().check_writable(rel)
