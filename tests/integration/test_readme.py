@@ -83,6 +83,8 @@ def test_the_readme_tour_the_client_snippet_and_ingest_run_as_written(
         tour, "dataferry transfer lab:run1 archive:2026/run1 --mode mirror"
     )
     assert "copied 0, skipped 1 (unchanged)" in server.cli("status", "2").stdout
+    checked = said_by(tour, "dataferry transfer lab:run1 archive:2026/run1 --mode check")
+    assert "same 1, differ 0, missing 0, only at the destination 0" in checked
     assert "sha256:" in said_by(tour, "curl -s localhost:8080/api/v1/jobs/1/files")
 
     snippet = as_here(fenced("Five-minute tour", "python"), server, tmp_path)
@@ -95,15 +97,15 @@ def test_the_readme_tour_the_client_snippet_and_ingest_run_as_written(
     )
     assert client.returncode == 0, client.stderr
     assert client.stdout.strip() in {"queued", "running", "succeeded"}
-    server.wait_job(5)
+    server.wait_job(6)
     assert (tmp_path / "archive" / "copy" / "raw" / "counts.txt").read_bytes() == (
         source.read_bytes()
     )
 
     ingest = run_shell(fenced("Ingest (Pacifica-compatible)", "sh"), server, tmp_path)
-    shown = said_by(ingest, "dataferry transactions show 6")
+    shown = said_by(ingest, "dataferry transactions show 7")
     assert "Transactions.project" in shown or "project p1" in shown
     assert "raw/counts.txt" in shown
-    assert '"state":"OK"' in said_by(ingest, "curl -s 'localhost:8080/get_state?job_id=6'").replace(
+    assert '"state":"OK"' in said_by(ingest, "curl -s 'localhost:8080/get_state?job_id=7'").replace(
         " ", ""
     )

@@ -22,8 +22,9 @@ def transfer(
     mode: str = typer.Option(
         "copy",
         help="copy, move (delete each source file once verified), "
-        "sync (copy only what differs) or mirror (sync, then delete from the "
-        "destination folder what the source does not have).",
+        "sync (copy only what differs), mirror (sync, then delete from the "
+        "destination folder what the source does not have) or check (compare both "
+        "sides, write nothing; the job fails when they differ).",
     ),
     checksum: str = typer.Option("sha256", help="sha256, sha1, md5 or none."),
     overwrite: str = typer.Option(
@@ -108,8 +109,9 @@ def transfer(
 def _print_preview(doc: dict[str, Any]) -> None:
     """What a dry run found, in the words the transfer would act on."""
     dest = doc["destination"]
+    verb = "check" if doc["mode"] == "check" else "copy"
     for f in doc["files"]:
-        console.print(f"copy    {f['path'] or dest}", highlight=False, markup=False)
+        console.print(f"{verb:<8}{f['path'] or dest}", highlight=False, markup=False)
     for path in doc["folders"]:
         console.print(f"mkdir   {path}/", highlight=False, markup=False)
     for path in doc["delete"]:

@@ -17,6 +17,9 @@ from rich.progress import (
 from dataferry.cli.common import console
 from dataferry.client import FINAL_STATES, Client
 
+# Paths a check's summary names of the files only the destination has.
+EXTRA_SHOWN = 20
+
 # How often the progress bar is redrawn (each redraw is one long-poll request).
 POLL_SECONDS = 0.5
 
@@ -69,11 +72,21 @@ def describe(doc: dict[str, Any]) -> str:
 def outcome(c: Client, doc: dict[str, Any]) -> str:
     """What a finished transfer did, as rclone users expect to read it: how many files
     it copied, how many it skipped because the destination already had them, and how
-    many a mirror removed. Empty for other jobs (the document says all there is)."""
-    if doc["kind"] != "transfer" or doc["state"] != "succeeded":
+    many a mirror removed; for a check, what it found. Empty for other jobs (the
+    document says all there is)."""
+    if doc["kind"] != "transfer" or doc["state"] not in ("succeeded", "failed"):
         return ""
     result = c.job_detail(doc["job_id"]).get("result") or {}
-    if "copied" not in result:
+    if "same" in result:  # mode check, which fails when the sides differ
+        shown = result["extra_paths"][:EXTRA_SHOWN]
+        extra = "".join(f"\n  only at the destination: {p}" for p in shown)
+        if result["extra"] > len(shown):
+            extra += f"\n  ... and {result['extra'] - len(shown)} more (the job's result)"
+        return (
+            f"  same {result['same']}, differ {result['differ']}, missing "
+            f"{result['missing']}, only at the destination {result['extra']}{extra}"
+        )
+    if "copied" not in result or doc["state"] != "succeeded":
         return ""
     words = [f"copied {result['copied']}", f"skipped {result.get('skipped', 0)} (unchanged)"]
     if "folders" in result:

@@ -16,6 +16,7 @@ class Mode(StrEnum):
     MOVE = "move"
     SYNC = "sync"
     MIRROR = "mirror"  # sync, then remove what the source does not have
+    CHECK = "check"  # compare source and destination, write nothing (rclone check)
 
 
 class Checksum(StrEnum):

@@ -75,6 +75,10 @@ def classify(exc: BaseException, what: str, *endpoints: EndpointFS) -> Dataferry
     return PermanentError(f"{what}: {type(exc).__name__}: {exc}")
 
 
+# Paths a check's result lists of the files only the destination has (it counts all).
+EXTRA_PATHS_KEPT = 1000
+
+
 class _Progress:
     """Counts bytes and files across copy threads; pushes to the job context."""
 
@@ -86,6 +90,7 @@ class _Progress:
         self.bytes_total = bytes_total
         self.files_done = files_done
         self.bytes_done = bytes_done
+        self.task = "copying"
         self.lock = threading.Lock()
 
     def add(self, nbytes: int = 0, nfiles: int = 0) -> None:
@@ -101,7 +106,7 @@ class _Progress:
         else:
             percent = 100.0 * self.files_done / self.files_total if self.files_total else 100.0
         return {
-            "task": "copying",
+            "task": self.task,
             "task_percent": min(percent, 100.0),
             "bytes_done": self.bytes_done,
             "files_done": self.files_done,
@@ -159,6 +164,10 @@ class TransferRun:
                 self._remove_stale_temporaries(todo)
             files_done, bytes_done = self.store.finished_totals(self.ctx.job_id)
             progress = _Progress(self.ctx, files_total, bytes_total, files_done, bytes_done)
+            if self.req.mode is Mode.CHECK:
+                progress.task = "checking"
+                self.ctx.progress(**progress.fields(), force=True)
+                return self._check_all(todo, progress)
             self.ctx.progress(**progress.fields(), force=True)
             counts = self._copy_all(todo, progress)
             kept: list[str] = []
@@ -239,6 +248,69 @@ class TransferRun:
         if failure is not None:
             raise failure
         return counts
+
+    def _check_all(self, todo: list[FileRow], progress: _Progress) -> dict[str, Any]:
+        """Mode check: compare each planned file with the destination's (as sync
+        decides what differs) and list what only the destination has; write nothing.
+        Succeeds only when both sides hold the same files; otherwise fails (no retry)
+        with the counts, the per-file states saying which."""
+        stop = threading.Event()
+
+        def one(row: FileRow) -> None:
+            if stop.is_set():
+                return
+            try:
+                self.ctx.check()
+                src_full, dst_full = self.paths(row)
+                checksum = ""
+                if not self.dst.exists(dst_full):
+                    state = FileState.MISSING
+                else:
+                    same, checksum = self._identical(row, src_full, dst_full, self.req.checksum)
+                    state = FileState.SAME if same else FileState.DIFFERS
+                self._note(FileOutcome(row.id, state, checksum))
+                progress.add(nbytes=row.size, nfiles=1)
+            except JobLost:
+                stop.set()
+                raise
+            except BaseException as exc:
+                stop.set()
+                raise self._failed(row, exc) from exc
+
+        with ThreadPoolExecutor(self.settings.concurrency, "check") as pool:
+            futures = [pool.submit(one, row) for row in todo]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        self._flush_outcomes()
+        errors = [e for f in done if (e := f.exception()) is not None]
+        if errors:
+            raise next((e for e in errors if isinstance(e, JobLost)), errors[0])
+        extra: list[str] = []
+        if self.source_is_dir:
+            planned = self.store.planned_paths(self.ctx.job_id)
+            root = self.dst.full(self.dst_rel)
+            try:
+                extra = mirror.extraneous(self.dst, root, planned, self.req.filter)
+            except DataferryError:
+                raise
+            except Exception as exc:
+                raise classify(exc, f"listing {self.req.destination}", self.dst) from exc
+        states = self.store.state_counts(self.ctx.job_id)
+        result: dict[str, Any] = {
+            "same": states.get(FileState.SAME, 0),
+            "differ": states.get(FileState.DIFFERS, 0),
+            "missing": states.get(FileState.MISSING, 0),
+            "extra": len(extra),
+            "extra_paths": extra[:EXTRA_PATHS_KEPT],
+        }
+        self.ctx.progress(**{**progress.fields(), "task": "done", "task_percent": 100.0})
+        if result["differ"] or result["missing"] or result["extra"]:
+            self.ctx.progress(result=result)  # stored with the failure
+            raise PermanentError(
+                f"check: {result['differ']} files differ, {result['missing']} are missing "
+                f"at the destination, {result['extra']} are only at the destination "
+                f"({result['same']} the same); the job's files say which"
+            )
+        return result
 
     def _failed(self, row: FileRow, exc: BaseException) -> DataferryError:
         err = classify(exc, f"{row.path or self.req.source}", self.src, self.dst)

@@ -63,7 +63,10 @@ class TransferService:
                 kind = "a file" if src_is_dir else "a folder"
                 raise InvalidRequest(f"destination {target!r} on {dst_name!r} is {kind}")
             _check_parents_are_folders(dst, dst_name, target)
-            dst.check_writable(target)
+            if req.mode is not Mode.CHECK:  # a check only reads: a read-only copy is fine
+                dst.check_writable(target)
+            if req.mode is Mode.CHECK and req.empty_folders:
+                raise InvalidRequest("empty_folders creates folders; mode check writes nothing")
             if src.storage_id == dst.storage_id and _overlaps(src.full(src_rel), dst.full(target)):
                 raise InvalidRequest("source and destination overlap; one is inside the other")
         except DataferryError:

@@ -20,9 +20,14 @@ class FileState:
     DONE = "done"  # copied and verified
     SKIPPED = "skipped"  # already identical, or overwrite=never
     FAILED = "failed"
+    # mode check: the destination's copy is the same / differs / is not there
+    SAME = "same"
+    DIFFERS = "differs"
+    MISSING = "missing"
 
 
-FINISHED = (FileState.DONE, FileState.SKIPPED)
+# A resumed or retried job leaves these alone (a check looks again at what differed).
+FINISHED = (FileState.DONE, FileState.SKIPPED, FileState.SAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,16 @@ class TransferStore:
         with self.db.read() as s:
             rows = s.execute(select(JobFileRow.path).where(JobFileRow.job_id == job_id))
             return {path for (path,) in rows}
+
+    def state_counts(self, job_id: int) -> dict[str, int]:
+        """How many files of the job are in each state."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(JobFileRow.state, func.count())
+                .where(JobFileRow.job_id == job_id)
+                .group_by(JobFileRow.state)
+            )
+            return {state: int(n) for state, n in rows}
 
     def finished_totals(self, job_id: int) -> tuple[int, int]:
         """(files, bytes) already done or skipped: where a resumed job starts counting."""
