@@ -196,11 +196,13 @@ def server_factory(
         env: dict[str, str] | None = None,
         db: str | None = None,
         workers: bool = True,
+        log_level: str = "warning",
     ) -> Server:
         srv = Server(
             tmp_path / f"home-{name}",
             db or database_url,
             {"DATAFERRY_SECRET_KEY": key, **executor_env, **(env or {})},
+            log_level=log_level,
         )
         started.append(srv)
         pending = []

@@ -60,12 +60,15 @@ def make_pair(
     consumer_db: str,
     provider_env: dict[str, str] | None = None,
     consumer_env: dict[str, str] | None = None,
+    consumer_log_level: str = "warning",
 ) -> Pair:
     data, inbox = tmp_path / "facility-data", tmp_path / "home-inbox"
     data.mkdir()
     inbox.mkdir()
     provider: Server = server_factory(PROVIDER, env=env_for(PROVIDER, provider_env))
-    consumer: Server = server_factory(CONSUMER, env=env_for(CONSUMER, consumer_env), db=consumer_db)
+    consumer: Server = server_factory(
+        CONSUMER, env=env_for(CONSUMER, consumer_env), db=consumer_db, log_level=consumer_log_level
+    )
     provider.cli("endpoint", "add", "data", str(data))
     consumer.cli("endpoint", "add", "inbox", str(inbox), "--option", f"peer_write={PROVIDER}")
     provider.cli(

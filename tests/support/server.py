@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,9 @@ FAST_ENV = {
 }
 
 
+# A line of uvicorn's access log: ... - "PUT /api/v1/x?y=1 HTTP/1.1" 200 OK
+ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[0-9.]+" (?P<status>[0-9]{3})')
+
 # Ports tried when another process takes the chosen one first.
 PORT_TRIES = 5
 
@@ -37,8 +41,11 @@ class Server:
         database_url: str,
         extra_env: dict[str, str] | None = None,
         port: int | None = None,
+        log_level: str = "warning",
     ) -> None:
         self.home = home
+        # "info" logs every request (uvicorn's access log) into ``self.log``
+        self.log_level = log_level
         self.port = port or free_port()
         self.port_given = port is not None
         self.url = f"http://127.0.0.1:{self.port}"
@@ -83,7 +90,7 @@ class Server:
         with open(self.log, "ab") as log:
             logged_before = log.tell()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dataferry", "serve", "--log-level", "warning"],
+                [sys.executable, "-m", "dataferry", "serve", "--log-level", self.log_level],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -104,6 +111,16 @@ class Server:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log.read_text()[-3000:]}")
+
+    def requests(self, prefix: str = "/") -> list[tuple[str, str, int]]:
+        """``(method, target, status)`` of every request whose target (path and query)
+        starts with ``prefix`` that this server answered, in order: read from uvicorn's
+        access log, which it writes with ``log_level="info"``."""
+        found = []
+        for m in ACCESS_LINE.finditer(self.log.read_text(errors="replace")):
+            if m["target"].startswith(prefix):
+                found.append((m["method"], m["target"], int(m["status"])))
+        return found
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
