@@ -34,7 +34,7 @@ def test_peer_protocol_both_ways_keeps_mtime(
 ) -> None:
     from tests.support.pair import PROVIDER, make_pair
 
-    pair = make_pair(server_factory, tmp_path, consumer_db)
+    pair = make_pair(server_factory, tmp_path, consumer_db, consumer_log_level="info")
     want = peer_tree(pair.data / "set")
     # the provider writes into the consumer's endpoint: batch, PUT+commit, POST /commit
     pair.provider.cli("endpoint", "add", "home-inbox", "dataferry://home/inbox/pushed")
@@ -42,9 +42,13 @@ def test_peer_protocol_both_ways_keeps_mtime(
     doc = pair.provider.wait_job(job["job_id"])
     assert doc["state"] == "succeeded", doc
     assert {rel: mtime(pair.inbox / "pushed" / rel) for rel in want} == want
+    # the job's copy threads shared one question of what the peer takes
+    hello = ("GET", "/api/v1/peer/hello", 200)
+    assert pair.consumer.requests("/api/v1/peer/hello") == [hello]
     job = pair.provider.cli_json("transfer", "data:set/a.txt", "home-inbox:single.txt")
     assert pair.provider.wait_job(job["job_id"])["state"] == "succeeded"
     assert mtime(pair.inbox / "pushed" / "single.txt") == OLD
+    assert pair.consumer.requests("/api/v1/peer/hello") == [hello, hello]  # a job asks anew
     assert temporaries(pair.inbox) == []
 
     # the consumer reads the provider's endpoint: the listing (and stat) carry the times

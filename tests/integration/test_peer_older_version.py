@@ -1,7 +1,8 @@
 """A new instance delivering to one that runs the release before modification times
 (the real code of that release, taken from this repository's history): the older
-peer refuses the ``mtime`` field, so the sender leaves it out for that peer and the
-files arrive whole, with the time of the copy as they always did there."""
+peer has no ``GET /api/v1/peer/hello`` (404), so the sender sends it no optional
+field (``mtime``) and no request of the delivery is refused; the files arrive whole,
+with the time of the copy as they always did there."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def test_delivery_to_an_older_peer_leaves_mtime_out(server_factory: Any, tmp_pat
         tmp_path,
         f"sqlite:///{old_db / 'dataferry.db'}",
         consumer_env={"PYTHONPATH": str(old_src)},
+        consumer_log_level="info",  # its access log shows what the sender asked
     )
     # the receiver really is the older code: it has no job pruning route
     old_route = httpx.post(f"{pair.consumer.url}/api/v1/jobs/prune", json={"older_than_days": 1})
@@ -71,3 +73,13 @@ def test_delivery_to_an_older_peer_leaves_mtime_out(server_factory: Any, tmp_pat
     assert hash_tree(pair.inbox / "pushed") == hash_tree(tree)
     assert all(mtime(pair.inbox / "pushed" / rel) != OLD for rel in want)  # as it was
     assert temporaries(pair.inbox) == []
+    # one hello, answered 404; then no request was refused (422) and none carried a time
+    peer = pair.consumer.requests("/api/v1/peer/")
+    assert [r for r in peer if r[1] == "/api/v1/peer/hello"] == [
+        ("GET", "/api/v1/peer/hello", 404)
+    ], peer
+    assert [r for r in peer if r[2] == 422] == [], peer
+    assert not any("mtime" in target for _, target, _ in peer), peer
+    methods = {(m, t.partition("?")[0].rpartition("/inbox/")[2]) for m, t, _ in peer}
+    # every way of putting a file in place was used: batch, PUT with commit, POST /commit
+    assert {("POST", "uploads/batch"), ("PUT", "uploads"), ("POST", "commit")} <= methods

@@ -137,6 +137,7 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.
     app.include_router(datasets.peer, prefix="/api/v1")
+    app.include_router(peer.hello_router, prefix="/api/v1")
     app.include_router(peer.router, prefix="/api/v1")
     app.include_router(pacifica.router)
     web.install(app, core)  # the dashboard at /

@@ -22,6 +22,7 @@ from urllib.parse import SplitResult, unquote
 from fsspec.spec import AbstractFileSystem
 
 from dataferry.datasets.peer import PeerClient
+from dataferry.datasets.peercaps import HELLO_PATH, MTIME, PeerFeatures
 from dataferry.datasets.sites import NAME_RE, SiteAccess
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.options import Check
@@ -32,9 +33,6 @@ from dataferry.text import cut, lone_surrogate_in
 API = "/api/v1/peer/endpoints"
 BLOCK = 8 * 1024 * 1024
 BATCH_TYPE = "application/x-dataferry-batch"
-# How a peer of a version before modification times refuses the field: in a batch
-# header, and in a POST /commit body (the request validator's words).
-OLDER_PEER_REFUSALS = ("unknown field(s) mtime", "mtime: Extra inputs are not permitted")
 
 log = logging.getLogger(__name__)
 _HEADER_LEN = struct.Struct(">I")
@@ -326,8 +324,9 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._held: dict[str, bytes] = {}
         # modification times (ns) to give uploads when they are put in place
         self._mtimes: dict[str, int] = {}
-        # False once the peer has refused the field (a version before it, see _sending)
-        self._takes_mtime = True
+        # what the peer takes beyond the base protocol: asked at the first write that
+        # would carry such a field (the client is looked up then: tests replace it)
+        self.features = PeerFeatures(site, lambda: self.client.json("GET", HELLO_PATH))
         self._sizes_lock = threading.Lock()
 
     def hold(self, path: str, data: bytes) -> None:
@@ -457,30 +456,17 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
         for p in [path] if isinstance(path, str) else path:
             self.rm_file(p)
 
-    def _sending(self, send: Callable[[bool], None]) -> None:
-        """``send(with_mtime)``. A peer of a version before modification times refuses
-        the field in a batch header or a commit body; then the request is sent again
-        without it, and the field is left out for this peer from then on: its copies
-        get the time of the copy, as they always did there. (It ignores the ``mtime``
-        query parameter of ``PUT /uploads``, so that needs nothing.)"""
-        if not self._takes_mtime:
-            send(False)
-            return
-        try:
-            send(True)
-        except InvalidRequest as exc:
-            if not any(words in str(exc) for words in OLDER_PEER_REFUSALS):
-                raise
-            log.warning(
-                "site %s refuses modification times (a version before them): its copies "
-                "get the time of the copy",
-                self.site,
-            )
-            self._takes_mtime = False
-            send(False)
+    def _times(self, mtimes: list[int | None]) -> list[int | None]:
+        """``mtimes`` as they may be sent: all None unless the peer takes ``mtime`` (a
+        peer of the version before refuses the field: its copies get the time of the
+        copy, as they always did there). Asks the peer only if a time is to be sent."""
+        if any(m is not None for m in mtimes) and not self.features.accepts(MTIME):
+            return [None] * len(mtimes)
+        return mtimes
 
     def commit(self, upload: str, path: str, size: int | None, durable: bool) -> None:
-        mtime = self.mtime_for(upload)
+        # before anything is dropped: a hello that fails leaves the upload as it was
+        (mtime,) = self._times([self.mtime_for(upload)])
         data = self.drop(upload)
         if data is not None:  # a small file held back: write, sync and rename in one go
             params: dict[str, Any] = {
@@ -499,38 +485,33 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
             "size": size,
             "durable": durable,
         }
-
-        def send(with_mtime: bool) -> None:
-            # only when known (absent: the peer sets no time)
-            extra = {"mtime": mtime} if with_mtime and mtime is not None else {}
-            self.client.request("POST", f"{self.base}/commit", json={**doc, **extra})
-
-        self._sending(send)
+        if mtime is not None:  # only when known and taken (absent: the peer sets no time)
+            doc["mtime"] = mtime
+        self.client.request("POST", f"{self.base}/commit", json=doc)
 
     def put_batch(self, items: list[tuple[str, str, int]]) -> None:
         """Put a group of uploads in place in one request: the small ones held back are
         sent in it; the peer writes them, syncs the group once, checks every size and
         renames each into place (see ``batch_parts``)."""
-        files, blobs, mtimes = [], [], []
-        for upload, path, size in items:
+        files: list[dict[str, Any]] = []
+        blobs = []
+        mtimes = self._times([self.mtime_for(upload) for upload, _, _ in items])
+        for (upload, path, size), mtime in zip(items, mtimes, strict=True):
             data = self.held(upload)
-            files.append(
-                {"upload": _rel(upload), "path": _rel(path), "size": size, "data": data is not None}
-            )
-            mtimes.append(self.mtime_for(upload))
+            doc = {
+                "upload": _rel(upload),
+                "path": _rel(path),
+                "size": size,
+                "data": data is not None,
+            }
+            if mtime is not None:
+                doc["mtime"] = mtime
+            files.append(doc)
             if data is not None:
                 blobs.append(data)
-
-        def send(with_mtime: bool) -> None:
-            header = [
-                {**doc, "mtime": mtime} if with_mtime and mtime is not None else doc
-                for doc, mtime in zip(files, mtimes, strict=True)
-            ]
-            body = send_body(batch_parts(header, blobs))
-            body["headers"]["Content-Type"] = BATCH_TYPE
-            self.client.request("POST", f"{self.base}/uploads/batch", **body)
-
-        self._sending(send)
+        body = send_body(batch_parts(files, blobs))
+        body["headers"]["Content-Type"] = BATCH_TYPE
+        self.client.request("POST", f"{self.base}/uploads/batch", **body)
         for upload, _, _ in items:
             self.drop(upload)
 

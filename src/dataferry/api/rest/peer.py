@@ -1,4 +1,5 @@
-"""The peer file protocol over REST: ``/api/v1/peer/endpoints/{endpoint}/...``.
+"""The peer file protocol over REST: ``/api/v1/peer/hello`` (what this version
+accepts beyond the base protocol) and ``/api/v1/peer/endpoints/{endpoint}/...``.
 
 Every request names the calling site (``X-Dataferry-Site``) and carries that site's
 token; the endpoint's ``peer_read`` / ``peer_write`` options say what it may do.
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from dataferry.api.deps import core as get_core
 from dataferry.api.site_auth import require_site
 from dataferry.app import Core
+from dataferry.datasets import peercaps
 from dataferry.datasets.peerfiles import BatchUpload
 from dataferry.datasets.peerfs import RepeatedKey, batch_header, each_key_once
 from dataferry.datasets.sites import Site
@@ -102,6 +104,17 @@ def _flag(name: str, value: str) -> bool:
     if value not in ("true", "false"):
         raise InvalidRequest(f"{name} must be true or false, not {value[:40]!r}")
     return value == "true"
+
+
+# Not below an endpoint: what a version accepts is the same for all of them, and a
+# 404 then means only "a version before the hello", never "no such endpoint".
+hello_router = APIRouter(prefix="/peer", tags=["peer files"])
+
+
+@hello_router.get("/hello")
+def hello(site: Site = Depends(require_site)) -> dict[str, Any]:
+    """``{"protocol": N, "features": [...]}``: the optional fields this version takes."""
+    return peercaps.hello()
 
 
 router = APIRouter(
