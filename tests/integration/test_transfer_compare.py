@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.test_mtime import MiB, dated, mtime
 from tests.integration.test_remote_protocols import add_remote
 from tests.support.server import Server
+from tests.support.trees import hash_tree, temporaries
 
 T = 1_600_000_000_123_456_789  # 2020-09-13, with nanoseconds
 
@@ -88,3 +91,63 @@ def test_a_bad_compare_is_refused(server: Server, folders: tuple[Path, Path]) ->
     assert r.status_code == 422 and "checksum, size-mtime" in r.text
     with server.client() as c:
         assert c.jobs()["total"] == 0
+
+
+def test_size_and_mtime_into_another_instance(
+    server_factory: Any, tmp_path: Path, consumer_db: str
+) -> None:
+    """The destination is a peer's endpoint (``dataferry://``): the times it keeps are
+    the source's, so a second sync takes nothing and reads nothing; a file changed at
+    the source, or whose copy there has another time, is taken again."""
+    from tests.integration.test_resume import job_result
+    from tests.support.pair import make_pair
+
+    pair = make_pair(server_factory, tmp_path, consumer_db, consumer_log_level="info")
+    run = pair.data / "run"
+    sizes = {"sub/0.txt": 10, "sub/1.txt": 11, "sub/2.txt": 12, "sub/3.txt": 13}
+    sizes |= {"big/held.bin": 2 * MiB, "big/streamed.bin": 9 * MiB}  # PUT+commit, POST /commit
+    for n, (rel, size) in enumerate(sizes.items()):
+        dated(run / rel, os.urandom(size), T + n * 10**9)
+    pair.provider.cli("endpoint", "add", "home-inbox", "dataferry://home/inbox/out")
+    out = pair.inbox / "out"
+
+    def sync(*extra: str) -> tuple[dict[str, str], dict[str, Any]]:
+        doc = pair.provider.cli_json(
+            "transfer", "data:run", "home-inbox:", "--mode", "sync", *extra, "--wait"
+        )
+        assert doc["state"] == "succeeded", doc
+        return states(pair.provider, doc["job_id"]), job_result(pair.provider, doc["job_id"])
+
+    first, _ = sync("--compare", "size-mtime")
+    assert set(first.values()) == {"done"} and hash_tree(out) == hash_tree(run)
+    assert {rel: mtime(out / rel) for rel in sizes} == {rel: mtime(run / rel) for rel in sizes}
+
+    # the same size and time, other bytes: only a checksum would see it
+    rotten = out / "sub" / "0.txt"
+    rotten.write_bytes(b"X" * 10)
+    os.utime(rotten, ns=(T, T))
+    reads_before = len(pair.consumer.requests("/api/v1/peer/endpoints/inbox/files"))
+    quick, result = sync("--compare", "size-mtime")
+    assert set(quick.values()) == {"skipped"}, quick
+    assert result["copied"] == 0 and result["bytes_read"] == 0, result
+    assert rotten.read_bytes() == b"X" * 10  # neither read nor replaced
+    assert len(pair.consumer.requests("/api/v1/peer/endpoints/inbox/files")) == reads_before
+
+    # at the source: one file touched (same bytes, a new time), one of a new size; at
+    # the destination: a copy of the same size given another time
+    touched, grown = run / "sub" / "1.txt", run / "big" / "held.bin"
+    os.utime(touched, ns=(T + 99 * 10**9, T + 99 * 10**9))
+    dated(grown, os.urandom(2 * MiB + 1), mtime(grown))
+    retimed = out / "big" / "streamed.bin"
+    os.utime(retimed, ns=(T + 7 * 10**9, T + 7 * 10**9))
+    again, result = sync("--compare", "size-mtime")
+    taken = {"sub/1.txt", "big/held.bin", "big/streamed.bin"}
+    assert {rel for rel, state in again.items() if state == "done"} == taken, again
+    assert {rel for rel, state in again.items() if state == "skipped"} == set(sizes) - taken
+    assert result["bytes_read"] == 11 + 2 * MiB + 1 + 9 * MiB, result
+    assert rotten.read_bytes() == b"X" * 10
+    assert {rel: mtime(out / rel) for rel in taken} == {rel: mtime(run / rel) for rel in taken}
+    assert {rel: (out / rel).read_bytes() for rel in taken} == {
+        rel: (run / rel).read_bytes() for rel in taken
+    }
+    assert temporaries(pair.inbox) == []
