@@ -138,20 +138,20 @@ def test_hello_is_asked_once_per_filesystem_by_parallel_writers(
 
 
 def test_a_failed_hello_is_not_taken_for_an_older_peer(host: tuple[Server, Path]) -> None:
-    """A hello the peer cannot answer (here: nothing listens) fails the write as any
-    request would (transient: retried), and the next write asks again."""
+    """A hello the peer cannot answer (it is down) fails the write as any request would
+    (transient: retried), and is not kept: once the peer is back, the next write asks
+    again and sends the time."""
     from dataferry.errors import TransientError
 
     srv, shared = host
-    client = PeerClient(SiteAccess("home", "http://127.0.0.1:9", TOKEN), "fac", timeout=2)
-    fs = PeerFileSystem("home", "shared", client)
+    counted = Counted(srv)
     try:
+        srv.kill()
         with pytest.raises(TransientError):
-            put(fs, "t/a", b"a", OLD)
-        # the same filesystem once the peer answers: it asks, and sends the time
-        fs.client = PeerClient(SiteAccess("home", srv.url, TOKEN), "fac")
-        put(fs, "t/a", b"a", OLD)
-        assert mtime(shared / "t" / "a") == OLD
+            put(counted.fs, "t/a", b"a", OLD)
+        assert counted.sent == [HELLO]  # it failed at the hello: nothing else was sent
+        srv.start()
+        put(counted.fs, "t/a", b"a", OLD)
+        assert counted.hellos() == 2 and mtime(shared / "t" / "a") == OLD
     finally:
-        client.close()
-        fs.client.close()
+        counted.close()

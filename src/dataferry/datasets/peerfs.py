@@ -325,9 +325,12 @@ class PeerFileSystem(AbstractFileSystem):  # type: ignore[misc]
         # modification times (ns) to give uploads when they are put in place
         self._mtimes: dict[str, int] = {}
         # what the peer takes beyond the base protocol: asked at the first write that
-        # would carry such a field (the client is looked up then: tests replace it)
-        self.features = PeerFeatures(site, lambda: self.client.json("GET", HELLO_PATH))
+        # would carry such a field (see _times), once for this filesystem's life
+        self.features = PeerFeatures(site, self._hello)
         self._sizes_lock = threading.Lock()
+
+    def _hello(self) -> Any:
+        return self.client.json("GET", HELLO_PATH)
 
     def hold(self, path: str, data: bytes) -> None:
         with self._sizes_lock:
