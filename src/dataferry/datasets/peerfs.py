@@ -3,8 +3,10 @@ protocol, as an fsspec filesystem and an endpoint backend.
 
 Reads are streamed (``GET`` with ``Range`` from any offset); writes go to a temporary
 name in large ``PUT`` blocks at explicit offsets (a resumed upload continues from
-the size the peer holds) and are put in place by ``commit``. The site is looked
-up in this instance's sites registry (see :func:`configure`).
+the size the peer holds) and are put in place by ``commit``. An optional field of
+the protocol (a file's modification time) goes only to a peer whose hello lists it
+(``peercaps``). The site is looked up in this instance's sites registry (see
+:func:`configure`).
 """
 
 from __future__ import annotations
