@@ -127,7 +127,12 @@ def test_size_and_mtime_into_another_instance(
     rotten.write_bytes(b"X" * 10)
     os.utime(rotten, ns=(T, T))
     reads_before = len(pair.consumer.requests("/api/v1/peer/endpoints/inbox/files"))
+    stats_before = len(pair.consumer.requests("/api/v1/peer/endpoints/inbox/stat"))
     quick, result = sync("--compare", "size-mtime")
+    # one stat of each destination file tells both that it is there and its size and time
+    # (was two), besides the three the submit's checks of the destination make
+    stats = len(pair.consumer.requests("/api/v1/peer/endpoints/inbox/stat")) - stats_before
+    assert stats == len(sizes) + 3, stats
     assert set(quick.values()) == {"skipped"}, quick
     assert result["copied"] == 0 and result["bytes_read"] == 0, result
     assert rotten.read_bytes() == b"X" * 10  # neither read nor replaced

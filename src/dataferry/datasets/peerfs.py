@@ -599,6 +599,15 @@ class PeerEndpointFS(EndpointFS):
     def exists(self, full: str) -> bool:
         return self.peer.held(full) is not None or bool(self.peer.exists(full))
 
+    def info_or_none(self, full: str) -> dict[str, Any] | None:
+        held = self.peer.held(full)
+        if held is not None:  # a small file not yet sent: only this side knows it
+            return {"name": full, "size": len(held), "type": "file"}
+        try:
+            return dict(self.peer.info(full))
+        except FileNotFoundError:
+            return None
+
     def rename(self, src: str, dst: str) -> None:
         with self._lock:
             synced = src in self._synced

@@ -230,6 +230,15 @@ class EndpointFS:
     def exists(self, full: str) -> bool:
         return bool(self.fs.exists(full))
 
+    def info_or_none(self, full: str) -> dict[str, Any] | None:
+        """fsspec's ``info`` of ``full`` (at least ``size``), or None when nothing is
+        there: one request where ``exists`` and then ``info`` or ``size`` would be two
+        (a round trip each on SFTP and to a peer)."""
+        try:
+            return dict(self.fs.info(full))
+        except FileNotFoundError:
+            return None
+
     def rename(self, src: str, dst: str) -> None:
         """Move ``src`` onto ``dst`` (replacing it) in one step where the protocol can."""
         self.fs.mv(src, dst)

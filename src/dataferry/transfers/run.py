@@ -263,10 +263,12 @@ class TransferRun:
                 self.ctx.check()
                 src_full, dst_full = self.paths(row)
                 checksum = ""
-                if not self.dst.exists(dst_full):
+                theirs = self.dst.info_or_none(dst_full)
+                if theirs is None:
                     state = FileState.MISSING
                 else:
-                    same, checksum = self._identical(row, src_full, dst_full, self.req.checksum)
+                    algo = self.req.checksum
+                    same, checksum = self._identical(row, src_full, dst_full, algo, theirs)
                     state = FileState.SAME if same else FileState.DIFFERS
                 self._note(FileOutcome(row.id, state, checksum))
                 progress.add(nbytes=row.size, nfiles=1)
@@ -325,12 +327,15 @@ class TransferRun:
         self.ctx.check()
         src_full, dst_full = self.paths(row)
         algo = self.req.checksum
-        if self.req.overwrite is not Overwrite.ALWAYS and self.dst.exists(dst_full):
+        theirs = None
+        if self.req.overwrite is not Overwrite.ALWAYS:
+            theirs = self.dst.info_or_none(dst_full)
+        if theirs is not None:
             if self.req.overwrite is Overwrite.NEVER:
                 progress.add(nbytes=row.size)
                 return FileState.SKIPPED, ""
             if self.req.overwrite is Overwrite.IF_DIFFERENT:
-                same, checksum = self._identical(row, src_full, dst_full, algo)
+                same, checksum = self._identical(row, src_full, dst_full, algo, theirs)
                 if same:
                     progress.add(nbytes=row.size)
                     if self.req.mode is Mode.MOVE:
@@ -408,17 +413,20 @@ class TransferRun:
                 self._folders.add(folder)
 
     def _identical(
-        self, row: FileRow, src_full: str, dst_full: str, algo: Checksum
+        self, row: FileRow, src_full: str, dst_full: str, algo: Checksum, info: dict[str, Any]
     ) -> tuple[bool, str]:
+        """Whether the destination's file (``info``: its fsspec info) is the source's."""
+        if info.get("type") == "directory":
+            return False, ""  # copying onto it fails and says so
+        size = int(info.get("size") or 0)
         quick = self.req.compare is Compare.SIZE_MTIME and self.dst.keeps_mtime
         if quick and row.mtime is not None:
-            info = self.dst.fs.info(dst_full)
             theirs = self.dst.mtime_of(dst_full, info)
             if theirs is not None:  # else (an older peer): by checksum below
                 # to the second: SFTP keeps whole seconds
                 same_time = theirs // 10**9 == row.mtime // 10**9
-                return same_time and int(info.get("size") or 0) == row.size, ""
-        if self.src.size(src_full) != self.dst.size(dst_full):
+                return same_time and size == row.size, ""
+        if self.src.size(src_full) != size:
             return False, ""
         if algo is Checksum.NONE:
             return True, ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import SplitResult, unquote
@@ -214,6 +215,15 @@ class LocalEndpointFS(EndpointFS):
 
     def exists(self, full: str) -> bool:
         return os.path.lexists(full)
+
+    def info_or_none(self, full: str) -> dict[str, Any] | None:
+        # lstat: a broken link is something there, as exists() says
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return None
+        kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+        return {"name": full, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
 
     def rename(self, src: str, dst: str) -> None:
         os.replace(src, dst)  # atomic on one filesystem
