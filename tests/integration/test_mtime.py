@@ -225,3 +225,24 @@ def test_migration_adds_a_nullable_mtime_and_keeps_old_rows(settings) -> None:  
         assert (old.path, old.size, old.mtime) == ("old.bin", 3, None)
     finally:
         db.dispose()
+
+
+def test_a_time_sftp_cannot_carry(server: Server, sshd: SSHServer, tmp_path: Path) -> None:
+    """SFTP v3 carries times as 32-bit seconds (up to 2106-02-07). A file dated later
+    (a camera with a wrong clock) still arrives, and gets the time of the copy, as on
+    a destination that keeps no times; files with times it can carry keep theirs."""
+    src, root = tmp_path / "src", tmp_path / "sftp-root"
+    root.mkdir()
+    late = (2200 - 1970) * 365 * 86400 * 10**9  # about 2199
+    dated(src / "tree" / "late.bin", b"from the future", late)
+    dated(src / "tree" / "big-late.bin", os.urandom(2 * MiB), late)
+    dated(src / "tree" / "fine.txt", b"fine", OLD)
+    server.cli("endpoint", "add", "src", str(src))
+    add_sftp(server, "remote", sshd, root)
+    before = time.time_ns()
+    doc = server.cli_json("transfer", "src:tree", "remote:tree", "--wait")
+    assert doc["state"] == "succeeded", doc
+    assert (root / "tree" / "late.bin").read_bytes() == b"from the future"
+    for name in ("late.bin", "big-late.bin"):
+        assert before - 10**9 <= mtime(root / "tree" / name) <= time.time_ns(), name
+    assert mtime(root / "tree" / "fine.txt") == OLD // 10**9 * 10**9

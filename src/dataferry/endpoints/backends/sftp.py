@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import posixpath
 import socket
 import stat
@@ -32,6 +33,8 @@ from dataferry.endpoints.backends import ssh_packets
 from dataferry.endpoints.filesystem import MAX_MTIME_NS, EndpointFS, Skip
 from dataferry.endpoints.options import Check, boolean, flag, seconds, text, word
 from dataferry.errors import DataferryError, InvalidRequest, PermanentError, TransientError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 22
 OPTIONS: dict[str, Check] = {
@@ -170,6 +173,20 @@ def _mtime(attrs: Any) -> int | None:
         return None
     ns = attrs.mtime * 10**9 + (attrs.mtime_ns or 0)
     return ns if ns <= MAX_MTIME_NS else None
+
+
+# SFTP v3 carries times as unsigned 32-bit seconds: up to 2106-02-07.
+_LAST_SECOND = 2**32 - 1
+
+
+def _carried(full: str, mtime_ns: int) -> bool:
+    """Whether SFTP can give a file this time. A later one (a device with a wrong
+    clock) is not set: the file still arrives, with the time of the copy, as on a
+    destination that keeps no times."""
+    if mtime_ns // 10**9 <= _LAST_SECOND:
+        return True
+    log.warning("%s: its time (%d ns) is past what SFTP can set; left as copied", full, mtime_ns)
+    return False
 
 
 def _times(mtime_ns: int) -> Any:
@@ -537,9 +554,12 @@ class SFTPEndpointFS(EndpointFS):
     def set_mtime(self, fobj: Any, full: str, mtime_ns: int) -> None:
         # Sent as an fsetstat with the last writes, the fsync and the close, in the
         # same round of requests (the server carries them out in order).
-        fobj.mtime = mtime_ns
+        if _carried(full, mtime_ns):
+            fobj.mtime = mtime_ns
 
     def set_mtime_at(self, full: str, mtime_ns: int) -> None:
+        if not _carried(full, mtime_ns):
+            return
         from fsspec.asyn import sync
         from sshfs.utils import wrap_exceptions
 
