@@ -271,24 +271,15 @@ def test_a_database_holding_an_old_shared_pair_still_upgrades(
         core.stop()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "deletions are not tracked per sink: the first sink to deliver a row's deletion"
-        " removes the row, so a second sink with its own last_sync column never sends"
-        " it. A fix needs a redesign (outbox rows of delivered deletions kept per sink,"
-        " the row removed only once every sink reading the table has delivered or"
-        " dropped it); see the known limit in docs/sinks.md (one last_sync column per sink)."
-    ),
-    strict=True,
-)
 def test_each_of_two_sinks_with_their_own_columns_delivers_a_deletion(
     server_factory: Any, table: AppTable
 ) -> None:
     """Two sinks read one table, each with its own last_sync column, each to its own
     partner. Both deliver rows 1 and 2; then row 1 is deleted while sink b is paused
     (as when b polls later than a, or its partner is down). Sink a delivers the
-    deletion and removes the row; b, resumed, must still send it to its partner, and
-    the row may go only once both have; row 2 stays."""
+    deletion; b, resumed, must still send it to its partner, and the row may go only
+    once both have; row 2 stays. Before, a's delivery removed the row, and b never
+    sent the deletion."""
     srv = server_factory("a", FAST)
     table.add_column("b_sync")
     for i in (1, 2):
@@ -322,3 +313,157 @@ def test_each_of_two_sinks_with_their_own_columns_delivers_a_deletion(
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.fixture
+def partners() -> Iterator[tuple[Receiver, Receiver]]:
+    """Two partners' services, one per sink."""
+    first, second = Receiver().start(), Receiver().start()
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+
+
+def add_two_sinks(core: Any, table: AppTable, partners: tuple[Receiver, Receiver]) -> None:
+    """Sinks ``a`` (column last_sync) and ``b`` (column b_sync) on ``table``."""
+    table.add_column("b_sync")
+    first, second = partners
+    core.sinks.add(table_sink(table, first.url, name="a"))
+    core.sinks.add(table_sink(table, second.url, name="b", table_extra={"last_sync": "b_sync"}))
+
+
+def statuses(receiver: Receiver, key: str) -> list[str]:
+    return [r.status for r in receiver.requests(key)]
+
+
+def test_a_sink_that_never_sent_a_deleted_row_drops_it_and_the_row_goes_once_both_have(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """Row 1 was sent by a only; row 2 by nobody. Each sink's outcome is its own: a
+    delivers 1's deletion, b drops it without a request (it never sent row 1); row 2
+    is dropped by both. A row goes only once both sinks have an outcome for it, and a
+    delivered deletion is not sent again while the row waits for the other sink."""
+    first, second = partners
+    add_two_sinks(core, table, partners)
+    table.insert(1)
+    table.insert(3)
+    assert core.sinks.run_once("a").delivered == 2
+    table.insert(2)
+    table.delete(1)
+    table.delete(2)
+    stats = core.sinks.run_once("a")
+    assert (stats.delivered, stats.dropped) == (1, 1)
+    assert table.row(1) is not None and table.row(2) is not None, "b has no outcome yet"
+    for _ in range(2):  # waiting for b: nothing is sent again
+        assert core.sinks.run_once("a").delivered == 0
+    assert statuses(first, "1") == ["new", "deleted"] and statuses(first, "2") == []
+    stats = core.sinks.run_once("b")
+    assert (stats.delivered, stats.dropped) == (1, 2)  # row 3 is new to b
+    assert set(table.rows()) == {3}
+    assert statuses(second, "1") == statuses(second, "2") == []
+    assert statuses(second, "3") == ["new"]
+
+
+def test_removing_a_sink_that_holds_a_deleted_row_lets_the_other_remove_it(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """Sink b (paused) holds row 1 while it has not delivered the deletion. Removed, it
+    holds nothing (its outbox goes with it): a's next poll removes the row, without
+    sending the deletion again."""
+    first, second = partners
+    add_two_sinks(core, table, partners)
+    table.insert(1)
+    table.insert(2)
+    core.sinks.run_once("a")
+    core.sinks.run_once("b")
+    core.sinks.pause("b")
+    table.delete(1)
+    assert core.sinks.run_once("a").delivered == 1
+    assert table.row(1) is not None, "removed before sink b had an outcome"
+    core.sinks.remove("b")
+    assert core.sinks.run_once("a").delivered == 0
+    assert set(table.rows()) == {2}
+    assert statuses(first, "1") == ["new", "deleted"]
+    assert statuses(second, "1") == ["new"]
+
+
+def test_a_row_undeleted_while_waiting_for_the_other_sink_stays_and_both_send_it_modified(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """a delivered row 1's deletion; before b looked, the application un-deleted it
+    (a later ``modified``). The row is not removed, and both sinks send the new
+    version as modified; b never sends the deletion it did not see."""
+    first, second = partners
+    add_two_sinks(core, table, partners)
+    table.insert(1)
+    core.sinks.run_once("a")
+    core.sinks.run_once("b")
+    table.delete(1)
+    assert core.sinks.run_once("a").delivered == 1
+    table.edit(1, deleted=None, comment="back")
+    assert core.sinks.run_once("a").delivered == 1
+    assert core.sinks.run_once("b").delivered == 1
+    assert statuses(first, "1") == ["new", "deleted", "modified"]
+    assert statuses(second, "1") == ["new", "modified"]
+    row = table.row(1)
+    assert row is not None and row["deleted"] is None and row["comment"] == "back"
+    assert row["last_sync"] == row["b_sync"] == row["modified"]
+    assert core.sinks.run_once("a").delivered == core.sinks.run_once("b").delivered == 0
+
+
+def test_a_single_sink_removes_a_deleted_row_right_after_delivering_it(
+    core: Any, table: AppTable, receiver: Receiver, tmp_path: Path
+) -> None:
+    """The only sink reading the table: the row is removed as soon as the partner
+    accepted its deletion, as before. A sink on another table of the same database
+    (paused, never polled) holds none of this table's rows."""
+    kind = "sqlite" if table.sqlite else "postgresql"
+    other_gen = make_table(kind, tmp_path)
+    other = next(other_gen)
+    try:
+        core.sinks.add(table_sink(other, receiver.url, name="other", paused=True))
+        core.sinks.add(table_sink(table, receiver.url, name="a"))
+        table.insert(1)
+        table.insert(2)
+        core.sinks.run_once("a")
+        table.delete(1)
+        assert core.sinks.run_once("a").delivered == 1
+        assert set(table.rows()) == {2}
+        a = core.sinks.store.get("a")
+        assert [r["key"] for r in core.sinks.store.outbox(a.id)] == ["2"]
+        assert statuses(receiver, "1") == ["new", "deleted"]
+    finally:
+        other_gen.close()
+
+
+def test_an_outcome_recorded_before_a_crash_removes_the_row_at_the_next_start(
+    settings: Any, table: AppTable, partners: tuple[Receiver, Receiver], monkeypatch: Any
+) -> None:
+    """The process stops after the outcome of a delivered deletion is recorded and
+    before the row is removed (the removal step is cut out). Started again, the sink's
+    next poll removes the row, and the partner gets no second request."""
+    from dataferry.app import build
+
+    first, _ = partners
+    core = build(settings)
+    try:
+        add_two_sinks(core, table, partners)
+        table.insert(1)
+        core.sinks.run_once("a")
+        core.sinks.run_once("b")
+        table.delete(1)
+        monkeypatch.setattr(core.sinks.engine, "sweep", lambda *args, **kwargs: 0)
+        assert core.sinks.run_once("b").delivered == 1
+        assert core.sinks.run_once("a").delivered == 1
+        assert table.row(1) is not None  # both outcomes recorded, the row still there
+    finally:
+        core.stop()
+    core = build(settings)
+    try:
+        assert core.sinks.run_once("a").delivered == 0
+        assert table.row(1) is None
+        assert statuses(first, "1") == ["new", "deleted"]
+    finally:
+        core.stop()
