@@ -6,7 +6,9 @@ Crash safety: the outbox row of a change is leased while it is sent. If the proc
 dies between the partner's 200 and the mark, the lease expires and the change is
 sent again with the same ``Idempotency-Key``; nothing is lost. For a table source the
 table is marked first, then the outbox, so a crash in between only causes the
-outbox to catch up on the next poll.
+outbox to catch up on the next poll. A deletion goes the other way: its outcome is
+recorded in the outbox first, and the row removed after (``sinks.sweep``), once every
+sink reading the table has one; a crash in between leaves it to the next poll's sweep.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -24,7 +26,7 @@ from dataferry.endpoints.secrets import SecretBox
 from dataferry.errors import DataferryError, InvalidRequest
 from dataferry.jobs.backoff import backoff_delay
 from dataferry.jobs.executor import claim_owner
-from dataferry.sinks import delivery, mapping, sharing
+from dataferry.sinks import delivery, mapping, sharing, sweep
 from dataferry.sinks.model import Claimed, Outcome, Sink, Stats, idempotency_key
 from dataferry.sinks.sources import Source
 from dataferry.sinks.sources.table import TableSource
@@ -56,11 +58,18 @@ def stored_definition(stored: StoredSink, box: SecretBox) -> dict[str, Any]:
 def stored_column(stored: StoredSink, box: SecretBox) -> sharing.Column | None:
     """The last_sync column a stored sink sets (``sharing.column``), or None: not a
     table source, or its secrets cannot be opened (the secret key changed)."""
+    return stored_reading(stored, box)[0]
+
+
+def stored_reading(stored: StoredSink, box: SecretBox) -> tuple[sharing.Column | None, str]:
+    """:func:`stored_column` and the table source's row filter ("" for none)."""
     try:
         source = stored_definition(stored, box).get("source")
     except (DataferryError, ValueError):
-        return None
-    return sharing.column_of(source)
+        return None, ""
+    table = source.get("table") if isinstance(source, dict) else None
+    where = table.get("where") if isinstance(table, dict) else None
+    return sharing.column_of(source), where if isinstance(where, str) else ""
 
 
 def spec_problem(exc: ValidationError) -> str:
@@ -96,7 +105,8 @@ class SinkEngine:
         self.settings = settings
         self.collections: CollectionSourceFactory | None = None
         self._sources: dict[int, tuple[Any, Source]] = {}
-        self._columns: dict[int, tuple[Any, sharing.Column | None]] = {}
+        # Per sink: (its ``updated``, the column it sets, its row filter).
+        self._columns: dict[int, tuple[Any, sharing.Column | None, str]] = {}
         self._lock = threading.Lock()
 
     # -- sinks and sources ------------------------------------------------------
@@ -113,16 +123,56 @@ class SinkEngine:
     def shadowed(self, sinks: Sequence[StoredSink]) -> dict[int, str]:
         """Of ``sinks`` (all of them), those setting a last_sync column an older sink
         sets, each mapped to that sink's name (see ``sharing.shadowed``): not run."""
-        entries = []
+        reading = self._reading(sinks)
+        return sharing.shadowed((s.id, s.name, reading[s.id][0]) for s in sinks)
+
+    def _reading(self, sinks: Sequence[StoredSink]) -> dict[int, tuple[sharing.Column | None, str]]:
+        """Of ``sinks`` (all of them), the column each sets and its row filter."""
+        out = {}
         with self._lock:
             for s in sinks:
                 cached = self._columns.get(s.id)
                 if cached is None or cached[0] != s.updated:
-                    cached = self._columns[s.id] = (s.updated, stored_column(s, self.box))
-                entries.append((s.id, s.name, cached[1]))
+                    cached = self._columns[s.id] = (s.updated, *stored_reading(s, self.box))
+                out[s.id] = (cached[1], cached[2])
             for gone in set(self._columns) - {s.id for s in sinks}:
                 del self._columns[gone]
-        return sharing.shadowed(entries)
+        return out
+
+    def readers(self, sink_id: int) -> dict[int, str]:
+        """The sinks reading the table sink ``sink_id`` reads (itself included), each
+        with its row filter: a deleted row is removed once each has an outcome for it.
+        Tables are compared as ``sharing.column`` compares them (the database reached,
+        not the URL as written). A sink not run because an older sink sets its column
+        (``shadowed``) holds nothing: once given its own, empty column, it would drop
+        every deleted row anyway. Empty if the sink is gone."""
+        every = self.store.all()
+        reading = self._reading(every)
+        if sink_id not in reading:
+            return {}
+        column, where = reading[sink_id]
+        table = sharing.table_of(column)
+        if table is None:  # a private database: nobody else reads it
+            return {sink_id: where}
+        shadowed = self.shadowed(every)
+        return {
+            i: w
+            for i, (col, w) in reading.items()
+            if sharing.table_of(col) == table and i not in shadowed
+        }
+
+    def sweep(self, sink: Sink, keys: Iterable[str] | None = None) -> int:
+        """Remove the deleted rows of the sink's table (of ``keys``, or all) that every
+        sink reading it has delivered or dropped (``sinks.sweep``). A failure is only
+        logged: the outcomes are recorded, and the next poll sweeps again."""
+        src = self.source(sink)
+        if not isinstance(src, TableSource):
+            return 0
+        try:
+            return sweep.sweep(self.store, src, self.readers(sink.id), keys)
+        except DataferryError as exc:
+            log.warning("sink %s: removing deleted rows failed: %s", sink.name, exc.message)
+            return 0
 
     def make_source(self, spec: SinkSpec) -> Source:
         if spec.source.table is not None:
@@ -174,13 +224,22 @@ class SinkEngine:
         error = ""
         try:
             src = self.source(sink)
+            # A table's deleted rows wait for every sink reading it: outcomes are kept.
+            track = isinstance(src, TableSource)
+            deleted: set[str] = set()
             for changes, after in src.scan(cursor):
-                drops = self.store.record_changes(sink.id, changes, after, sink.updated)
-                if drops:
-                    src.drop(drops)
-                    if stats is not None:
-                        stats.dropped += len(drops)
+                drops = self.store.record_changes(
+                    sink.id, changes, after, sink.updated, track_deletions=track
+                )
+                if stats is not None:
+                    stats.dropped += len(drops)
                 count += len(changes) - len(drops)
+                deleted.update(c.key for c in changes if c.status == "deleted")
+            if track and deleted:
+                # Every deleted row still in the table: dropped just now, waiting for
+                # other sinks, held by a sink since removed, or left by a crash between
+                # an outcome and the removal. Only these are looked up, not the outbox.
+                self.sweep(sink, deleted)
         except Superseded:
             pass  # the definition changed: the next poll reads the new source
         except DataferryError as exc:
@@ -231,9 +290,13 @@ class SinkEngine:
     ) -> None:
         ok = [c for c, o in results if o.ok]
         bad = [Failure(c, o.error, o.permanent) for c, o in results if not o.ok]
+        src = self.source(sink)
+        track = isinstance(src, TableSource)
         if ok:
             try:
-                self.source(sink).delivered(ok)
+                # New and modified rows are marked at the source first; deletions are
+                # recorded in the outbox first, then swept (below).
+                src.delivered(ok)
             except DataferryError as exc:
                 # Not marked at the source: keep them pending; they are re-sent with
                 # the same idempotency key (the partner already has them).
@@ -244,7 +307,11 @@ class SinkEngine:
         def delay(attempt: int) -> float:
             return backoff_delay(attempt, spec.retry_interval, spec.retry_cap)
 
-        delivered, dead = self.store.complete(sink.id, owner, ok, bad, delay, spec.give_up_after)
+        delivered, dead = self.store.complete(
+            sink.id, owner, ok, bad, delay, spec.give_up_after, track_deletions=track
+        )
+        if track and (gone := [c.key for c in ok if c.status == "deleted"]):
+            self.sweep(sink, gone)
         if stats is not None:
             stats.delivered += delivered
             stats.failed += len(bad)

@@ -16,6 +16,9 @@ class OutboxState(StrEnum):
     DELIVERED = "delivered"  # the partner accepted the latest version
     DEAD = "dead"  # a dead letter: gave up after the configured attempts, or at once
     # when no attempt can succeed (the document cannot be built for this record)
+    # A table row's deletion this sink never sent the record of: no request is made.
+    # Kept, like a delivered deletion, until the row is removed (sinks.sweep).
+    DROPPED = "dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,16 @@ class Claimed:
     data: dict[str, Any]
     mark: Any
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionOutcome:
+    """A sink delivered or dropped the deletion ``version`` of record ``key``."""
+
+    sink_id: int
+    key: str
+    version: str
+    mark: Any
 
 
 @dataclass(frozen=True, slots=True)

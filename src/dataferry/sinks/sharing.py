@@ -25,6 +25,7 @@ DEFAULT_SCHEMAS = {"postgresql": "public", "sqlite": "main", "mssql": "dbo"}
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 Column = tuple[tuple[str, ...], str, str]
+Table = tuple[tuple[str, ...], str]
 
 
 def _server(url: URL, backend: str) -> tuple[str, ...] | None:
@@ -65,6 +66,12 @@ def column(url: str, table: str, last_sync: str) -> Column | None:
             default = str(parsed.database or "")
         schema = default
     return server, f"{schema}.{name}".casefold(), last_sync.casefold()
+
+
+def table_of(col: Column | None) -> Table | None:
+    """The (database, schema.table) of a column: sinks reading one table, whatever
+    column each sets, hold its deleted rows together (``sinks.sweep``)."""
+    return None if col is None else (col[0], col[1])
 
 
 def claim(col: Column | None) -> str | None:

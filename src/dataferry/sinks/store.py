@@ -24,11 +24,12 @@ from dataferry.db.engine import Database
 from dataferry.db.models import SinkOutboxRow, SinkRow
 from dataferry.errors import Conflict, NotFound
 from dataferry.jobs.store import rowcount
-from dataferry.sinks.model import Claimed, OutboxState, SourceChange
+from dataferry.sinks.model import Claimed, DeletionOutcome, OutboxState, SourceChange
 
 PENDING = OutboxState.PENDING.value
 DELIVERED = OutboxState.DELIVERED.value
 DEAD = OutboxState.DEAD.value
+DROPPED = OutboxState.DROPPED.value
 _CHUNK = 500
 
 
@@ -120,6 +121,10 @@ class Failure:
     claimed: Claimed
     error: str
     permanent: bool = False  # no retry can succeed: a dead letter at once
+
+
+def _chunks(items: Sequence[str]) -> list[list[str]]:
+    return [list(items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
 
 
 class SinkStore:
@@ -270,11 +275,14 @@ class SinkStore:
         changes: Sequence[SourceChange],
         cursor: int | None = None,
         definition: datetime | None = None,
+        track_deletions: bool = False,
     ) -> list[SourceChange]:
         """Coalesce ``changes`` into the outbox (and move the feed cursor, in the same
-        transaction). Returns deletions of records the partner never saw: the caller
-        removes them at the source, without any request. ``definition``: the sink's
-        ``updated`` the changes were read with; Superseded if it changed since."""
+        transaction). Returns deletions of records the partner never saw, dropped
+        without any request. ``definition``: the sink's ``updated`` the changes were
+        read with; Superseded if it changed since. ``track_deletions`` (a table): a
+        drop is kept as a ``dropped`` outcome, as a delivered deletion is, until the
+        row is removed once every sink reading the table has one (``sinks.sweep``)."""
         drops: list[SourceChange] = []
         now = utcnow()
         o = SinkOutboxRow
@@ -315,7 +323,22 @@ class SinkStore:
                     # Seen: the partner has (or may have) this record.
                     seen = row is not None and (row.sent or row.delivered_version is not None)
                     if c.status == "deleted" and c.maybe_new and not seen:
-                        if row is None:
+                        if row is None and track_deletions:
+                            inserts.append(
+                                {
+                                    **_pending(c, c.status, now),
+                                    "state": DROPPED,
+                                    "sink_id": sink_id,
+                                    "key": key,
+                                    "attempts": 0,
+                                    "sent": False,
+                                    "next_attempt": now,
+                                    "last_error": "",
+                                    "created": now,
+                                }
+                            )
+                            drops.append(c)
+                        elif row is None:
                             drops.append(c)
                         else:
                             unseen[row.id] = c  # unless a sender claims it meanwhile
@@ -347,17 +370,25 @@ class SinkStore:
                     # Conditional on "never sent": a claim committed since our read (or
                     # waited on by this statement) makes the row seen, and then the
                     # deletion must be delivered, not dropped.
-                    gone = set(
-                        s.scalars(
-                            delete(o)
-                            .where(
-                                o.id.in_(list(unseen)),
-                                o.sent.is_(False),
-                                o.delivered_version.is_(None),
+                    never_sent = (o.sent.is_(False), o.delivered_version.is_(None))
+                    gone: set[int] = set()
+                    if track_deletions:
+                        for row_id, c in sorted(unseen.items()):  # one lock order
+                            stmt = (
+                                update(o)
+                                .where(o.id == row_id, *never_sent)
+                                .values(**_pending(c, c.status, now), state=DROPPED, attempts=0)
+                                .returning(o.id)
+                                .execution_options(synchronize_session=False)
                             )
-                            .returning(o.id)
+                            if s.scalar(stmt) is not None:
+                                gone.add(row_id)
+                    else:
+                        gone.update(
+                            s.scalars(
+                                delete(o).where(o.id.in_(list(unseen)), *never_sent).returning(o.id)
+                            )
                         )
-                    )
                     for row_id, c in unseen.items():
                         if row_id in gone:
                             drops.append(c)
@@ -448,12 +479,15 @@ class SinkStore:
         failed: Iterable[Failure],
         retry_delay: Any,
         give_up_after: int | None,
+        track_deletions: bool = False,
     ) -> tuple[int, int]:
         """Record outcomes in one transaction. A delivered change whose record changed
         meanwhile stays pending (the newer version is sent next); a failed one waits
         ``retry_delay(attempts)`` seconds, or becomes a dead letter after
-        ``give_up_after`` attempts (a permanent failure at once). Returns (delivered,
-        newly dead)."""
+        ``give_up_after`` attempts (a permanent failure at once). A delivered deletion
+        is forgotten, or with ``track_deletions`` (a table) kept as delivered until the
+        row is removed (``sinks.sweep``): the row may wait for other sinks reading
+        the table, and is seen again meanwhile. Returns (delivered, newly dead)."""
         now = utcnow()
         done = list(delivered)
         bad = list(failed)
@@ -497,7 +531,7 @@ class SinkStore:
                     {"lease_owner": None, "lease_until": None} if row.lease_owner == owner else {}
                 )
                 if row.version == c.version:
-                    if c.status == "deleted":
+                    if c.status == "deleted" and not track_deletions:
                         gone.append(row.id)  # the record is gone on both sides
                         continue
                     finished.append(
@@ -579,6 +613,48 @@ class SinkStore:
             )
             return value
 
+    # -- deletions of table rows (sinks.sweep) ---------------------------------
+    def deletion_outcomes(
+        self, sink_ids: Iterable[int], keys: Iterable[str] | None = None
+    ) -> list[DeletionOutcome]:
+        """Deletions that sinks ``sink_ids`` delivered (the partner accepted that very
+        version) or dropped, of records ``keys`` (None: all)."""
+        o = SinkOutboxRow
+        query = select(o.sink_id, o.key, o.version, o.mark).where(
+            o.sink_id.in_(list(sink_ids)),
+            o.status == "deleted",
+            (o.state == DROPPED) | ((o.state == DELIVERED) & (o.delivered_version == o.version)),
+        )
+        wanted = None if keys is None else sorted(set(keys))
+        chunks = [None] if wanted is None else _chunks(wanted)
+        out: list[DeletionOutcome] = []
+        with self.db.read() as s:
+            for chunk in chunks:
+                q = query if chunk is None else query.where(o.key.in_(chunk))
+                out.extend(
+                    DeletionOutcome(r.sink_id, r.key, r.version, r.mark) for r in s.execute(q)
+                )
+        return out
+
+    def forget_deletions(
+        self, sink_ids: Iterable[int], deletions: Iterable[tuple[str, str]]
+    ) -> None:
+        """Forget the outcomes of deletions (key, version) whose rows are gone from the
+        table: a row inserted later with that key is a new record."""
+        o = SinkOutboxRow
+        wanted = set(deletions)
+        outcome = (o.status == "deleted", o.state.in_([DELIVERED, DROPPED]))
+        with self.db.session() as s:
+            for chunk in _chunks(sorted({k for k, _ in wanted})):
+                found = s.execute(
+                    select(o.id, o.key, o.version).where(
+                        o.sink_id.in_(list(sink_ids)), o.key.in_(chunk), *outcome
+                    )
+                )
+                ids = [r.id for r in found if (r.key, r.version) in wanted]
+                if ids:  # still an outcome: a change recorded meanwhile stays
+                    s.execute(delete(o).where(o.id.in_(ids), *outcome))
+
     # -- inspection and operator actions ----------------------------------------
     def counts(self, sink_id: int) -> dict[str, int]:
         now = utcnow()
@@ -589,7 +665,8 @@ class SinkStore:
                 .where(SinkOutboxRow.sink_id == sink_id)
                 .group_by(SinkOutboxRow.state)
             ):
-                out[state] = int(n)
+                if state in out:  # not "dropped": no change to send, nor sent
+                    out[state] = int(n)
             out["retrying"] = int(
                 s.scalar(
                     select(func.count()).where(

@@ -23,7 +23,4 @@ class Source(Protocol):
     def delivered(self, changes: Sequence[Claimed]) -> None:
         """The partner accepted ``changes``: record it at the source (if it keeps state)."""
 
-    def drop(self, changes: Sequence[SourceChange]) -> None:
-        """Remove deletions the partner never saw, without any request."""
-
     def close(self) -> None: ...

@@ -62,8 +62,5 @@ class CollectionSource:
     def delivered(self, changes: Sequence[Claimed]) -> None:
         """Nothing to record at the source: the outbox is the delivery state."""
 
-    def drop(self, changes: Sequence[SourceChange]) -> None:
-        """A record deleted before it was delivered: no request, the tombstone stays."""
-
     def close(self) -> None:
         pass

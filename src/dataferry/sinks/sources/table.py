@@ -7,8 +7,10 @@ Rules (columns named by the sink's definition):
 * after the partner accepted a new or modified row, ``last_sync`` is set to the
   ``modified`` value that was sent (not "now": an edit made while the request was in
   flight has a later ``modified`` and is sent again), never to an older value;
-* after the partner accepted a deletion, the row is removed; a row deleted before it
-  was ever delivered is removed without any request.
+* a deleted row is removed once every sink reading the table has an outcome for its
+  deletion: delivered it, or dropped it without a request (that sink never sent the
+  row); see ``sinks.sweep``. The removal is guarded: a row un-deleted or deleted
+  again meanwhile stays.
 
 Values are read and written back raw (no type conversion), so ``last_sync = modified``
 compares equal whatever the column types are. The table's schema is never changed.
@@ -17,7 +19,7 @@ compares equal whatever the column types are. The table's schema is never change
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -161,14 +163,18 @@ class TableSource:
         data = {k: jsonable(v) for k, v in row.items()}
         changed = jsonable(modified)
         if deleted is not None:
-            when = jsonable(deleted) if isinstance(deleted, dt.datetime | str) else changed
+            timed = isinstance(deleted, dt.datetime | str)
+            when = jsonable(deleted) if timed else changed
+            # What the version is made of, raw: the removal happens only while the row
+            # is still this deleted version (see ``remove``).
+            made_of = {"d": encode_raw(deleted)} if timed else {"m": encode_raw(modified)}
             return SourceChange(
                 key=str(key),
                 status="deleted",
                 version=f"deleted:{when}"[:128],
                 changed=str(when or ""),
                 data=data,
-                mark={"k": encode_raw(key)},
+                mark={"k": encode_raw(key), **made_of},
                 maybe_new=last_sync is None,
             )
         return SourceChange(
@@ -204,30 +210,27 @@ class TableSource:
 
     # -- writing back -----------------------------------------------------------
     def delivered(self, changes: Sequence[Claimed]) -> None:
+        """Mark delivered new and modified rows synced. Deletions are not removed here:
+        other sinks may read the table, so the outcome is recorded first and the row
+        removed by ``sinks.sweep`` once every sink has one."""
+        changes = [c for c in changes if c.status != "deleted"]
         if not changes:
             return
         s = self.spec
         t = self.table
         key_col = t.c[s.key]
-        removed: list[dict[str, Any]] = []
         synced: list[dict[str, Any]] = []
         synced_now: list[dict[str, Any]] = []
         for c in changes:
             mark = c.mark or {}
             key = decode_raw(mark.get("k", c.key))
-            if c.status == "deleted":
-                removed.append({"k": key})
-            elif mark.get("t") is None:
+            if mark.get("t") is None:
                 synced_now.append({"k": key})
             else:
                 synced.append({"k": key, "t": decode_raw(mark["t"])})
         k: Any = sa.bindparam("k")
         try:
             with self.engine.begin() as conn:
-                if removed:
-                    conn.execute(
-                        sa.delete(t).where(key_col == k, t.c[s.deleted].is_not(None)), removed
-                    )
                 if synced:
                     # Never backwards: a late answer for an older version (its lease
                     # lapsed, a newer one went out meanwhile) must not undo the newer mark.
@@ -249,21 +252,39 @@ class TableSource:
         except SQLAlchemyError as exc:
             raise TransientError(f"marking rows of {s.name!r} synced failed: {exc}") from exc
 
-    def drop(self, changes: Sequence[SourceChange]) -> None:
-        if not changes:
-            return
+    def remove(self, marks: Sequence[Any]) -> set[str]:
+        """Remove deleted rows (their deletions' marks) every sink has an outcome for,
+        each only while it is still that deleted version: one un-deleted or deleted
+        again meanwhile stays. Returns the keys of those still in the table."""
         s = self.spec
         t = self.table
+        key_col, deleted = t.c[s.key], t.c[s.deleted]
+        keys = []
         try:
             with self.engine.begin() as conn:
-                for c in changes:
-                    key = decode_raw((c.mark or {}).get("k", c.key))
-                    conn.execute(
-                        sa.delete(t).where(
-                            t.c[s.key] == key,
-                            t.c[s.deleted].is_not(None),
-                            t.c[s.last_sync].is_(None),
-                        )
-                    )
+                for mark in marks:
+                    key = decode_raw(mark["k"])
+                    keys.append(key)
+                    same = [key_col == key, deleted.is_not(None)]
+                    if "d" in mark:
+                        same.append(deleted == decode_raw(mark["d"]))
+                    elif "m" in mark:
+                        same.append(t.c[s.modified] == decode_raw(mark["m"]))
+                    conn.execute(sa.delete(t).where(*same))
+                left = conn.execute(sa.select(key_col).where(key_col.in_(keys))).scalars()
+                return {str(k) for k in left}
         except SQLAlchemyError as exc:
             raise TransientError(f"removing deleted rows of {s.name!r} failed: {exc}") from exc
+
+    def selected(self, marks: Iterable[Any], where: str) -> set[str]:
+        """Of the rows of ``marks``, the keys another sink's row filter ``where``
+        selects: a sink holds a deleted row only if it would ever read it."""
+        key_col = self.table.c[self.spec.key]
+        keys = [decode_raw(m["k"]) for m in marks]
+        query = sa.select(key_col).select_from(self.table).where(key_col.in_(keys))
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.where(sa.text(f"({where})"))).scalars()
+                return {str(k) for k in rows}
+        except SQLAlchemyError as exc:
+            raise TransientError(f"reading table {self.spec.name!r} failed: {exc}") from exc
