@@ -467,3 +467,29 @@ def test_an_outcome_recorded_before_a_crash_removes_the_row_at_the_next_start(
         assert statuses(first, "1") == ["new", "deleted"]
     finally:
         core.stop()
+
+
+def test_a_sink_whose_row_filter_leaves_a_deleted_row_out_does_not_hold_it(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """Sink b reads only rows its ``where`` selects: it will never read row 1, so it
+    has no outcome to wait for. a's delivery of row 1's deletion removes the row at
+    once; row 2, which b reads, waits for b."""
+    first, second = partners
+    table.add_column("b_sync")
+    core.sinks.add(table_sink(table, first.url, name="a"))
+    b = table_sink(
+        table, second.url, name="b", table_extra={"last_sync": "b_sync", "where": "id <> 1"}
+    )
+    core.sinks.add(b)
+    table.insert(1)
+    table.insert(2)
+    core.sinks.run_once("a")
+    core.sinks.run_once("b")
+    table.delete(1)
+    table.delete(2)
+    assert core.sinks.run_once("a").delivered == 2
+    assert set(table.rows()) == {2}
+    assert core.sinks.run_once("b").delivered == 1
+    assert table.rows() == {}
+    assert statuses(second, "1") == [] and statuses(second, "2") == ["new", "deleted"]
