@@ -493,3 +493,29 @@ def test_a_sink_whose_row_filter_leaves_a_deleted_row_out_does_not_hold_it(
     assert core.sinks.run_once("b").delivered == 1
     assert table.rows() == {}
     assert statuses(second, "1") == [] and statuses(second, "2") == ["new", "deleted"]
+
+
+def test_a_sink_moved_to_another_table_no_longer_holds_rows_of_the_old_one(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver], tmp_path: Path
+) -> None:
+    """Sink b (paused) holds row 1 until it has an outcome for its deletion. Given
+    another table as its source, it reads that one from its start and holds nothing
+    of the old table: a's next poll removes the row."""
+    first, second = partners
+    add_two_sinks(core, table, partners)
+    table.insert(1)
+    core.sinks.run_once("a")
+    core.sinks.run_once("b")
+    core.sinks.pause("b")
+    table.delete(1)
+    assert core.sinks.run_once("a").delivered == 1
+    assert table.row(1) is not None
+    other_gen = make_table("sqlite" if table.sqlite else "postgresql", tmp_path)
+    other = next(other_gen)
+    try:
+        core.sinks.update("b", {"source": table_source(other)})
+        assert core.sinks.run_once("a").delivered == 0
+        assert table.rows() == {}
+        assert statuses(first, "1") == ["new", "deleted"] and statuses(second, "1") == ["new"]
+    finally:
+        other_gen.close()
