@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dataferry.sinks.sharing import column, shadowed
+from dataferry.sinks.sharing import column, shadowed, table_of
 
 PG = "postgresql+psycopg://u@127.0.0.1:5432/app"
 
@@ -65,3 +65,12 @@ def test_unusable_urls_are_no_column() -> None:
     such a sink was added. The source check refuses them, with a message."""
     for url in ("sqlite:///a%00b", "sqlite:///\ud800", "sqlite:///file:%00?uri=true"):
         assert column(url, "t", "s") is None, url
+
+
+def test_sinks_setting_their_own_columns_of_one_table_read_one_table() -> None:
+    """They hold that table's deleted rows together (sinks.sweep)."""
+    mine = table_of(column(PG, "vettings", "last_sync"))
+    assert mine is not None
+    assert table_of(column("postgresql://x@localhost/app", "public.Vettings", "b_sync")) == mine
+    assert table_of(column(PG, "audit.vettings", "last_sync")) != mine
+    assert table_of(column("sqlite:///:memory:", "vettings", "last_sync")) is None
