@@ -139,21 +139,23 @@ class SinkEngine:
                 del self._columns[gone]
         return out
 
-    def readers(self, sink_id: int) -> dict[int, str]:
-        """The sinks reading the table sink ``sink_id`` reads (itself included), each
+    def readers(self, sink: Sink) -> dict[int, str]:
+        """The sinks reading the table ``sink`` reads (itself included), each
         with its row filter: a deleted row is removed once each has an outcome for it.
         Tables are compared as ``sharing.column`` compares them (the database reached,
         not the URL as written). A sink not run because an older sink sets its column
         (``shadowed``) holds nothing: once given its own, empty column, it would drop
-        every deleted row anyway. Empty if the sink is gone."""
+        every deleted row anyway. Empty if the sink is gone, or its definition changed
+        since ``sink`` was read (its source may be another table now: the next poll
+        sweeps with the new one)."""
         every = self.store.all()
-        reading = self._reading(every)
-        if sink_id not in reading:
+        if not any(s.id == sink.id and s.updated == sink.updated for s in every):
             return {}
-        column, where = reading[sink_id]
+        reading = self._reading(every)
+        column, where = reading[sink.id]
         table = sharing.table_of(column)
         if table is None:  # a private database: nobody else reads it
-            return {sink_id: where}
+            return {sink.id: where}
         shadowed = self.shadowed(every)
         return {
             i: w
@@ -169,7 +171,7 @@ class SinkEngine:
         if not isinstance(src, TableSource):
             return 0
         try:
-            return sweep.sweep(self.store, src, self.readers(sink.id), keys)
+            return sweep.sweep(self.store, src, self.readers(sink), keys)
         except DataferryError as exc:
             log.warning("sink %s: removing deleted rows failed: %s", sink.name, exc.message)
             return 0
