@@ -519,3 +519,22 @@ def test_a_sink_moved_to_another_table_no_longer_holds_rows_of_the_old_one(
         assert statuses(first, "1") == ["new", "deleted"] and statuses(second, "1") == ["new"]
     finally:
         other_gen.close()
+
+
+def test_a_row_polled_but_never_sent_then_deleted_is_dropped_by_each_sink(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """Sink a polled row 1 (its "new" waits in the outbox, not yet sent), then the row
+    was deleted: a drops the deletion without a request (its outbox row becomes the
+    dropped outcome), b too; the row goes once both have."""
+    first, second = partners
+    add_two_sinks(core, table, partners)
+    table.insert(1)
+    engine, store = core.sinks.engine, core.sinks.store
+    assert engine.poll(engine.sink(store.get("a"))) == 1
+    table.delete(1)
+    assert core.sinks.run_once("a").dropped == 1
+    assert table.row(1) is not None
+    assert core.sinks.run_once("b").dropped == 1
+    assert table.rows() == {}
+    assert first.requests() == [] and second.requests() == []
