@@ -377,7 +377,9 @@ class SinkStore:
                             stmt = (
                                 update(o)
                                 .where(o.id == row_id, *never_sent)
-                                .values(**_pending(c, c.status, now), state=DROPPED, attempts=0)
+                                .values(
+                                    {**_pending(c, c.status, now), "state": DROPPED, "attempts": 0}
+                                )
                                 .returning(o.id)
                                 .execution_options(synchronize_session=False)
                             )
