@@ -292,13 +292,13 @@ class SinkEngine:
     ) -> None:
         ok = [c for c, o in results if o.ok]
         bad = [Failure(c, o.error, o.permanent) for c, o in results if not o.ok]
-        src = self.source(sink)
-        track = isinstance(src, TableSource)
+        # A table's deleted rows wait for every sink reading it: outcomes are kept.
+        track = sink.spec.source.table is not None
         if ok:
             try:
                 # New and modified rows are marked at the source first; deletions are
                 # recorded in the outbox first, then swept (below).
-                src.delivered(ok)
+                self.source(sink).delivered(ok)
             except DataferryError as exc:
                 # Not marked at the source: keep them pending; they are re-sent with
                 # the same idempotency key (the partner already has them).

@@ -56,8 +56,10 @@ def sweep(
             asked = [
                 d for d, missing in unsettled.items() if any(readers[i] == where for i in missing)
             ]
-            chosen = source.selected((_mark(d, marks[d]) for d in asked), where)
-            holding.update(d for d in asked if d[0] in chosen)
+            for start in range(0, len(asked), _CHUNK):
+                chunk = asked[start : start + _CHUNK]
+                chosen = source.selected((_mark(d, marks[d]) for d in chunk), where)
+                holding.update(d for d in chunk if d[0] in chosen)
         ready.extend(d for d in unsettled if d not in holding)
     for start in range(0, len(ready), _CHUNK):
         chunk = ready[start : start + _CHUNK]
