@@ -63,6 +63,20 @@ def _pending(c: SourceChange, status: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def _new_row(c: SourceChange, status: str, now: datetime, sink_id: int, key: str) -> dict[str, Any]:
+    """A new outbox row of change ``c`` for sink ``sink_id``, waiting to be sent."""
+    return {
+        **_pending(c, status, now),
+        "sink_id": sink_id,
+        "key": key,
+        "attempts": 0,
+        "sent": False,
+        "next_attempt": now,
+        "last_error": "",
+        "created": now,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class StoredSink:
     id: int
@@ -325,17 +339,7 @@ class SinkStore:
                     if c.status == "deleted" and c.maybe_new and not seen:
                         if row is None and track_deletions:
                             inserts.append(
-                                {
-                                    **_pending(c, c.status, now),
-                                    "state": DROPPED,
-                                    "sink_id": sink_id,
-                                    "key": key,
-                                    "attempts": 0,
-                                    "sent": False,
-                                    "next_attempt": now,
-                                    "last_error": "",
-                                    "created": now,
-                                }
+                                {**_new_row(c, c.status, now, sink_id, key), "state": DROPPED}
                             )
                             drops.append(c)
                         elif row is None:
@@ -350,18 +354,7 @@ class SinkStore:
                         status = "new"
                     values = _pending(c, status, now)
                     if row is None:
-                        inserts.append(
-                            {
-                                **values,
-                                "sink_id": sink_id,
-                                "key": key,
-                                "attempts": 0,
-                                "sent": False,
-                                "next_attempt": now,
-                                "last_error": "",
-                                "created": now,
-                            }
-                        )
+                        inserts.append(_new_row(c, status, now, sink_id, key))
                     elif row.state != PENDING:  # delivered or dead: a fresh start
                         updates.append({**values, "id": row.id, "attempts": 0, "next_attempt": now})
                     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -204,7 +205,6 @@ class TransferRun:
 
     def _copy_all(self, todo: list[FileRow], progress: _Progress) -> dict[str, Any]:
         counts = {"copied": 0, "skipped": 0, "bytes_read": 0, "bytes_resumed": 0}
-        stop = threading.Event()
         group = _Group(self, progress, counts) if self.dst.group_sync else None
 
         def finished(row: FileRow, state: str, checksum: str) -> None:
@@ -214,29 +214,13 @@ class TransferRun:
             progress.add(nfiles=1)
 
         def one(row: FileRow) -> None:
-            if stop.is_set():
-                return
-            try:
-                outcome = self._copy_one(row, progress, group, counts)
-                if outcome is not None:
-                    finished(row, *outcome)
-                if group is not None:
-                    group.flush_if_due()
-            except JobLost:
-                stop.set()
-                raise
-            except BaseException as exc:
-                stop.set()
-                raise self._failed(row, exc) from exc
+            outcome = self._copy_one(row, progress, group, counts)
+            if outcome is not None:
+                finished(row, *outcome)
+            if group is not None:
+                group.flush_if_due()
 
-        failure: BaseException | None = None
-        with ThreadPoolExecutor(self.settings.concurrency, "copy") as pool:
-            futures: list[Future[None]] = [pool.submit(one, row) for row in todo]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            errors = [e for f in done if (e := f.exception()) is not None]
-            if errors:
-                stop.set()
-                failure = next((e for e in errors if isinstance(e, JobLost)), errors[0])
+        failure = self._each(todo, "copy", one)
         if group is not None:
             if failure is None:
                 try:
@@ -254,38 +238,25 @@ class TransferRun:
         decides what differs) and list what only the destination has; write nothing.
         Succeeds only when both sides hold the same files; otherwise fails (no retry)
         with the counts, the per-file states saying which."""
-        stop = threading.Event()
 
         def one(row: FileRow) -> None:
-            if stop.is_set():
-                return
-            try:
-                self.ctx.check()
-                src_full, dst_full = self.paths(row)
-                checksum = ""
-                theirs = self.dst.info_or_none(dst_full)
-                if theirs is None:
-                    state = FileState.MISSING
-                else:
-                    algo = self.req.checksum
-                    same, checksum = self._identical(row, src_full, dst_full, algo, theirs)
-                    state = FileState.SAME if same else FileState.DIFFERS
-                self._note(FileOutcome(row.id, state, checksum))
-                progress.add(nbytes=row.size, nfiles=1)
-            except JobLost:
-                stop.set()
-                raise
-            except BaseException as exc:
-                stop.set()
-                raise self._failed(row, exc) from exc
+            self.ctx.check()
+            src_full, dst_full = self.paths(row)
+            checksum = ""
+            theirs = self.dst.info_or_none(dst_full)
+            if theirs is None:
+                state = FileState.MISSING
+            else:
+                algo = self.req.checksum
+                same, checksum = self._identical(row, src_full, dst_full, algo, theirs)
+                state = FileState.SAME if same else FileState.DIFFERS
+            self._note(FileOutcome(row.id, state, checksum))
+            progress.add(nbytes=row.size, nfiles=1)
 
-        with ThreadPoolExecutor(self.settings.concurrency, "check") as pool:
-            futures = [pool.submit(one, row) for row in todo]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failure = self._each(todo, "check", one)
         self._flush_outcomes()
-        errors = [e for f in done if (e := f.exception()) is not None]
-        if errors:
-            raise next((e for e in errors if isinstance(e, JobLost)), errors[0])
+        if failure is not None:
+            raise failure
         extra: list[str] = []
         if self.source_is_dir:
             planned = self.store.planned_paths(self.ctx.job_id)
@@ -313,6 +284,35 @@ class TransferRun:
                 f"({result['same']} the same); the job's files say which"
             )
         return result
+
+    def _each(
+        self, todo: list[FileRow], name: str, work: Callable[[FileRow], None]
+    ) -> BaseException | None:
+        """``work(row)`` for each row on the job's threads; at the first failure (the
+        file's error recorded) the rows not yet begun are left. Returns that failure,
+        a lost job before any other."""
+        stop = threading.Event()
+
+        def one(row: FileRow) -> None:
+            if stop.is_set():
+                return
+            try:
+                work(row)
+            except JobLost:
+                stop.set()
+                raise
+            except BaseException as exc:
+                stop.set()
+                raise self._failed(row, exc) from exc
+
+        with ThreadPoolExecutor(self.settings.concurrency, name) as pool:
+            futures: list[Future[None]] = [pool.submit(one, row) for row in todo]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            errors = [e for f in done if (e := f.exception()) is not None]
+            if errors:
+                stop.set()
+                return next((e for e in errors if isinstance(e, JobLost)), errors[0])
+        return None
 
     def _failed(self, row: FileRow, exc: BaseException) -> DataferryError:
         err = classify(exc, f"{row.path or self.req.source}", self.src, self.dst)
