@@ -74,7 +74,7 @@ def test_differences_fail_the_job_and_name_each_file(
     )  # fmt: skip
     assert shown.returncode == 1, shown.stdout + shown.stderr
     out = " ".join(shown.stdout.split())
-    assert "check: 1 files differ, 1 are missing at the destination, 2 are only at" in out
+    assert "the sides differ (files: 1 differ, 1 missing at the destination, 2 only at" in out
     assert "same 2, differ 1, missing 1, only at the destination 2" in out
     assert "only at the destination: extra.txt" in out
     assert "only at the destination: sub/more/y.txt" in out
@@ -112,7 +112,7 @@ def test_check_by_size_and_time_reads_nothing(server: Server, sides: tuple[Path,
         "transfer", "src:run", "dst:copy", "--mode", "check", "--compare", "size-mtime",
         "--wait", check=False,
     )  # fmt: skip
-    assert doc["state"] == "failed" and "1 files differ" in doc["error"], doc
+    assert doc["state"] == "failed" and "files: 1 differ," in doc["error"], doc
     assert states(server, doc["job_id"])["a.txt"] == "differs"
 
 

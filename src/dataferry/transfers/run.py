@@ -279,9 +279,9 @@ class TransferRun:
         if result["differ"] or result["missing"] or result["extra"]:
             self.ctx.progress(result=result)  # stored with the failure
             raise PermanentError(
-                f"check: {result['differ']} files differ, {result['missing']} are missing "
-                f"at the destination, {result['extra']} are only at the destination "
-                f"({result['same']} the same); the job's files say which"
+                f"check: the sides differ (files: {result['differ']} differ, "
+                f"{result['missing']} missing at the destination, {result['extra']} only at "
+                f"the destination, {result['same']} the same); the job's files say which"
             )
         return result
 
