@@ -161,8 +161,8 @@ class TransferRun:
                 files_total = self.ctx.job.files_total
                 bytes_total = self.ctx.job.bytes_total or 0
             todo = self.store.unfinished(self.ctx.job_id)
-            if self.ctx.job.attempts > 1:
-                self._remove_stale_temporaries(todo)
+            if self.ctx.job.attempts > 1 and self.req.mode is not Mode.CHECK:
+                self._remove_stale_temporaries(todo)  # a check writes none
             files_done, bytes_done = self.store.finished_totals(self.ctx.job_id)
             progress = _Progress(self.ctx, files_total, bytes_total, files_done, bytes_done)
             if self.req.mode is Mode.CHECK:
