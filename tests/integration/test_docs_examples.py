@@ -1,0 +1,458 @@
+"""The reference docs' examples, run as a reader would, against real ``dataferry serve``
+processes: the commands, HTTP calls, request bodies and RPC snippets of docs/api.md,
+transfers.md, rpc.md, ingest.md, replication.md and sinks.md, read from the docs
+themselves (as ``test_readme.py`` reads the README), and what the docs show them
+answering (a status, a JSON shape, a message) compared with what they answer. A
+README that no test ran once told readers to give a file endpoint a secret.
+
+Only what must change is changed: ``/tmp/`` paths move into the test's folder,
+``127.0.0.1:8080`` / ``localhost:8080`` / ``host:8080`` become the server's address,
+and placeholders (``TOKEN``, a job id the doc calls 7, a partner's URL) become
+this test's values. Examples that cannot run on one machine are listed in
+``NOT_RUN`` with the reason."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.server import Server
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+#: Examples of these docs that are not run here, and why.
+NOT_RUN = {
+    "ingest.md: `dataferry serve &`": "the test's fixture is the server",
+    "rpc.md: Adding methods": "Python for a capability's install(core), not a call a reader makes",
+    "replication.md: Python service API": "in-process calls with `...` placeholders; "
+    "tests/integration/test_records.py covers the service",
+    "replication.md: Discovery": "mDNS needs multicast (tests/integration/test_discovery.py)",
+    "transfers.md: remote endpoints (S3, SFTP, dataferry://)": "outside services",
+    "sinks.md: https://partner.example.org": "the partner is a local receiver instead",
+    "rpc.md: pullOccurrenceFromALA": "the Atlas of Living Australia is on the internet "
+    "(tests/integration/test_ala.py drives a fake one)",
+}
+
+
+# --- reading the docs -----------------------------------------------------------------
+
+
+def section(doc: str, heading: str) -> str:
+    """The text under ``heading`` (``"## Dry run"``) up to the next heading of the same
+    or a higher level."""
+    text = "\n" + (DOCS / doc).read_text()
+    level = len(heading.split(" ", 1)[0])
+    start = text.index(f"\n{heading}\n")
+    end = re.compile(rf"\n#{{1,{level}}} ").search(text, start + 1)
+    return text[start : end.start() if end else None]
+
+
+def fenced(doc: str, heading: str, language: str, nth: int = 0) -> str:
+    """The ``nth`` fenced block of ``language`` under ``heading``."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", section(doc, heading), re.S)
+    return str(blocks[nth])
+
+
+def indented(doc: str, heading: str, nth: int = 0) -> list[str]:
+    """The commands of the ``nth`` indented (four-space) block under ``heading``, a
+    command continued with ``\\`` joined into one line."""
+    blocks: list[list[str]] = []
+    in_fence = False
+    previous = ""
+    for line in section(doc, heading).splitlines():
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and line.startswith("    ") and line.strip():
+            if not previous.strip():
+                blocks.append([])
+            if blocks and (previous.startswith("    ") or not previous.strip()):
+                blocks[-1].append(line[4:])
+        previous = "" if in_fence else line
+    return joined(blocks[nth])
+
+
+def joined(lines: list[str]) -> list[str]:
+    commands: list[str] = []
+    pending = ""
+    for line in lines:
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        commands.append(pending + line.strip() if pending else line.strip())
+        pending = ""
+    return [c for c in commands if c]
+
+
+def table(doc: str, heading: str) -> list[list[str]]:
+    """The rows of the first table under ``heading``, each a list of its cells."""
+    rows = []
+    for line in section(doc, heading).splitlines():
+        if line.startswith("| ---"):
+            continue
+        if line.startswith("|"):
+            cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+            rows.append([c.strip() for c in cells])
+        elif rows:
+            break
+    return rows[1:]
+
+
+def json_keys(text: str) -> set[str]:
+    """The top-level keys a doc names in ``{"a", "b": [...], "c"}``."""
+    depth = 0
+    keys = set()
+    for m in re.finditer(r'[{}\[\]]|"(\w+)"', text):
+        token = m.group(0)
+        if token in "{[":
+            depth += 1
+        elif token in "}]":
+            depth -= 1
+        elif depth == 1 and m.group(1):
+            keys.add(m.group(1))
+    return keys
+
+
+def same_shape(shown: dict[str, Any], actual: dict[str, Any], where: str) -> None:
+    """``actual`` has the keys the doc shows, each of the shown value's JSON type (a
+    null allowed where the doc says ``|null``, a float where it shows an integer)."""
+    assert set(actual) == set(shown), f"{where}: keys {sorted(actual)} != {sorted(shown)}"
+    for key, value in shown.items():
+        got = actual[key]
+        if got is None or isinstance(value, bool) or isinstance(got, bool):
+            assert got is None or type(got) is type(value), (where, key, got)
+        elif isinstance(value, int | float):
+            assert isinstance(got, int | float), (where, key, got)
+        else:
+            assert type(got) is type(value), (where, key, got)
+
+
+# --- running them ---------------------------------------------------------------------
+
+
+def as_here(text: str, server: Server, tmp_path: Path) -> str:
+    host = server.url.removeprefix("http://")
+    return (
+        text.replace("/tmp/", f"{tmp_path}/")
+        .replace("http://127.0.0.1:8080", server.url)
+        .replace("localhost:8080", host)
+        .replace("host:8080", host)
+    )
+
+
+def shell(
+    command: str,
+    server: Server,
+    tmp_path: Path,
+    exit_code: int = 0,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run one documented command line (``dataferry`` is this interpreter's module) in
+    ``tmp_path``; it must exit ``exit_code`` without a traceback. Returns its output."""
+    prelude = f'dataferry() {{ {shlex.quote(sys.executable)} -m dataferry "$@"; }}\n'
+    result = subprocess.run(
+        ["bash", "-c", prelude + as_here(command, server, tmp_path)],
+        env={**server.env, "COLUMNS": "200", **(env or {})},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == exit_code and "Traceback" not in said, (command, said)
+    return said
+
+
+def api(server: Server) -> httpx.Client:
+    token = server.env.get("DATAFERRY_TOKEN", "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=server.url, headers=headers, timeout=60)
+
+
+def make_tree(root: Path, files: dict[str, bytes | None]) -> Path:
+    """Files (bytes) and empty folders (None) under ``root``."""
+    for name, data in files.items():
+        path = root / name
+        if data is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return root
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+# --- docs/api.md ----------------------------------------------------------------------
+
+TOKEN = "docs-token-0123456789"
+
+
+@pytest.fixture
+def token_server(server_factory: Any) -> Server:
+    """A server with ``tokens`` configured, its CLI sending the token."""
+    env = {"DATAFERRY_TOKENS": json.dumps([TOKEN]), "DATAFERRY_TOKEN": TOKEN}
+    srv: Server = server_factory("tok", env=env)
+    return srv
+
+
+def job_document_shown() -> dict[str, Any]:
+    shown: dict[str, Any] = json.loads(fenced("api.md", "## Job document", "json"))
+    return shown
+
+
+def documented_errors() -> dict[int, str]:
+    """``{status: code}`` from api.md's "Errors are ..." paragraph."""
+    text = (DOCS / "api.md").read_text()
+    paragraph = text[text.index("Errors are") : text.index("## Job document")]
+    named: dict[int, str] = {}
+    for status, code in re.findall(r"\b([1-5]\d\d)\s+([a-z_]+)\b", paragraph):
+        named.setdefault(int(status), code)  # the list comes first; later "422 with ..."
+    return named
+
+
+@pytest.mark.database_agnostic
+def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) -> None:
+    srv = token_server
+    make_tree(tmp_path / "lab", {"run1/a.txt": b"alpha\n", "run1/raw/b.csv": b"1,2\n"})
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "readonly").mkdir()
+    srv.cli("endpoint", "add", "lab", str(tmp_path / "lab"))
+    srv.cli("endpoint", "add", "archive", str(tmp_path / "archive"))
+    srv.cli("endpoint", "add", "shelf", str(tmp_path / "readonly"), "-o", "read_only=true")
+    shown_job = job_document_shown()
+    with api(srv) as c:
+        first = c.post("/api/v1/transfers", json={"source": "lab:run1", "destination": "archive:x"})
+        assert first.status_code == 202, first.text
+        done = srv.wait_job(first.json()["job_id"])
+        same_shape(shown_job, done, "api.md job document")
+        assert done["state"] in shown_text_states()
+
+        # Each row of the route tables, called with the body it names.
+        ids = {"{name}": "scratch", "{id}": str(done["job_id"])}
+        transfer = {
+            "source": "lab:run1",
+            "destination": "archive:y",
+            "mode": "mirror",
+            "checksum": "sha256",
+            "overwrite": "if-different",
+            "expected_checksum": None,
+            "include": ["*.txt", "raw/"],
+            "exclude": ["*.tmp"],
+            "compare": "size-mtime",
+            "empty_folders": False,
+        }
+        bodies: dict[str, Any] = {
+            "POST /api/v1/endpoints": {
+                "name": "scratch",
+                "url": f"file://{tmp_path}/archive",
+                "options": {},
+                "secrets": {},
+            },
+            "POST /api/v1/transfers": transfer,
+            "POST /api/v1/transfers/preview": transfer,
+            "POST /api/v1/jobs/prune": {"older_than_days": 36500},
+        }
+        # Documented body fields are the ones the example body sends.
+        for row in table("api.md", "## Endpoints") + table("api.md", "## Transfers and jobs"):
+            route = row[0].strip("`")
+            documented_body = json_keys(row[1]) if row[1].startswith("`{") else set()
+            if documented_body:
+                assert documented_body == set(bodies[route]), route
+        expected = {
+            # cancel and retry of a finished, succeeded job: the 409 the table names
+            "POST /api/v1/jobs/{id}/cancel": 409,
+            "POST /api/v1/jobs/{id}/retry": 409,
+        }
+        rows = (
+            table("api.md", "## Endpoints")
+            + table("api.md", "## Transfers and jobs")
+            + table("api.md", "## Ingest and transactions")
+        )
+        # DELETE of the endpoint runs last, after every row that reads it.
+        rows.sort(key=lambda r: r[0].startswith("`DELETE"))
+        for route_cell, _, answer in rows:
+            route = route_cell.strip("`")
+            method, path = route.split(" ", 1)
+            if "{file_id}" in path or "/transactions/" in path:
+                continue  # run with the ingest doc's transaction, in test_ingest_md
+            for placeholder, value in ids.items():
+                path = path.replace(placeholder, value)
+            response = c.request(method, path, json=bodies.get(route))
+            status = expected.get(route) or (int(answer[:3]) if answer[:3].isdigit() else 200)
+            assert response.status_code == status, (route, response.status_code, response.text)
+            assert str(status) in answer or status == 200, (route, answer)
+            if status >= 400:
+                assert set(response.json()) == {"error", "detail"}, response.text
+            elif "job document" in answer:
+                same_shape(shown_job, response.json(), route)
+            elif "`{" in answer:
+                shown = json_keys(answer[answer.index("`{") : answer.index("}`") + 1])
+                assert shown <= set(response.json()), (route, response.json())
+        preview = c.post("/api/v1/transfers/preview", json=transfer).json()
+        assert json_keys(rpc_preview_answer()) == set(preview), preview
+
+        # The error document, with each status the paragraph names.
+        errors = documented_errors()
+        assert set(errors) == {400, 401, 403, 404, 405, 409, 422}, errors
+        answers = {
+            400: c.post(
+                "/api/v1/transfers",
+                content=b'{"source": "\xff"}',
+                headers={"Content-Type": "application/json"},
+            ),
+            401: httpx.get(f"{srv.url}/api/v1/jobs"),
+            403: c.post("/api/v1/transfers", json={"source": "lab:run1", "destination": "shelf:"}),
+            404: c.get("/api/v1/no/such/route"),
+            405: c.put("/api/v1/jobs"),
+            409: c.post(f"/api/v1/jobs/{done['job_id']}/cancel"),
+            422: c.post(
+                "/api/v1/transfers",
+                json={"source": "lab:run1", "destination": "archive:z", "mode": "teleport"},
+            ),
+        }
+        for status, response in answers.items():
+            assert response.status_code == status, (status, response.text)
+            assert response.json()["error"] == errors[status], (status, response.text)
+            assert set(response.json()) == {"error", "detail"}
+        surrogate = c.post(
+            "/api/v1/transfers",
+            content=b'{"source": "\\ud800", "destination": "archive:z"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert surrogate.status_code == 422
+        assert "a lone surrogate" in surrogate.json()["detail"]
+        assert "is not Unicode text" in surrogate.json()["detail"]
+        waited = c.get(f"/api/v1/jobs/{done['job_id']}", params={"wait": 61})
+        assert waited.status_code == 422  # "422 outside 0-60"
+        unknown_kind = c.get("/api/v1/jobs", params={"kind": "nope"})
+        assert unknown_kind.status_code == 422 and "transfer" in unknown_kind.text
+
+        # /openapi.json documents the error shape as every operation's 4XX answer.
+        spec = httpx.get(f"{srv.url}/openapi.json").json()
+        assert "Error" in spec["components"]["schemas"]
+        metrics = httpx.get(f"{srv.url}/metrics").text
+        for name in re.findall(r"`(dataferry_[a-z_]+)", section("api.md", "# REST API and CLI")):
+            assert name in metrics, name
+
+
+def shown_text_states() -> set[str]:
+    text = section("api.md", "## Job document")
+    states = re.search(r"`state` is one of `([^`]+)`", text)
+    assert states is not None
+    return {s.strip() for s in states.group(1).split(",")}
+
+
+def rpc_preview_answer() -> str:
+    for row in table("rpc.md", "## Methods"):
+        if row[0] == "`transfers.preview`":
+            return row[2]
+    raise AssertionError("rpc.md has no transfers.preview row")
+
+
+# --- docs/transfers.md ----------------------------------------------------------------
+
+RUN7 = {
+    "run7/raw/a.csv": b"1,2,3\n",
+    "run7/raw/deep/b.csv": b"4,5\n",
+    "run7/notes.txt": b"notes\n",
+    "run7/scratch.tmp": b"tmp\n",
+    "run7/cache/blob.bin": b"\0" * 64,
+    "run7/empty/inner": None,
+}
+
+
+@pytest.mark.database_agnostic
+def test_transfers_md_commands_and_what_they_say(server: Server, tmp_path: Path) -> None:
+    lab = make_tree(tmp_path / "lab", RUN7)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    server.cli("endpoint", "add", "lab", str(lab))
+    server.cli("endpoint", "add", "archive", str(archive))
+
+    choosing = indented("transfers.md", "## Choosing files")
+    assert len(choosing) == 2
+    shell(choosing[0], server, tmp_path)
+    server.wait_job(1)
+    assert tree(archive / "2026" / "run7") == {"raw/a.csv", "raw/deep/b.csv", "notes.txt"}
+    said = shell(choosing[1], server, tmp_path)
+    assert "copied 2" in said
+    assert tree(archive / "csv") == {"raw/a.csv", "raw/deep/b.csv"}
+
+    # Dry run of a mirror: a file only at the destination is what it would delete.
+    (archive / "2026" / "run7" / "stale.txt").write_bytes(b"old\n")
+    (dry,) = indented("transfers.md", "## Dry run")
+    said = shell(dry, server, tmp_path)
+    assert "stale.txt" in said
+    assert (archive / "2026" / "run7" / "stale.txt").exists()  # a dry run writes nothing
+
+    # Checking a copy: the whole tree copied first, both documented checks agree.
+    server.cli("transfer", "lab:run7", "archive:2026/run7", "--mode", "mirror", "--wait")
+    assert not (archive / "2026" / "run7" / "stale.txt").exists()
+    for command in indented("transfers.md", "## Checking a copy"):
+        said = shell(command, server, tmp_path)
+        assert "same 5, differ 0, missing 0, only at the destination 0" in said, said
+
+    # The failure message the section shows, from the case it describes.
+    make_tree(
+        tmp_path / "lab",
+        {"cmp/same1": b"s", "cmp/same2": b"t", "cmp/differs": b"new", "cmp/missing": b"m"},
+    )
+    make_tree(
+        archive,
+        {"cmp/same1": b"s", "cmp/same2": b"t", "cmp/differs": b"old", "cmp/x1": b"", "cmp/x2": b""},
+    )
+    text = section("transfers.md", "## Checking a copy").replace("\n", " ")
+    shown = re.search(r"`(check: [^`]+)`", text)
+    assert shown is not None
+    said = shell("dataferry transfer lab:cmp archive:cmp --mode check --wait", server, tmp_path, 1)
+    job = server.cli_json("jobs", "--limit", "1")[0]
+    assert job["error"] == shown.group(1), job["error"]
+    assert "x1" in said and "x2" in said
+
+    # Empty folders: `transfer --wait` says `empty folders N`.
+    said = shell(
+        "dataferry transfer lab:run7 archive:withempty --empty-folders --wait", server, tmp_path
+    )
+    assert "empty folders 1" in said
+    assert (archive / "withempty" / "empty" / "inner").is_dir()
+    # ... and a file where one must go fails the job naming it, as the doc shows.
+    make_tree(lab, {"out/b/c/d": None})
+    make_tree(archive, {"out/b/c": b"a file"})
+    folders_text = section("transfers.md", "## Empty folders").replace("\n", " ")
+    shown_error = re.search(r"\(`(creating the empty folder [^`]+)`\)", folders_text)
+    assert shown_error is not None
+    shell("dataferry transfer lab:out archive:out --empty-folders --wait", server, tmp_path, 1)
+    error = server.cli_json("jobs", "--limit", "1")[0]["error"]
+    assert error == shown_error.group(1), error
+
+    # Old jobs: the command named in the section runs.
+    (prune,) = re.findall(
+        r"`(dataferry\s+prune-jobs[^`]*)`", section("transfers.md", "## Old jobs")
+    )
+    said = shell(" ".join(prune.split()), server, tmp_path)
+    assert "0" in said
+
+    # The submit table: statuses of refused requests.
+    rows = {row[0]: int(row[1]) for row in table("transfers.md", "## Submitting")}
+    with api(server) as c:
+        for problem, body in {
+            "unknown endpoint": {"source": "nowhere:x", "destination": "archive:q"},
+            "missing source path": {"source": "lab:absent", "destination": "archive:q"},
+            "`..`, absolute path, backslash or control character": {
+                "source": "lab:../x",
+                "destination": "archive:q",
+            },
+            "source and destination overlap": {"source": "lab:run7", "destination": "lab:run7/in"},
+        }.items():
+            response = c.post("/api/v1/transfers", json=body)
+            assert response.status_code == rows[problem], (problem, response.text)
