@@ -106,17 +106,20 @@ def table(doc: str, heading: str) -> list[list[str]]:
 
 
 def json_keys(text: str) -> set[str]:
-    """The top-level keys a doc names in ``{"a", "b": [...], "c"}``."""
+    """The top-level keys of the first object a doc shows in ``{"a", "b": [...], "c"}``:
+    the quoted names that follow ``{`` or ``,`` at its first level (not the values)."""
     depth = 0
     keys = set()
-    for m in re.finditer(r'[{}\[\]]|"(\w+)"', text):
+    for m in re.finditer(r'[{}\[\]]|([{,]\s*)?"(\w+)"', text):
         token = m.group(0)
         if token in "{[":
             depth += 1
         elif token in "}]":
             depth -= 1
-        elif depth == 1 and m.group(1):
-            keys.add(m.group(1))
+            if depth == 0:
+                break
+        elif depth == 1 and (m.group(1) or text[m.start() - 1] in "{,"):
+            keys.add(m.group(2))
     return keys
 
 
@@ -456,3 +459,144 @@ def test_transfers_md_commands_and_what_they_say(server: Server, tmp_path: Path)
         }.items():
             response = c.post("/api/v1/transfers", json=body)
             assert response.status_code == rows[problem], (problem, response.text)
+
+
+# --- docs/rpc.md ----------------------------------------------------------------------
+
+
+def rpc_method_names() -> set[str]:
+    """Every method rpc.md names: its table's, and the records and replication ones its
+    paragraph spells ``records.put|get|delete|changes``."""
+    names = set()
+    for row in table("rpc.md", "## Methods"):
+        names |= set(re.findall(r"`([A-Za-z_.]+)`", row[0]))
+    for family, members in re.findall(r"`(\w+)\.(\w+(?:\|\w+)+)`", section("rpc.md", "## Methods")):
+        names |= {f"{family}.{m}" for m in members.split("|")}
+    return names
+
+
+def jsonrpc(server: Server, body: Any, token: str = TOKEN) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        f"{server.url}/jsonrpc",
+        content=content,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=60,
+    )
+
+
+def answer_shape(method: str) -> set[str]:
+    for row in table("rpc.md", "## Methods"):
+        if f"`{method}`" in row[0]:
+            return json_keys(row[2][row[2].index("`{") :])
+    raise AssertionError(f"rpc.md has no row for {method}")
+
+
+@pytest.mark.database_agnostic
+def test_rpc_md_xmlrpc_and_jsonrpc_examples(token_server: Server, tmp_path: Path) -> None:
+    import xmlrpc.client
+
+    srv = token_server
+    make_tree(tmp_path / "lab", {"run1/a.txt": b"alpha\n"})
+    (tmp_path / "archive").mkdir()
+    srv.cli("endpoint", "add", "lab", str(tmp_path / "lab"))
+    srv.cli("endpoint", "add", "archive", str(tmp_path / "archive"))
+
+    # The authentication snippet, as written: HTTP Basic with the token as password.
+    snippet = fenced("rpc.md", "## Authentication", "python").replace("TOKEN", TOKEN)
+    scope: dict[str, Any] = {}
+    exec(as_here(snippet, srv, tmp_path), scope)
+    mover: Any = scope["mover"]
+    listed = set(mover.system.listMethods())
+    assert rpc_method_names() - listed == set()
+    assert mover.system.methodHelp("jobs.get")
+
+    # The data mover's calls and the statuses of the table.
+    moved = mover.move("lab:run1", "archive:moved")
+    assert set(moved) == answer_shape("move") and moved["status"] == "PENDING", moved
+    status = mover.check_move_status(moved["id"])
+    assert set(status) <= {"id", "status", "reason"}
+    assert status["status"] in {"PENDING", "IN_PROGRESS", "COMPLETED"}
+    srv.wait_job(moved["id"])
+    assert mover.checkMoveStatus(moved["id"]) == {"id": moved["id"], "status": "COMPLETED"}
+    assert (tmp_path / "archive" / "moved" / "run1" / "a.txt").read_bytes() == b"alpha\n"
+    assert mover.check_move_status(999999) == {"status": "REJECTED", "reason": "Job does not exist"}
+    reasons = section("rpc.md", "### The data mover's calls").replace("\n", " ")
+    for source, destination, reason in [
+        ("", "archive:x", "missing source"),
+        ("lab:run1", "", "missing destination"),
+        ("lab:run1", "x:y", "unknown destination endpoint 'x'"),
+        ("x:a", "archive:b", "unknown source endpoint 'x'"),
+        ("gopher://h/a", "archive:b", "unknown URL scheme 'gopher'"),
+        ("file:///etc/hostname", "archive:b", "file URLs are not accepted"),
+    ]:
+        assert f"`{reason.replace('gopher', 'x')}`" in reasons, reason
+        refused = mover.move(source, destination)
+        assert refused["status"] == "REJECTED", refused
+        assert reason in refused["reason"], (reason, refused)
+
+    # The other methods' answers, in the shapes the table shows.
+    job = mover.jobs.get(moved["id"])
+    same_shape(job_document_shown(), job, "jobs.get")
+    assert set(mover.jobs.list()) == answer_shape("jobs.list")
+    assert set(mover.jobs.prune(36500)) == answer_shape("jobs.prune")
+    preview = mover.transfers.preview("lab:run1", "archive:p")
+    assert set(preview) == answer_shape("transfers.preview")
+    submitted = mover.transfers.submit("lab:run1", "archive:s")
+    same_shape(job_document_shown(), submitted, "transfers.submit")
+    listed_endpoints = mover.endpoints.list()
+    assert {e["name"] for e in listed_endpoints} >= {"lab", "archive"}
+
+    # A wrong token: HTTP 401, ProtocolError on XML-RPC, -32001 on JSON-RPC.
+    with pytest.raises(xmlrpc.client.ProtocolError) as refused_call:
+        xmlrpc.client.ServerProxy(f"{srv.url}/RPC2").jobs.list()
+    assert refused_call.value.errcode == 401
+    denied = jsonrpc(srv, {"jsonrpc": "2.0", "id": 1, "method": "jobs.list"}, token="wrong")
+    assert denied.status_code == 401 and denied.json()["error"]["code"] == -32001
+
+    # The errors table, each situation on both doors.
+    rows = table("rpc.md", "## Errors")
+    calls: dict[str, tuple[bytes | Any, bytes | None]] = {
+        "body not parseable": (b"{", b"<methodCall><oops"),
+        "not a valid call object": ([], None),
+        "unknown method": (
+            {"jsonrpc": "2.0", "id": 1, "method": "no.such"},
+            xmlrpc.client.dumps((), "no.such").encode(),
+        ),
+        "wrong parameters": (
+            {"jsonrpc": "2.0", "id": 1, "method": "jobs.get", "params": ["x"]},
+            xmlrpc.client.dumps(("x",), "jobs.get").encode(),
+        ),
+        "any other dataferry error": (
+            {"jsonrpc": "2.0", "id": 1, "method": "jobs.get", "params": [999999]},
+            xmlrpc.client.dumps((999999,), "jobs.get").encode(),
+        ),
+    }
+    covered = 0
+    for situation, xml_code, json_code in rows:
+        match = next((k for k in calls if situation.startswith(k)), None)
+        if match is None:
+            assert situation == "unexpected", situation  # nothing a reader can call
+            continue
+        covered += 1
+        json_body, xml_body = calls[match]
+        answer = jsonrpc(srv, json_body).json()
+        assert answer["error"]["code"] == int(json_code.split()[0].rstrip(",")), answer
+        if "`data.error` is its code" in json_code:
+            assert answer["error"]["data"]["error"] == "not_found", answer
+        if xml_body is not None:
+            fault = httpx.post(
+                f"{srv.url}/RPC2", content=xml_body, auth=("dataferry", TOKEN), timeout=60
+            )
+            with pytest.raises(xmlrpc.client.Fault) as raised:
+                xmlrpc.client.loads(fault.content)
+            assert raised.value.faultCode == int(xml_code.split()[0].rstrip(",")), situation
+            if "`faultString` starts with its code" in xml_code:
+                assert raised.value.faultString.startswith("not_found"), raised.value
+    assert covered == len(calls)
+
+    # Notifications: no answer; a batch of notifications gets 204.
+    note = {"jsonrpc": "2.0", "method": "jobs.list"}
+    assert jsonrpc(srv, [note, note]).status_code == 204
+    both = jsonrpc(srv, {"jsonrpc": "2.0", "id": 7, "method": "jobs.list", "params": {"limit": 1}})
+    assert both.json()["id"] == 7 and both.json()["result"]["limit"] == 1
