@@ -600,3 +600,103 @@ def test_rpc_md_xmlrpc_and_jsonrpc_examples(token_server: Server, tmp_path: Path
     assert jsonrpc(srv, [note, note]).status_code == 204
     both = jsonrpc(srv, {"jsonrpc": "2.0", "id": 7, "method": "jobs.list", "params": {"limit": 1}})
     assert both.json()["id"] == 7 and both.json()["result"]["limit"] == 1
+
+
+# --- docs/ingest.md -------------------------------------------------------------------
+
+
+def with_id(command: str, job_id: int) -> str:
+    """The doc calls its transaction 7; this server's has its own id."""
+    return re.sub(r"\b7\b", str(job_id), command)
+
+
+@pytest.mark.database_agnostic
+def test_ingest_md_quick_start_state_document_and_metadata_example(
+    server: Server, tmp_path: Path
+) -> None:
+    import hashlib
+    import io
+    import tarfile
+
+    make_tree(tmp_path, {"run-42/raw/counts.txt": b"1\n2\n3\n", "run-43/notes.txt": b"n\n"})
+    quick = indented("ingest.md", "## Quick start", 0)
+    assert quick[0] == "dataferry serve &"  # NOT_RUN: the fixture is the server
+    said = {}
+    first_id = 1  # the first job of this server's fresh database
+    for command in quick[1:]:
+        said[command] = shell(with_id(command, first_id), server, tmp_path)
+    wait_json = next(c for c in quick if "--json" in c)
+    doc = json.loads(said[wait_json][said[wait_json].index("{") :])
+    same_shape(job_document_shown(), doc, "ingest --json")
+    assert doc["kind"] == "ingest" and doc["state"] == "succeeded"
+    shown = said[next(c for c in quick if c.startswith("dataferry transactions show"))]
+    assert "p1" in shown and "raw/counts.txt" in shown and "run-42" in shown
+
+    # The same with curl; the state document in the shape the doc shows.
+    upload, state = indented("ingest.md", "## Quick start", 1)
+    answer = json.loads(shell(upload, server, tmp_path))
+    shown_state = json.loads(fenced("ingest.md", "## Doors (Pacifica-compatible)", "json"))
+    same_shape(shown_state, answer, "POST /upload")
+    server.wait_job(answer["job_id"])
+    final = json.loads(shell(with_id(state, answer["job_id"]), server, tmp_path))
+    same_shape(shown_state, final, "GET /get_state")
+    assert final["state"] == "OK" and final["complete"] is True, final
+    assert final["task"] == shown_state["task"] and final["task_percent"] == "100.0"
+    missing = httpx.get(f"{server.url}/get_state", params={"job_id": 999999})
+    assert missing.status_code == 404 and missing.text
+
+    # The metadata example, as a bundle: its hash is the sha1 of the five bytes "hello".
+    entries = json.loads(fenced("ingest.md", "## Metadata format (`metadata.txt`)", "json"))
+    files = [e for e in entries if e["destinationTable"] == "Files"]
+    (entry,) = files
+    data = b"hello"
+    assert hashlib.sha1(data).hexdigest() == entry["hashsum"] and len(data) == entry["size"]
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w") as tar:
+        for name, content in [
+            (f"data/{entry['subdir']}/{entry['name']}", data),
+            ("metadata.txt", json.dumps(entries).encode()),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    uploaded = httpx.post(f"{server.url}/upload", content=body.getvalue(), timeout=60).json()
+    tid = uploaded["job_id"]
+    assert server.wait_job(tid)["state"] == "succeeded"
+    archived = server.home / "archive" / str(tid) / entry["subdir"] / entry["name"]
+    assert archived.read_bytes() == data  # <archive>/<id>/<subdir>/<name>
+
+    # The REST lines of "Archive and metadata", and api.md's transaction rows.
+    with api(server) as c:
+        for line in indented("ingest.md", "## Archive and metadata"):
+            if line.startswith("dataferry "):
+                shown_tx = shell(
+                    with_id(line.replace(" ID [--json]", " 7 --json"), tid), server, tmp_path
+                )
+                assert json.loads(shown_tx)["files"], shown_tx
+                continue
+            method, path = line.split("#")[0].split()
+            assert method == "GET", line
+            transaction = c.get(path.replace("{id}", str(tid)).replace("{file_id}", "0"))
+            if "{file_id}" in path:
+                file_id = c.get(f"/api/v1/transactions/{tid}").json()["files"][0]["file_id"]
+                transaction = c.get(
+                    path.replace("{id}", str(tid)).replace("{file_id}", str(file_id))
+                )
+                assert transaction.content == data
+            else:
+                assert transaction.status_code == 200, (path, transaction.text)
+        listing = c.get("/api/v1/transactions").json()
+        row = next(
+            r for r in table("api.md", "## Ingest and transactions") if "transactions`" in r[0]
+        )
+        assert json_keys(row[2]) == set(listing)
+        assert listing["transactions"][0]["transaction_id"] == tid  # newest first
+        detail = c.get(f"/api/v1/transactions/{tid}").json()
+        assert detail["project"] == "p1" and detail["submitter"] == "10"
+
+    # "The same job is a normal job everywhere else".
+    shell(f"dataferry status {tid}", server, tmp_path)
+    listed = server.cli_json("jobs", "--kind", "ingest")
+    assert tid in {j["job_id"] for j in listed}
+    assert all(j["kind"] == "ingest" for j in listed)
