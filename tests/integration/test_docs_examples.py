@@ -700,3 +700,139 @@ def test_ingest_md_quick_start_state_document_and_metadata_example(
     listed = server.cli_json("jobs", "--kind", "ingest")
     assert tid in {j["job_id"] for j in listed}
     assert all(j["kind"] == "ingest" for j in listed)
+
+
+# --- docs/replication.md --------------------------------------------------------------
+
+
+def expand(synopsis: str, choice: int = 0, optional: bool = True) -> str:
+    """A synopsis as a command: ``[--x V]`` kept (or dropped) without brackets, and
+    ``a|b|c`` the ``choice``-th alternative."""
+    text = re.sub(r"\[([^\]]+)\]", (lambda m: m.group(1)) if optional else "", synopsis)
+    text = re.sub(r"(\w+(?:\|\w+)+)", lambda m: m.group(1).split("|")[choice], text)
+    return " ".join(text.split())
+
+
+@pytest.mark.database_agnostic
+def test_replication_md_records_exchange_protocol_and_peers(
+    server_factory: Any, tmp_path: Path, consumer_db: str
+) -> None:
+    from tests.support.replication import TOKENS, instance_env
+
+    a: Server = server_factory("a", env=instance_env("a"))
+    b: Server = server_factory("b", env=instance_env("b"), db=consumer_db)
+
+    # `dataferry records create NAME --schema FILE`, then records through the REST summary.
+    (create,) = re.findall(
+        r"`(dataferry records create[^`]+)`",
+        section("replication.md", "## Records").replace("\n", " "),
+    )
+    (tmp_path / "FILE").write_text(json.dumps({"type": "object"}))
+    shell(" ".join(create.split()).replace("NAME", "obs"), a, tmp_path)
+    rest = {row[0].strip("`"): row[1] for row in table("replication.md", "## REST summary")}
+    with api(a) as c:
+        made = c.post("/api/v1/collections/obs/records", json={"species": "emu", "n": 2})
+        assert made.status_code == 201 and "201" in rest["POST /api/v1/collections/{name}/records"]
+        record = made.json()
+        assert {"uuid", "origin", "hlc", "changed", "deleted", "data", "seq"} <= set(record)
+        uid = record["uuid"]
+        assert (
+            c.put(
+                f"/api/v1/collections/obs/records/{uid}", json={"species": "emu", "n": 3}
+            ).status_code
+            == 200
+        )
+        other = c.post("/api/v1/collections/obs/records", json={"species": "kiwi"}).json()
+        tomb = c.delete(f"/api/v1/collections/obs/records/{other['uuid']}").json()
+        assert tomb["deleted"] is True  # "delete (answers the tombstone)"
+        assert c.get(f"/api/v1/collections/obs/records/{other['uuid']}").status_code == 404
+        kept = c.get(
+            f"/api/v1/collections/obs/records/{other['uuid']}", params={"include_deleted": "true"}
+        )
+        assert kept.json()["data"] == {"species": "kiwi"}  # with its last values
+        refused = c.post("/api/v1/collections/obs/records", json=[1])
+        assert refused.status_code == 422
+        schema = c.put(
+            "/api/v1/collections/obs", json={"schema": {"type": "object", "required": ["species"]}}
+        )
+        assert schema.status_code == 200, schema.text
+        assert c.post("/api/v1/collections/obs/records", json={"n": 1}).status_code == 422
+        assert c.put("/api/v1/collections/obs", json={"schema": None}).status_code == 200
+        feed = c.get("/api/v1/collections/obs/changes", params={"since": 0, "limit": 10}).json()
+        assert {"cursor", "more"} <= set(feed) and len(feed["changes"]) == 2, feed
+        for path in [
+            "/api/v1/collections",
+            "/api/v1/collections/obs/records",
+            "/api/v1/collections/obs/conflicts",
+            "/api/v1/collections/obs/export?format=json",
+        ]:
+            assert c.get(path).status_code == 200, path
+
+        # The protocol: hello, pull (a batch shaped as the doc's), fetch, checkpoint, push.
+        hello_row = table("replication.md", "## Protocol (version 2; version 1 still served)")
+        calls = {row[0].strip("`").split("?")[0]: row for row in hello_row}
+        hello = c.get("/api/v1/replication/hello").json()
+        assert set(hello) == json_keys(calls["GET /hello"][2]), hello
+        pull_body = {
+            "protocol": 2,
+            "collection": "obs",
+            "requester": "docs-reader",
+            "since": 0,
+            "limit": 100,
+            "max_bytes": 1 << 20,
+        }
+        assert set(pull_body) == json_keys(calls["POST /pull"][1])
+        batch = c.post("/api/v1/replication/pull", json=pull_body).json()
+        shown_batch = fenced(
+            "replication.md", "## Protocol (version 2; version 1 still served)", "json"
+        )
+        assert set(batch) == json_keys(shown_batch), sorted(batch)
+        change = next(ch for ch in batch["changes"] if ch["uuid"] == uid)
+        assert set(change) == {"uuid", "origin", "data", "meta"} and "s" in change["meta"]
+        fetched = c.post(
+            "/api/v1/replication/fetch", json={"protocol": 2, "collection": "obs", "uuids": [uid]}
+        ).json()
+        assert set(fetched) == json_keys(calls["POST /fetch"][2])
+        checkpoint = c.get(
+            "/api/v1/replication/checkpoint", params={"collection": "obs", "source": "someone"}
+        ).json()
+        assert set(checkpoint) == json_keys(calls["GET /checkpoint"][2]), checkpoint
+        assert c.get("/api/v1/replication/checkpoints").status_code == 200
+        # b receives a's batch as a push, and answers in the documented shape.
+        with api(b) as cb:
+            pushed = cb.post("/api/v1/replication/push", json=batch)
+            assert pushed.status_code == 200, pushed.text
+            assert set(pushed.json()) == json_keys(calls["POST /push"][2]), pushed.json()
+            stale = dict(batch, protocol=3)
+            assert cb.post("/api/v1/replication/push", json=stale).status_code == 422
+        wrong = httpx.get(
+            f"{a.url}/api/v1/replication/hello", headers={"Authorization": "Bearer wrong"}
+        )
+        assert wrong.status_code == 401
+
+    # Export and import, each format of the synopsis; the export re-imported changes nothing.
+    export, import_ = indented("replication.md", "## Export and import")
+    for choice, suffix in enumerate(["csv", "json", "xml"]):
+        if choice == 0:  # --since/--until/-o as written: a window before these records
+            shell(expand(export, choice), a, tmp_path)
+        shell(expand(export, choice, optional=False) + f" -o all.{suffix}", a, tmp_path)
+        said = shell(import_.replace("obs.csv", f"all.{suffix}"), a, tmp_path)
+        for word in ("created", "updated", "unchanged", "rejected"):
+            assert word in said, said
+        assert re.search(r"unchanged\D*2", said), said
+    windowed = (tmp_path / "obs.csv").read_text()
+    assert uid not in windowed and uid in (tmp_path / "all.csv").read_text()
+
+    # Peers and sync: b as the peer the doc calls https://b.example.org:8080.
+    for line in indented("replication.md", "## Peers and sync"):
+        command = expand(line).replace("https://b.example.org:8080", b.url)
+        command = command.replace("SECRET", TOKENS["b"]).replace(" --discovered", "")
+        if command.startswith("dataferry peer remove"):
+            continue  # after the sync, below
+        shell(command, a, tmp_path)
+    with api(b) as cb:
+        synced = cb.get(f"/api/v1/collections/obs/records/{uid}").json()
+    assert synced["data"] == {"species": "emu", "n": 3}
+    peers = a.cli_json("peer", "list")
+    assert peers[0]["name"] == "b" if isinstance(peers, list) else peers
+    shell("dataferry peer remove b", a, tmp_path)
