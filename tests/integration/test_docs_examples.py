@@ -91,6 +91,19 @@ def joined(lines: list[str]) -> list[str]:
     return [c for c in commands if c]
 
 
+def commands_of(block: str) -> list[str]:
+    """The commands of a fenced shell block: a line that does not begin with a space
+    begins one; indented lines continue it (after a ``\\``, or inside a quoted value
+    that spans lines), kept as written for the shell."""
+    commands: list[str] = []
+    for line in block.splitlines():
+        if line.strip() and not line[0].isspace():
+            commands.append(line)
+        elif line.strip():
+            commands[-1] += "\n" + line
+    return commands
+
+
 def table(doc: str, heading: str) -> list[list[str]]:
     """The rows of the first table under ``heading``, each a list of its cells."""
     rows = []
@@ -156,12 +169,16 @@ def shell(
     tmp_path: Path,
     exit_code: int = 0,
     env: dict[str, str] | None = None,
+    substitute: bool = True,
+    stdout: bool = False,
 ) -> str:
     """Run one documented command line (``dataferry`` is this interpreter's module) in
-    ``tmp_path``; it must exit ``exit_code`` without a traceback. Returns its output."""
+    ``tmp_path``; it must exit ``exit_code`` without a traceback. Returns its output.
+    ``substitute=False``: the caller put this test's paths in already; ``stdout``:
+    return only what went there (curl writes its progress meter to stderr)."""
     prelude = f'dataferry() {{ {shlex.quote(sys.executable)} -m dataferry "$@"; }}\n'
     result = subprocess.run(
-        ["bash", "-c", prelude + as_here(command, server, tmp_path)],
+        ["bash", "-c", prelude + (as_here(command, server, tmp_path) if substitute else command)],
         env={**server.env, "COLUMNS": "200", **(env or {})},
         cwd=tmp_path,
         capture_output=True,
@@ -170,7 +187,7 @@ def shell(
     )
     said = result.stdout + result.stderr
     assert result.returncode == exit_code and "Traceback" not in said, (command, said)
-    return said
+    return result.stdout if stdout else said
 
 
 def api(server: Server) -> httpx.Client:
@@ -836,3 +853,151 @@ def test_replication_md_records_exchange_protocol_and_peers(
     peers = a.cli_json("peer", "list")
     assert peers[0]["name"] == "b" if isinstance(peers, list) else peers
     shell("dataferry peer remove b", a, tmp_path)
+
+
+# --- docs/sinks.md --------------------------------------------------------------------
+
+
+def wait_for(check: Any, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def shown_message(doc: str, heading: str, start: str) -> str:
+    """The message in backticks, beginning ``start``, that a section shows."""
+    text = " ".join(section(doc, heading).split())
+    found = re.search(rf"`({re.escape(start)}[^`]*)`", text)
+    assert found is not None, start
+    return found.group(1)
+
+
+@pytest.mark.database_agnostic
+def test_sinks_md_definitions_delivery_and_operating_commands(
+    server: Server, tmp_path: Path
+) -> None:
+    from tests.support.receiver import Receiver
+    from tests.support.tables import AppTable
+
+    receiver = Receiver().start()
+    try:
+        run_sinks_md(
+            server, tmp_path, receiver, AppTable(f"sqlite:///{tmp_path}/portal.db", "vettings")
+        )
+    finally:
+        receiver.stop()
+
+
+def run_sinks_md(server: Server, tmp_path: Path, receiver: Any, vettings: Any) -> None:
+    portal = f"sqlite:///{tmp_path}/portal.db"
+    vettings.insert(42)
+    with api(server) as c:
+        assert (
+            c.post("/api/v1/collections/observations/records", json={"species": "emu"}).status_code
+            == 201
+        )
+
+    def here(text: str) -> str:
+        return (
+            as_here(text, server, tmp_path)
+            .replace("sqlite:////srv/portal.db", portal)
+            .replace("https://partner.example.org/ws/vettings", receiver.url)
+            .replace("https://partner.example.org/in", receiver.url.replace("/vettings", "/in"))
+        )
+
+    add, curl = commands_of(fenced("sinks.md", "## Defining a sink", "sh"))
+    shell(here(add), server, tmp_path, env={"PARTNER_KEY": "k-123"}, substitute=False)
+    created = json.loads(shell(here(curl), server, tmp_path, substitute=False, stdout=True))
+    assert created["name"] == "obs" and created["retry_interval"] == 10, created
+
+    # Both deliver, in the default document's shape, with the documented key format.
+    wait_for(lambda: {r.id for r in receiver.applied()} >= {"42"} and len(receiver.applied()) >= 2)
+    payload = section("sinks.md", "## Payload mapping")
+    default = json_keys(payload[payload.index("The default document is") :])
+    for received in receiver.applied():
+        assert set(received.document) == default, received.document
+        assert received.document["status"] == "new"
+    row = next(r for r in receiver.applied() if r.id == "42")
+    assert re.fullmatch(r"table:vettings/42/.+", row.idempotency_key), row.idempotency_key
+    assert vettings.row(42)["last_sync"] == vettings.row(42)["modified"]
+
+    # The refusals the doc quotes, word for word.
+    with api(server) as c:
+        bad_port = shown_message("sinks.md", "## Defining a sink", "target URL 'http://h:99999/'")
+        answer = c.post(
+            "/api/v1/sinks",
+            json={"name": "p", "source": {"collection": "observations"}, "url": "http://h:99999/"},
+        )
+        assert answer.status_code == 422 and bad_port in answer.json()["detail"], answer.text
+        too_short = shown_message("sinks.md", "## Defining a sink", "retry_interval: Input")
+        answer = c.patch("/api/v1/sinks/obs", json={"retry_interval": 1e-300})
+        assert answer.status_code == 422 and too_short in answer.json()["detail"], answer.text
+    no_column = shown_message("sinks.md", "## Defining a sink", "table 'vettings' has no modified")
+    said = shell(
+        f"dataferry sink add v2 --table vettings --table-url {portal} --modified changed_at"
+        f" --last-sync other_sync",
+        server,
+        tmp_path,
+        exit_code=1,
+        substitute=False,
+    )
+    assert no_column in said, said
+    shared = shown_message("sinks.md", "## Sources", "sink 'a' already reads table")
+    said = shell(
+        f"dataferry sink add v3 --table vettings --table-url {portal}",
+        server,
+        tmp_path,
+        1,
+        substitute=False,
+    )
+    first, _, last = (
+        shared.replace("sink 'a'", "sink 'vettings'")
+        .replace("sqlite:////srv/portal.db", portal)
+        .partition("; ... ")
+    )
+    assert first in " ".join(said.split()) and last in said, said
+
+    # The operating table, CLI and REST, on the collection sink.
+    rows = table("sinks.md", "## Operating")
+    for cli_cell, _rest, _what in rows:
+        for command in re.findall(r"`([^`]+)`", cli_cell):
+            if not command.startswith(("sink ", "resume ")):
+                continue
+            command = command.replace("resume NAME", "sink resume NAME")
+            if command.startswith(("sink add", "sink remove")):
+                continue  # add ran above; remove runs last
+            line = command.replace("NAME", "obs").replace(" [KEY...]", "").replace(" ...", "")
+            line = line.replace("--url U", f"--url {receiver.url}")
+            shell(f"dataferry {line}", server, tmp_path, substitute=False)
+    with api(server) as c:
+        for _cli, rest_cell, _what in rows:
+            for call in re.findall(r"`((?:GET|POST|PATCH|DELETE) [^`]+)`", rest_cell):
+                method, path = call.split(" ", 1)
+                if path.startswith("..."):
+                    path = "/api/v1/sinks/NAME" + path[3:]
+                path = path.replace("NAME", "obs")
+                if method == "POST" and path == "/api/v1/sinks":
+                    continue  # the curl example above
+                body: dict[str, Any] | None = {"keys": []} if path.endswith("/retry") else None
+                if method == "PATCH":
+                    body = {"url": receiver.url}
+                answer = c.request(method, path, json=body)
+                status = 204 if method == "DELETE" else 200
+                assert answer.status_code in (status, 201, 202), (call, answer.text)
+        shown = c.get("/api/v1/sinks/vettings").json()
+        for key in (
+            "changes",
+            "delivered_total",
+            "failed_total",
+            "last_poll",
+            "last_delivered",
+            "last_error",
+        ):
+            assert key in shown, key
+        assert c.get("/api/v1/sinks/obs").status_code == 404  # removed by the table's DELETE
+    metrics = httpx.get(f"{server.url}/metrics").text
+    for name in re.findall(r"`(dataferry_sink_[a-z_]+)", section("sinks.md", "## Operating")):
+        assert name in metrics, name
