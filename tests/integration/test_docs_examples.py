@@ -364,6 +364,29 @@ def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) 
         for name in re.findall(r"`(dataferry_[a-z_]+)", section("api.md", "# REST API and CLI")):
             assert name in metrics, name
 
+        # What the tables say the per-file rows and the detail hold.
+        rows_text = {r[0].strip("`"): r[2] for r in table("api.md", "## Transfers and jobs")}
+        files = c.get(f"/api/v1/jobs/{done['job_id']}/files").json()["files"]
+        named = re.findall(r"(\w+)(?: \(|,|$)", rows_text["GET /api/v1/jobs/{id}/files"])
+        assert {"path", "size", "mtime", "state", "checksum", "error"} <= set(named)
+        assert {"path", "size", "mtime", "state", "checksum", "error"} <= set(files[0]), files
+        detail = c.get(f"/api/v1/jobs/{done['job_id']}/detail").json()
+        assert {"params", "result", "worker"} <= set(detail) and set(shown_job) <= set(detail)
+        assert c.post("/api/v1/jobs/prune", json={"older_than_days": 36501}).status_code == 422
+
+    # The CLI paragraph: refusals as it words them.
+    cli = section("api.md", "## CLI")
+    said = shell("dataferry endpoint add $'\\xff' file:///tmp/x", srv, tmp_path, exit_code=2)
+    (not_utf8,) = re.findall(r"`(error: name [^`]+)`", cli)
+    assert not_utf8 in said, said
+    said = shell("dataferry endpoint remove ../sinks/s1", srv, tmp_path, exit_code=1)
+    (no_route,) = re.findall(r"\(`(error: Not Found[^`]+)`\)", " ".join(cli.split()))
+    assert said.strip() == no_route, said
+    # configuration.md: serve on a port in use is one line and exit 1.
+    busy = shown_message("configuration.md", "# Configuration", "cannot listen on")
+    said = shell(f"dataferry serve --port {srv.port}", srv, tmp_path, exit_code=1)
+    assert busy.replace("8080", str(srv.port)) in said, said
+
 
 def shown_text_states() -> set[str]:
     text = section("api.md", "## Job document")

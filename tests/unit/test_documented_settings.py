@@ -6,6 +6,8 @@ tour once did with a command nobody ran."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import tomllib
 from collections.abc import Iterator
@@ -173,3 +175,33 @@ def test_derived_defaults_are_what_the_table_says(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path}/dataferry.db"
     assert settings.url == "http://127.0.0.1:8080"
     assert settings.key_file == tmp_path / "secret.key"
+
+
+def test_the_example_file_and_the_environment_spellings_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configuration.md's example ``dataferry.toml``, and its environment spellings
+    (``[jobs] workers = 8`` is ``DATAFERRY_JOBS__WORKERS=8``; lists are JSON)."""
+    text = (DOCS / "configuration.md").read_text()
+    (example,) = re.findall(r"```toml\n(.*?)```", text, re.S)
+    config = tmp_path / "dataferry.toml"
+    config.write_text(example)
+    for name in [n for n in os.environ if n.startswith("DATAFERRY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DATAFERRY_CONFIG", str(config))
+    monkeypatch.setenv("DATAFERRY_HOME", str(tmp_path))
+    loaded = Settings()
+    written = tomllib.loads(example)
+    assert loaded.port == written["port"] and loaded.host == written["host"]
+    assert loaded.tokens == written["tokens"]
+    assert loaded.database_url == written["database_url"]
+    assert loaded.jobs.workers == written["jobs"]["workers"]
+    assert loaded.transfer.concurrency == written["transfer"]["concurrency"]
+
+    (nested,) = re.findall(r"`\[jobs\] workers = 8` is `(DATAFERRY_JOBS__WORKERS)=8`", text)
+    (lists,) = re.findall(r"`(DATAFERRY_TOKENS)='(\[[^']*\])'`", text)
+    monkeypatch.setenv(nested, "8")
+    monkeypatch.setenv(lists[0], lists[1])
+    from_env = Settings()
+    assert from_env.jobs.workers == 8
+    assert from_env.tokens == json.loads(lists[1])
