@@ -635,6 +635,48 @@ def test_rpc_md_xmlrpc_and_jsonrpc_examples(token_server: Server, tmp_path: Path
                 assert raised.value.faultString.startswith("not_found"), raised.value
     assert covered == len(calls)
 
+    # The door's notes: system.methodSignature; integers past 32 bits travel as <i8>
+    # (both ways), absent values as <nil/> (jobs.list's state and kind filters).
+    assert mover.system.methodSignature("jobs.get") is not None
+    i8_call = (
+        "<?xml version='1.0'?><methodCall><methodName>jobs.prune</methodName><params>"
+        f"<param><value><i8>{2**33}</i8></value></param></params></methodCall>"
+    )
+    big = httpx.post(f"{srv.url}/RPC2", content=i8_call, auth=("dataferry", TOKEN), timeout=60)
+    with pytest.raises(xmlrpc.client.Fault) as out_of_range:  # past jobs.prune's 36500 days
+        xmlrpc.client.loads(big.content)
+    assert out_of_range.value.faultCode == -32602, out_of_range.value
+    mover.records.put("obs", {"species": "emu"})
+    feed = httpx.post(
+        f"{srv.url}/RPC2",
+        content=xmlrpc.client.dumps(("obs",), "records.changes").encode(),
+        auth=("dataferry", TOKEN),
+        timeout=60,
+    )
+    assert b"<i8>" in feed.content, feed.text[:800]  # the feed's cursor: wall ms * 1000
+    submitted_doc = httpx.post(
+        f"{srv.url}/RPC2",
+        content=xmlrpc.client.dumps(("lab:run1", "archive:n"), "transfers.submit").encode(),
+        auth=("dataferry", TOKEN),
+        timeout=60,
+    )
+    assert b"<nil/>" in submitted_doc.content, submitted_doc.text[:800]  # bytes_total: null
+    # A cancelled move is FAILED with the reason "cancelled" (the Statuses section).
+    cancelled = mover.move("lab:run1", "archive:cancelled")
+    try:
+        mover.jobs.cancel(cancelled["id"])
+    except xmlrpc.client.Fault as finished:  # it was quicker than the cancel: a conflict
+        assert finished.faultString.startswith("conflict"), finished
+    srv.wait_job(cancelled["id"])
+    after = mover.check_move_status(cancelled["id"])
+    if after["status"] != "COMPLETED":
+        assert after == {"id": cancelled["id"], "status": "FAILED", "reason": "cancelled"}
+    # "batches (up to 1000 calls)": one more is refused.
+    call = {"jsonrpc": "2.0", "id": 1, "method": "system.listMethods"}
+    assert isinstance(jsonrpc(srv, [call] * 1000).json(), list)
+    too_many = jsonrpc(srv, [call] * 1001).json()
+    assert too_many["error"]["code"] == -32600, too_many
+
     # Notifications: no answer; a batch of notifications gets 204.
     note = {"jsonrpc": "2.0", "method": "jobs.list"}
     assert jsonrpc(srv, [note, note]).status_code == 204
