@@ -510,6 +510,17 @@ def test_transfers_md_commands_and_what_they_say(server: Server, tmp_path: Path)
     said = shell(" ".join(prune.split()), server, tmp_path)
     assert "0" in said
 
+    # "Where things land": a single file goes into an existing folder, else becomes it.
+    with api(server) as c:
+        for destination in ("archive:csv", "archive:renamed.csv"):
+            job = c.post(
+                "/api/v1/transfers",
+                json={"source": "lab:run7/raw/a.csv", "destination": destination},
+            ).json()
+            assert server.wait_job(job["job_id"])["state"] == "succeeded"
+    assert (archive / "csv" / "a.csv").read_bytes() == RUN7["run7/raw/a.csv"]
+    assert (archive / "renamed.csv").read_bytes() == RUN7["run7/raw/a.csv"]
+
     # The submit table: statuses of refused requests.
     rows = {row[0]: int(row[1]) for row in table("transfers.md", "## Submitting")}
     with api(server) as c:
@@ -734,6 +745,11 @@ def test_ingest_md_quick_start_state_document_and_metadata_example(
     wait_json = next(c for c in quick if "--json" in c)
     doc = json.loads(said[wait_json][said[wait_json].index("{") :])
     same_shape(job_document_shown(), doc, "ingest --json")
+    # "Symbolic links are refused" by bundle create.
+    (tmp_path / "run-44").mkdir()
+    (tmp_path / "run-44" / "link").symlink_to(tmp_path / "run-42" / "raw" / "counts.txt")
+    refused = shell("dataferry bundle create ./run-44 -o run-44.tar", server, tmp_path, 1)
+    assert "link" in refused and not (tmp_path / "run-44.tar").exists(), refused
     assert doc["kind"] == "ingest" and doc["state"] == "succeeded"
     shown = said[next(c for c in quick if c.startswith("dataferry transactions show"))]
     assert "p1" in shown and "raw/counts.txt" in shown and "run-42" in shown

@@ -205,3 +205,26 @@ def test_the_example_file_and_the_environment_spellings_load(
     from_env = Settings()
     assert from_env.jobs.workers == 8
     assert from_env.tokens == json.loads(lists[1])
+
+
+def test_the_ingest_environment_examples_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ingest.md: ``DATAFERRY_INGEST__MAX_UPLOAD_BYTES=...`` and
+    ``DATAFERRY_INGEST__ALLOWED_PROJECTS='["p1","p2"]'``."""
+    text = " ".join(section_text("ingest.md", "## Configuration").split())
+    (lists,) = re.findall(r"`(DATAFERRY_INGEST__ALLOWED_PROJECTS)='(\[[^']*\])'`", text)
+    assert "`DATAFERRY_INGEST__MAX_UPLOAD_BYTES=...`" in text
+    monkeypatch.delenv("DATAFERRY_CONFIG", raising=False)
+    monkeypatch.setenv(lists[0], lists[1])
+    monkeypatch.setenv("DATAFERRY_INGEST__MAX_UPLOAD_BYTES", "1024")
+    loaded = Settings(home=tmp_path)
+    assert loaded.ingest.allowed_projects == json.loads(lists[1])
+    assert loaded.ingest.max_upload_bytes == 1024
+
+
+def section_text(doc: str, heading: str) -> str:
+    text = (DOCS / doc).read_text()
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
