@@ -74,6 +74,13 @@ NOT_RUN = [
     ),
     ("sinks.md", "https://partner.example.org/in", "the partner is a local receiver instead"),
     ("sinks.md", "[`examples/ala-vettings/`]", "tests/integration/test_sinks_example.py"),
+    (
+        "api.md",
+        'words (`"File name too long"`), on the peer file protocol too',
+        "a request "
+        "that writes a path itself: the peer file protocol (tests/integration/test_peer_files.py); "
+        "a transfer's job fails with those words instead (test_bad_input.py)",
+    ),
     ("api.md", "`worker [--concurrency N]", "Celery workers need a broker (make test-celery)"),
     (
         "configuration.md",
@@ -435,6 +442,14 @@ def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) 
         detail = c.get(f"/api/v1/jobs/{done['job_id']}/detail").json()
         assert {"params", "result", "worker"} <= set(detail) and set(shown_job) <= set(detail)
         assert c.post("/api/v1/jobs/prune", json={"older_than_days": 36501}).status_code == 422
+        # Values the database or the file system cannot hold: 422 in the doc's words.
+        intro = " ".join(section("api.md", "# REST API and CLI").split())
+        out_of_range = c.get(f"/api/v1/jobs/{2**64}")
+        assert out_of_range.status_code == 422, out_of_range.text
+        assert (
+            out_of_range.json()["detail"]
+            == re.findall(r'`"detail": "(a number is out of the range[^"]+)"`', intro)[0]
+        )
 
     # The CLI paragraph: refusals as it words them.
     cli = section("api.md", "## CLI")
@@ -752,6 +767,16 @@ def test_rpc_md_xmlrpc_and_jsonrpc_examples(token_server: Server, tmp_path: Path
     assert isinstance(jsonrpc(srv, [call] * 1000).json(), list)
     too_many = jsonrpc(srv, [call] * 1001).json()
     assert too_many["error"]["code"] == -32600, too_many
+
+    # "a parameter of the wrong type is -32602 naming the parameter"
+    methods = " ".join(section("rpc.md", "## Adding methods (for other capabilities)").split())
+    assert "`uid: Input should be a valid string`" in methods
+    wrong_type = jsonrpc(
+        srv,
+        {"jsonrpc": "2.0", "id": 1, "method": "records.get", "params": ["obs", 42]},
+    ).json()
+    assert wrong_type["error"]["code"] == -32602
+    assert "uuid: Input should be a valid string" in wrong_type["error"]["message"], wrong_type
 
     # Notifications: no answer; a batch of notifications gets 204.
     note = {"jsonrpc": "2.0", "method": "jobs.list"}
@@ -1106,6 +1131,15 @@ def run_sinks_md(server: Server, tmp_path: Path, receiver: Any, vettings: Any) -
         .partition("; ... ")
     )
     assert first in " ".join(said.split()) and last in said, said
+
+    # A sink without a URL is idle, and `sink list` says why.
+    (idle,) = re.findall(
+        r"`(idle: no target URL configured)`", section("sinks.md", "## Defining a sink")
+    )
+    shell("dataferry sink add quiet --collection observations", server, tmp_path, substitute=False)
+    listed = shell("dataferry sink list", server, tmp_path, substitute=False)
+    assert idle in " ".join(listed.split()), listed
+    shell("dataferry sink remove quiet", server, tmp_path, substitute=False)
 
     # The operating table, CLI and REST, on the collection sink.
     rows = table("sinks.md", "## Operating")
