@@ -442,6 +442,8 @@ def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) 
         detail = c.get(f"/api/v1/jobs/{done['job_id']}/detail").json()
         assert {"params", "result", "worker"} <= set(detail) and set(shown_job) <= set(detail)
         assert c.post("/api/v1/jobs/prune", json={"older_than_days": 36501}).status_code == 422
+        listed = c.get("/api/v1/jobs").json()["jobs"]  # newest first
+        assert [j["job_id"] for j in listed] == sorted((j["job_id"] for j in listed), reverse=True)
         # Values the database or the file system cannot hold: 422 in the doc's words.
         intro = " ".join(section("api.md", "# REST API and CLI").split())
         out_of_range = c.get(f"/api/v1/jobs/{2**64}")
@@ -1025,6 +1027,15 @@ def test_replication_md_records_exchange_protocol_and_peers(
         synced = cb.get(f"/api/v1/collections/obs/records/{uid}").json()
     assert synced["data"] == {"species": "emu", "n": 3}
     shell("dataferry peer remove b", a, tmp_path)
+    # "A wrong token fails the job (`last_error` says 401)."
+    assert "A wrong token fails the job (`last_error` says 401)" in " ".join(
+        section("replication.md", "## Peers and sync").split()
+    )
+    with api(a) as c:
+        c.post("/api/v1/peers", json={"name": "b2", "url": b.url, "token": "wrong"})
+        job = c.post("/api/v1/peers/b2/sync").json()
+        assert a.wait_job(job["job_id"])["state"] == "failed"
+        assert "401" in c.get("/api/v1/peers/b2").json()["last_error"]
 
 
 # --- docs/sinks.md --------------------------------------------------------------------
