@@ -146,8 +146,13 @@ class Client:
         dry_run: bool = False,
         compare: str | None = None,
         empty_folders: bool = False,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        min_age: float | None = None,
+        max_age: float | None = None,
     ) -> dict[str, Any]:
-        """Submit a transfer (the job document), or with ``dry_run`` preview it."""
+        """Submit a transfer (the job document), or with ``dry_run`` preview it.
+        ``min_size``/``max_size`` are bytes, ``min_age``/``max_age`` seconds."""
         body: dict[str, Any] = {
             "source": source,
             "destination": destination,
@@ -166,6 +171,13 @@ class Client:
             body["compare"] = compare
         if empty_folders:
             body["empty_folders"] = True
+        limits = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "min_age": min_age,
+            "max_age": max_age,
+        }
+        body.update({k: v for k, v in limits.items() if v is not None})
         path = "/api/v1/transfers/preview" if dry_run else "/api/v1/transfers"
         result: dict[str, Any] = self.request("POST", path, json=body)
         return result

@@ -7,8 +7,34 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from dataferry.cli.common import JSON_OPTION, client, console, print_json
+from dataferry.cli.args import USAGE_ERROR
+from dataferry.cli.common import JSON_OPTION, client, console, fail, print_json
 from dataferry.cli.watch import describe, follow, outcome
+from dataferry.durations import parse_duration
+from dataferry.errors import InvalidRequest
+from dataferry.transfers.limits import parse_size
+
+_SIZE_HELP = "K, M, G, T, P are 1024-based (as rclone's): 10M = 10485760; plain digits: bytes."
+_AGE_HELP = (
+    "A duration: 30s, 15m, 12h, 7d or 2w (plain digits: seconds), measured back from "
+    "when the job plans."
+)
+
+
+def _limits(
+    min_size: str | None, max_size: str | None, min_age: str | None, max_age: str | None
+) -> dict[str, Any]:
+    """The size and age options as the API takes them (bytes, seconds); a usage
+    error naming the option for a value that is not a size or a duration."""
+    try:
+        return {
+            "min_size": None if min_size is None else parse_size("--min-size", min_size),
+            "max_size": None if max_size is None else parse_size("--max-size", max_size),
+            "min_age": None if min_age is None else parse_duration("--min-age", min_age),
+            "max_age": None if max_age is None else parse_duration("--max-age", max_age),
+        }
+    except InvalidRequest as exc:
+        fail(exc.message, USAGE_ERROR)
 
 
 def _exit_for(doc: dict[str, object]) -> None:
@@ -63,6 +89,21 @@ def transfer(
         "--create-empty-src-dirs; S3 has no folders). With --include, only folders a "
         "pattern names as folders ('raw/').",
     ),
+    min_size: str = typer.Option(
+        None, "--min-size", help=f"Only files of at least this size (e.g. 10M). {_SIZE_HELP}"
+    ),
+    max_size: str = typer.Option(
+        None, "--max-size", help=f"Only files of at most this size (e.g. 1G). {_SIZE_HELP}"
+    ),
+    min_age: str = typer.Option(
+        None, "--min-age", help=f"Only files modified longer ago than this. {_AGE_HELP}"
+    ),
+    max_age: str = typer.Option(
+        None,
+        "--max-age",
+        help=f"Only files modified within this (7d: the last 7 days). {_AGE_HELP} "
+        "A file whose time the source does not tell is left out.",
+    ),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
@@ -73,6 +114,7 @@ def transfer(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Submit a transfer; prints its job id (and follows it with --wait)."""
+    limits = _limits(min_size, max_size, min_age, max_age)
     with client() as c:
         doc = c.transfer(
             source,
@@ -86,6 +128,7 @@ def transfer(
             dry_run=dry_run,
             compare=compare,
             empty_folders=empty_folders,
+            **limits,
         )
         if dry_run:
             if as_json:
@@ -121,6 +164,10 @@ def _print_preview(doc: dict[str, Any]) -> None:
         summary += f"; {doc['folders_total']} empty folders to create"
     if doc["mode"] == "mirror":
         summary += f"; {doc['delete_total']} files to delete there"
+    if doc.get("unknown_mtime"):
+        summary += f"; {doc['unknown_mtime']} files left out: their time is unknown"
+    if doc.get("reference_time"):
+        summary += f"; ages measured from {doc['reference_time']}"
     if doc["mode"] in ("sync", "mirror"):
         summary += "; identical files are skipped when the job compares them"
     if doc["truncated"]:

@@ -95,4 +95,6 @@ def outcome(c: Client, doc: dict[str, Any]) -> str:
         words.append(f"deleted {result['deleted']}")
     if result.get("bytes_resumed"):
         words.append(f"resumed {result['bytes_resumed']} bytes")
+    if result.get("unknown_mtime"):
+        words.append(f"left out {result['unknown_mtime']} (time unknown)")
     return "  " + ", ".join(words)

@@ -1,10 +1,11 @@
 """``mirror`` mode's last step: remove what the destination has and the source does not.
 
 Runs only after every file of the plan is in place (a failed or cancelled job deletes
-nothing). Files the transfer's patterns leave out are not the transfer's to judge and
-stay, as do temporaries (``.dftmp``) that another job may be writing. The listing is
-made whole before the first deletion, so a destination that cannot be listed (a pipe,
-a link out of the endpoint) fails the job with nothing removed.
+nothing). Files the transfer's patterns or size and age limits leave out are not the
+transfer's to judge and stay, as do temporaries (``.dftmp``) that another job may be
+writing. The listing is made whole before the first deletion, so a destination that
+cannot be listed (a pipe, a link out of the endpoint) fails the job with nothing
+removed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,24 @@ from collections.abc import Callable, Iterable
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import parent
 from dataferry.transfers.filters import PathFilter
+from dataferry.transfers.limits import Limits
 from dataferry.transfers.plan import is_temporary
 
 
-def extraneous(dst: EndpointFS, root: str, planned: set[str], chosen: PathFilter) -> list[str]:
-    """Paths (relative to the full folder path ``root``) of files to remove, sorted."""
+def extraneous(
+    dst: EndpointFS,
+    root: str,
+    planned: set[str],
+    chosen: PathFilter,
+    limits: Limits | None = None,
+    now_ns: int = 0,
+) -> list[str]:
+    """Paths (relative to the full folder path ``root``) of files to remove, sorted.
+
+    ``limits`` judge each destination file by its own size and time, as the patterns
+    judge it by its path (and as rclone's filters do): one they leave out is not the
+    transfer's to judge, so it stays, and so does one whose time is unknown to an age
+    limit. Ages are measured back from ``now_ns``, the moment the plan used."""
     if not dst.fs.exists(root):
         return []
     prefix = root.rstrip("/") + "/"
@@ -27,6 +41,8 @@ def extraneous(dst: EndpointFS, root: str, planned: set[str], chosen: PathFilter
         rel = entry[0][len(prefix) :]
         # what the patterns leave out files_below left out (not the transfer's to judge)
         if rel in planned or is_temporary(rel):
+            continue
+        if limits and not limits.takes(entry[1], entry[2], now_ns):
             continue
         found.append(rel)
     return sorted(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.transfers.filters import PathFilter
+from dataferry.transfers.limits import Limits
 from dataferry.transfers.store import PlannedFile
 
 # Our own temporary files never count as source files.
@@ -42,3 +43,20 @@ def empty_folders(src: EndpointFS, rel: str, chosen: PathFilter) -> list[str]:
     not leave out, relative to ``rel`` (a transfer with ``empty_folders`` creates
     them at the destination)."""
     return src.empty_folders_below(src.full(rel), chosen.takes_folder)
+
+
+def choose(files: list[PlannedFile], limits: Limits, now_ns: int) -> tuple[list[PlannedFile], int]:
+    """The files ``limits`` takes (sizes and ages measured back from ``now_ns``), and
+    how many an age limit left out because their time is unknown.
+
+    Applied right after the listing, not inside it (``files_below``'s ``passed_over``):
+    a listing yields each file's size and time already, so nothing is read twice, and
+    a size or an age never lets a listing pass a folder over: only patterns can."""
+    if not limits:
+        return files, 0
+    taken = [f for f in files if limits.takes(f.size, f.mtime, now_ns)]
+    unknown = 0
+    if limits.ages:
+        # left out for their time alone (a size limit would have taken them)
+        unknown = sum(1 for f in files if f.mtime is None and limits.takes_size(f.size))
+    return taken, unknown

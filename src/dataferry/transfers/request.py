@@ -9,6 +9,7 @@ from typing import Any
 from dataferry.errors import InvalidRequest
 from dataferry.text import cut
 from dataferry.transfers.filters import PathFilter, check_patterns
+from dataferry.transfers.limits import Limits
 
 
 class Mode(StrEnum):
@@ -88,10 +89,19 @@ class TransferRequest:
     #: create the source's empty folders at the destination too (rclone's
     #: --create-empty-src-dirs); folders with files always come with them
     empty_folders: bool = False
+    #: bytes and seconds choosing the files of a folder source (limits.py); None: no limit
+    min_size: int | None = None
+    max_size: int | None = None
+    min_age: float | None = None
+    max_age: float | None = None
 
     @property
     def filter(self) -> PathFilter:
         return PathFilter(self.include, self.exclude)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.min_size, self.max_size, self.min_age, self.max_age)
 
     @classmethod
     def build(
@@ -106,6 +116,10 @@ class TransferRequest:
         exclude: Any = None,
         compare: str | None = None,
         empty_folders: Any = False,
+        min_size: Any = None,
+        max_size: Any = None,
+        min_age: Any = None,
+        max_age: Any = None,
     ) -> TransferRequest:
         m = _enum(Mode, mode, "mode")
         expected = parse_expected_checksum(expected_checksum or "")
@@ -118,6 +132,7 @@ class TransferRequest:
         if not isinstance(empty_folders, bool):
             given = cut(repr(empty_folders))
             raise InvalidRequest(f"empty_folders must be true or false, not {given}")
+        limits = Limits.build(min_size, max_size, min_age, max_age)
         return cls(
             source=source,
             destination=destination,
@@ -129,6 +144,10 @@ class TransferRequest:
             exclude=check_patterns("exclude", exclude),
             compare=_enum(Compare, compare or Compare.CHECKSUM.value, "compare"),
             empty_folders=empty_folders,
+            min_size=limits.min_size,
+            max_size=limits.max_size,
+            min_age=limits.min_age,
+            max_age=limits.max_age,
         )
 
     @classmethod
@@ -144,13 +163,22 @@ class TransferRequest:
             params.get("exclude"),
             params.get("compare"),  # absent from jobs submitted before it existed
             params.get("empty_folders", False),
+            params.get("min_size"),
+            params.get("max_size"),
+            params.get("min_age"),
+            params.get("max_age"),
         )
 
     def params(self) -> dict[str, Any]:
         # Patterns stay lists (the params column is JSON) and only when given; a switch
-        # only when on (jobs submitted before it existed read as off).
+        # only when on (jobs submitted before it existed read as off); a limit (a
+        # number) only when set.
         return {
-            k: list(v) if isinstance(v, tuple) else v if isinstance(v, bool) else str(v)
+            k: list(v)
+            if isinstance(v, tuple)
+            else v
+            if isinstance(v, (bool, int, float))
+            else str(v)
             for k, v in asdict(self).items()
-            if v or not isinstance(v, (tuple, bool))
+            if v is not None and (v or not isinstance(v, (tuple, bool)))
         }

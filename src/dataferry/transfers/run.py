@@ -32,8 +32,15 @@ from dataferry.transfers.copy import (
     temporary_name,
     write_temporary,
 )
+from dataferry.transfers.limits import reference_time
 from dataferry.transfers.request import Checksum, Compare, Mode, Overwrite, TransferRequest
-from dataferry.transfers.store import FileOutcome, FileRow, FileState, TransferStore
+from dataferry.transfers.store import (
+    UNKNOWN_MTIME,
+    FileOutcome,
+    FileRow,
+    FileState,
+    TransferStore,
+)
 from dataferry.transfers.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -140,6 +147,7 @@ class TransferRun:
         self._folders: set[str] = set()
         self._folder_lock = threading.Lock()
         self.throttle = Throttle(settings.bandwidth_limit)
+        self.now_ns = 0  # what age limits are measured from (set by run when it has any)
 
     def paths(self, row: FileRow) -> tuple[str, str]:
         return (
@@ -149,17 +157,24 @@ class TransferRun:
 
     def run(self) -> dict[str, Any]:
         try:
+            if self.req.limits.ages:
+                # Pinned at the first planning and kept: a re-plan, and the mirror's and
+                # the check's listings of the destination, measure from the same moment.
+                now = time.time_ns()
+                self.now_ns = self.store.pin_reference(self.ctx.job_id, self.ctx.owner, now)
             if self.ctx.job.files_total is None:
                 self.ctx.progress(task="planning", task_percent=0.0, force=True)
                 try:
-                    files = planning.plan(self.src, self.src_rel, self.req.filter)
+                    listed = planning.plan(self.src, self.src_rel, self.req.filter)
                 except Exception as exc:
                     raise classify(exc, f"planning {self.req.source}", self.src) from exc
-                self.store.save_plan(self.ctx.job_id, self.ctx.owner, files)
+                files, unknown = planning.choose(listed, self.req.limits, self.now_ns)
+                self.store.save_plan(self.ctx.job_id, self.ctx.owner, files, unknown)
                 files_total, bytes_total = len(files), sum(f.size for f in files)
             else:
                 files_total = self.ctx.job.files_total
                 bytes_total = self.ctx.job.bytes_total or 0
+                unknown = int(self.ctx.params.get(UNKNOWN_MTIME, 0))
             todo = self.store.unfinished(self.ctx.job_id)
             if self.ctx.job.attempts > 1 and self.req.mode is not Mode.CHECK:
                 self._remove_stale_temporaries(todo)  # a check writes none
@@ -168,9 +183,10 @@ class TransferRun:
             if self.req.mode is Mode.CHECK:
                 progress.task = "checking"
                 self.ctx.progress(**progress.fields(), force=True)
-                return self._check_all(todo, progress)
+                return self._check_all(todo, progress, self._chosen(unknown))
             self.ctx.progress(**progress.fields(), force=True)
             counts = self._copy_all(todo, progress)
+            counts.update(self._chosen(unknown))
             kept: list[str] = []
             if self.req.empty_folders and self.source_is_dir:
                 # After the files (as rclone does), so a resumed job creates them too;
@@ -186,6 +202,16 @@ class TransferRun:
         finally:
             self.src.close()
             self.dst.close()
+
+    def _chosen(self, unknown_mtime: int) -> dict[str, Any]:
+        """For the result: the moment age limits were measured from, and how many files
+        they left out for want of a time (only when there were any)."""
+        out: dict[str, Any] = {}
+        if self.req.limits.ages:
+            out["reference_time"] = reference_time(self.now_ns)
+        if unknown_mtime:
+            out[UNKNOWN_MTIME] = unknown_mtime
+        return out
 
     def _resumable(self, row: FileRow) -> bool:
         return (
@@ -233,7 +259,9 @@ class TransferRun:
             raise failure
         return counts
 
-    def _check_all(self, todo: list[FileRow], progress: _Progress) -> dict[str, Any]:
+    def _check_all(
+        self, todo: list[FileRow], progress: _Progress, chosen: dict[str, Any]
+    ) -> dict[str, Any]:
         """Mode check: compare each planned file with the destination's (as sync
         decides what differs) and list what only the destination has; write nothing.
         Succeeds only when both sides hold the same files; otherwise fails (no retry)
@@ -262,7 +290,9 @@ class TransferRun:
             planned = self.store.planned_paths(self.ctx.job_id)
             root = self.dst.full(self.dst_rel)
             try:
-                extra = mirror.extraneous(self.dst, root, planned, self.req.filter)
+                extra = mirror.extraneous(
+                    self.dst, root, planned, self.req.filter, self.req.limits, self.now_ns
+                )
             except DataferryError:
                 raise
             except Exception as exc:
@@ -274,6 +304,7 @@ class TransferRun:
             "missing": states.get(FileState.MISSING, 0),
             "extra": len(extra),
             "extra_paths": extra[:EXTRA_PATHS_KEPT],
+            **chosen,
         }
         self.ctx.progress(**{**progress.fields(), "task": "done", "task_percent": 100.0})
         if result["differ"] or result["missing"] or result["extra"]:
@@ -473,7 +504,9 @@ class TransferRun:
         root = self.dst.full(self.dst_rel)
         planned = self.store.planned_paths(self.ctx.job_id)
         try:
-            doomed = mirror.extraneous(self.dst, root, planned, self.req.filter)
+            doomed = mirror.extraneous(
+                self.dst, root, planned, self.req.filter, self.req.limits, self.now_ns
+            )
             self.ctx.progress(task="deleting", task_percent=0.0, force=True)
 
             def checkpoint(n: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from dataferry.endpoints.filesystem import EndpointFS
@@ -12,6 +13,7 @@ from dataferry.jobs.model import Job
 from dataferry.jobs.service import JobService
 from dataferry.transfers import mirror
 from dataferry.transfers import plan as planning
+from dataferry.transfers.limits import reference_time
 from dataferry.transfers.request import Mode, TransferRequest
 from dataferry.transfers.run import classify
 
@@ -54,6 +56,13 @@ class TransferService:
                 raise InvalidRequest("mode mirror applies to a folder source, not a file")
             if not src_is_dir and (req.include or req.exclude):
                 raise InvalidRequest("include and exclude apply to a folder source, not a file")
+            if not src_is_dir and req.limits:
+                given = ", ".join(
+                    f
+                    for f in ("min_size", "max_size", "min_age", "max_age")
+                    if getattr(req, f) is not None
+                )
+                raise InvalidRequest(f"{given} apply to a folder source, not a file")
             dst.check_inside(dst_rel)
             dst_is_dir = dst.fs.isdir(dst.full(dst_rel))
             target = destination_of(src_is_dir, src_rel, dst_rel, dst_is_dir)
@@ -94,15 +103,19 @@ class TransferService:
         dst_name, dst_rel = split_location(params["destination"])
         src = self.endpoints.open(src_name)
         dst = self.endpoints.open(dst_name)
+        now_ns = time.time_ns()  # a dry run measures ages from its own moment
         try:
-            files = planning.plan(src, src_rel, req.filter)
+            listed = planning.plan(src, src_rel, req.filter)
+            files, unknown_mtime = planning.choose(listed, req.limits, now_ns)
             folders: list[str] = []
             if req.empty_folders and params["source_is_dir"] and dst.keeps_folders:
                 folders = planning.empty_folders(src, src_rel, req.filter)
             doomed: list[str] = []
             if req.mode is Mode.MIRROR:
                 planned = {f.path for f in files}
-                doomed = mirror.extraneous(dst, dst.full(dst_rel), planned, req.filter)
+                doomed = mirror.extraneous(
+                    dst, dst.full(dst_rel), planned, req.filter, req.limits, now_ns
+                )
         except DataferryError:
             raise
         except Exception as exc:
@@ -110,7 +123,7 @@ class TransferService:
         finally:
             src.close()
             dst.close()
-        return {
+        found: dict[str, Any] = {
             "source": params["source"],
             "destination": params["destination"],
             "mode": req.mode.value,
@@ -122,7 +135,12 @@ class TransferService:
             "delete_total": len(doomed),
             "delete": doomed[:limit],
             "truncated": max(len(files), len(folders), len(doomed)) > limit,
+            # files an age limit left out because the source does not tell their time
+            "unknown_mtime": unknown_mtime,
         }
+        if req.limits.ages:  # no None: XML-RPC has no such value
+            found["reference_time"] = reference_time(now_ns)
+        return found
 
 
 def _check_parents_are_folders(dst: EndpointFS, dst_name: str, target: str) -> None:

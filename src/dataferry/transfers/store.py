@@ -26,6 +26,10 @@ class FileState:
     MISSING = "missing"
 
 
+# Keys of a transfer job's params written while it runs (limits.py).
+REFERENCE = "reference_ns"  # the moment ages are measured from, pinned at planning
+UNKNOWN_MTIME = "unknown_mtime"  # files an age limit left out: their time is unknown
+
 # A resumed or retried job leaves these alone (a check looks again at what differed).
 FINISHED = (FileState.DONE, FileState.SKIPPED, FileState.SAME)
 
@@ -60,9 +64,42 @@ class TransferStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def save_plan(self, job_id: int, owner: str, files: list[PlannedFile]) -> None:
-        """Store the plan and the totals in one transaction, only while we own the job."""
+    def pin_reference(self, job_id: int, owner: str, now_ns: int) -> int:
+        """The moment (nanoseconds since 1970) the job's age limits are measured from:
+        the one stored by its first planning, else ``now_ns``, stored now (before the
+        listing, so that a plan interrupted and made again takes the same files)."""
         with self.db.session() as s:
+            params = s.execute(select(JobRow.params).where(JobRow.id == job_id)).scalar_one()
+            pinned = params.get(REFERENCE)
+            if isinstance(pinned, int):
+                return pinned
+            done = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.state == JobState.RUNNING.value,
+                    JobRow.lease_owner == owner,
+                )
+                .values(params={**params, REFERENCE: now_ns})
+            )
+            if rowcount(done) != 1:
+                raise JobLost(f"job {job_id}: not ours any more")
+            return now_ns
+
+    def save_plan(
+        self, job_id: int, owner: str, files: list[PlannedFile], unknown_mtime: int = 0
+    ) -> None:
+        """Store the plan and the totals in one transaction, only while we own the job;
+        ``unknown_mtime`` (files an age limit left out for want of a time) goes into
+        the job's params, for the result of whichever run finishes the job."""
+        with self.db.session() as s:
+            if unknown_mtime:
+                params = s.execute(select(JobRow.params).where(JobRow.id == job_id)).scalar_one()
+                s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id)
+                    .values(params={**params, UNKNOWN_MTIME: unknown_mtime})
+                )
             done = s.execute(
                 update(JobRow)
                 .where(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from dataferry.api.deps import core as get_core
 from dataferry.app import Core
@@ -27,6 +27,16 @@ class TransferIn(BaseModel):
     exclude: list[str] | None = None
     compare: str | None = None
     empty_folders: StrictBool = False
+    # Whole bytes and seconds only (the CLI reads "10M" and "7d"); ranges are the
+    # request's rules (transfers/limits.py).
+    min_size: StrictInt | None = Field(None, description="bytes: only files at least this big")
+    max_size: StrictInt | None = Field(None, description="bytes: only files at most this big")
+    min_age: StrictFloat | None = Field(
+        None, description="seconds: only files modified longer ago than this"
+    )
+    max_age: StrictFloat | None = Field(
+        None, description="seconds: only files modified within this"
+    )
 
     def request(self) -> TransferRequest:
         return TransferRequest.build(
@@ -40,6 +50,10 @@ class TransferIn(BaseModel):
             self.exclude,
             self.compare,
             self.empty_folders,
+            self.min_size,
+            self.max_size,
+            self.min_age,
+            self.max_age,
         )
 
 

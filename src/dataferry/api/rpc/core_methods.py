@@ -38,6 +38,10 @@ def _transfer_method(
         exclude: list[str] | None = None,
         compare: str | None = None,
         empty_folders: bool = False,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        min_age: float | None = None,
+        max_age: float | None = None,
     ) -> dict[str, Any]:
         return action(
             TransferRequest.build(
@@ -51,6 +55,10 @@ def _transfer_method(
                 exclude,
                 compare or None,
                 empty_folders,
+                min_size,
+                max_size,
+                min_age,
+                max_age,
             )
         )
 
@@ -65,7 +73,9 @@ def install(core: Core) -> None:
         lambda req: core.transfers.submit(req).document(),
         """Submit a transfer between ENDPOINT:PATH locations; returns the job document.
         include/exclude: lists of gitignore-style patterns choosing a folder's files;
-        empty_folders: true to create the source's empty folders too.""",
+        empty_folders: true to create the source's empty folders too;
+        min_size/max_size (bytes), min_age/max_age (seconds): only files of a folder
+        within those sizes and older / younger than those ages.""",
     )
     preview = _transfer_method(
         core.transfers.preview,
