@@ -15,13 +15,20 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Strict
 
 from dataferry.errors import InvalidRequest
 from dataferry.text import cut
 
 MAX_SIZE = 2**63 - 1  # what a signed 64-bit column holds
 MAX_AGE_SECONDS = 100 * 365.25 * 24 * 3600.0
+
+# The types the front doors declare: a bool, a float for a size or text for either is
+# refused there, never read as a number (pydantic's lax mode reads True as 1).
+Bytes = Annotated[int, Strict()]
+Seconds = Annotated[float, Strict()]
 
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 _SIZE = re.compile(r"(\d+)([KMGTP]?)", re.IGNORECASE)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from dataferry.api.deps import core as get_core
 from dataferry.app import Core
+from dataferry.transfers.limits import Bytes, Seconds
 from dataferry.transfers.request import TransferRequest
 
 router = APIRouter(tags=["transfers"])
@@ -29,14 +30,12 @@ class TransferIn(BaseModel):
     empty_folders: StrictBool = False
     # Whole bytes and seconds only (the CLI reads "10M" and "7d"); ranges are the
     # request's rules (transfers/limits.py).
-    min_size: StrictInt | None = Field(None, description="bytes: only files at least this big")
-    max_size: StrictInt | None = Field(None, description="bytes: only files at most this big")
-    min_age: StrictFloat | None = Field(
+    min_size: Bytes | None = Field(None, description="bytes: only files at least this big")
+    max_size: Bytes | None = Field(None, description="bytes: only files at most this big")
+    min_age: Seconds | None = Field(
         None, description="seconds: only files modified longer ago than this"
     )
-    max_age: StrictFloat | None = Field(
-        None, description="seconds: only files modified within this"
-    )
+    max_age: Seconds | None = Field(None, description="seconds: only files modified within this")
 
     def request(self) -> TransferRequest:
         return TransferRequest.build(

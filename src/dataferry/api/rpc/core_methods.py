@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataferry.errors import InvalidRequest
 from dataferry.jobs.model import parse_job_id
+from dataferry.transfers.limits import Bytes, Seconds
 from dataferry.transfers.request import TransferRequest
 
 if TYPE_CHECKING:
@@ -38,10 +39,10 @@ def _transfer_method(
         exclude: list[str] | None = None,
         compare: str | None = None,
         empty_folders: bool = False,
-        min_size: int | None = None,
-        max_size: int | None = None,
-        min_age: float | None = None,
-        max_age: float | None = None,
+        min_size: Bytes | None = None,
+        max_size: Bytes | None = None,
+        min_age: Seconds | None = None,
+        max_age: Seconds | None = None,
     ) -> dict[str, Any]:
         return action(
             TransferRequest.build(

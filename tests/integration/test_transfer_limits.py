@@ -1,0 +1,255 @@
+"""Size and age limits (rclone's --min-size/--max-size/--min-age/--max-age) through
+every door, on local, SFTP and S3 sources: copy, mirror, check and dry run."""
+
+from __future__ import annotations
+
+import os
+import time
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.server import Server
+
+DAY = 86400
+# path -> (size in bytes, age in seconds)
+SOURCE = {
+    "small.txt": (10, 3600),
+    "big.bin": (5000, 3600),
+    "old.txt": (10, 30 * DAY),
+    "sub/mid.dat": (1000, 3 * DAY),
+}
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def dated(path: Path, size: int, age: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    when = time.time() - age
+    os.utime(path, (when, when))
+
+
+@pytest.fixture
+def tree(server: Server, tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for rel, (size, age) in SOURCE.items():
+        dated(src / "run" / rel, size, age)
+    dst.mkdir()
+    server.cli("endpoint", "add", "src", str(src))
+    server.cli("endpoint", "add", "dst", str(dst))
+    return src, dst
+
+
+def result_of(server: Server, job_id: int) -> dict[str, Any]:
+    with server.client() as c:
+        result: dict[str, Any] = c.job_detail(job_id)["result"]
+        return result
+
+
+def test_cli_copies_only_files_within_the_limits(server: Server, tree: tuple[Path, Path]) -> None:
+    _, dst = tree
+    cases = {
+        ("--max-size", "2K", "--max-age", "7d"): ["small.txt", "sub/mid.dat"],
+        ("--min-size", "1000"): ["big.bin", "sub/mid.dat"],
+        ("--min-age", "2d", "--max-age", "1w"): ["sub/mid.dat"],
+        ("--min-age", "12h"): ["old.txt", "sub/mid.dat"],
+        ("--max-size", "1K", "--exclude", "old.txt"): ["small.txt", "sub/mid.dat"],
+        ("--max-age", "2h", "--include", "*.txt"): ["small.txt"],
+        ("--min-size", "1M"): [],
+    }
+    for n, (options, expected) in enumerate(cases.items()):
+        doc = server.cli_json("transfer", "src:run", f"dst:out{n}", *options, "--wait")
+        assert doc["state"] == "succeeded", (options, doc)
+        got = files_under(dst / f"out{n}") if (dst / f"out{n}").exists() else []
+        assert got == expected, options
+        assert doc["files_total"] == len(expected)
+        result = result_of(server, doc["job_id"])
+        assert ("reference_time" in result) == any("age" in o for o in options)
+        assert "unknown_mtime" not in result  # every local file tells its time
+    # --wait's words
+    shown = server.cli("transfer", "src:run", "dst:words", "--max-age", "2h", "--wait").stdout
+    assert "copied 2," in shown
+
+
+def test_mirror_leaves_what_the_limits_leave_out(server: Server, tree: tuple[Path, Path]) -> None:
+    """A destination file is judged by its own size and time, as by its path: one the
+    limits leave out stays; one they take and the source has not goes."""
+    src, dst = tree
+    first = server.cli_json("transfer", "src:run", "dst:out", "--wait")  # times kept
+    assert first["state"] == "succeeded", first
+    dated(dst / "out" / "gone-new.txt", 10, 60)  # taken, not at the source: removed
+    dated(dst / "out" / "gone-big.bin", 9000, 60)  # too big to be judged: stays
+    dated(dst / "out" / "gone-old.txt", 10, 60 * DAY)  # too old to be judged: stays
+    (src / "run" / "old.txt").unlink()  # its copy at the destination is too old: stays
+    dated(src / "run" / "new.txt", 10, 60)
+    options = ("src:run", "dst:out", "--mode", "mirror", "--max-size", "2K", "--max-age", "7d")
+
+    preview = server.cli_json("transfer", *options, "--dry-run")
+    assert [f["path"] for f in preview["files"]] == ["new.txt", "small.txt", "sub/mid.dat"]
+    assert preview["delete"] == ["gone-new.txt"] and preview["delete_total"] == 1
+    assert preview["unknown_mtime"] == 0 and preview["reference_time"]
+    text = " ".join(server.cli("transfer", *options, "--dry-run").stdout.split())
+    assert "delete gone-new.txt" in text and "ages measured from" in text
+    assert "big.bin" not in text and "old.txt" not in text
+
+    doc = server.cli_json("transfer", *options, "--wait")
+    assert doc["state"] == "succeeded", doc
+    assert files_under(dst / "out") == [
+        "big.bin", "gone-big.bin", "gone-old.txt", "new.txt", "old.txt", "small.txt",
+        "sub/mid.dat",
+    ]  # fmt: skip
+    assert result_of(server, doc["job_id"])["deleted"] == 1
+
+    # check compares only what the limits take: the rest at the destination is not extra
+    check = server.cli_json(
+        "transfer", "src:run", "dst:out", "--mode", "check", "--max-size", "2K",
+        "--max-age", "7d", "--wait",
+    )  # fmt: skip
+    assert check["state"] == "succeeded", check
+    result = result_of(server, check["job_id"])
+    assert (result["same"], result["extra"]) == (3, 0)
+    dated(dst / "out" / "extra.txt", 10, 60)
+    check = server.cli_json(
+        "transfer", "src:run", "dst:out", "--mode", "check", "--max-age", "7d", "--wait",
+        check=False,
+    )  # fmt: skip
+    assert check["state"] == "failed", check
+    # big.bin (an hour old) is compared now; extra.txt is extra; the old files are not
+    result = result_of(server, check["job_id"])
+    assert (result["same"], result["extra_paths"]) == (4, ["extra.txt", "gone-big.bin"])
+
+
+def test_empty_folders_are_not_limited_by_size_or_age(
+    server: Server, tree: tuple[Path, Path]
+) -> None:
+    src, dst = tree
+    (src / "run" / "empty").mkdir()
+    doc = server.cli_json(
+        "transfer", "src:run", "dst:e", "--empty-folders", "--min-size", "1M", "--wait"
+    )
+    assert doc["state"] == "succeeded", doc
+    assert files_under(dst / "e") == [] and (dst / "e" / "empty").is_dir()
+
+
+BAD = [
+    ({"min_size": -1}, "min_size must be between 0"),
+    ({"max_size": 2**63}, "max_size must be between 0"),
+    ({"min_size": 1.5}, "min_size"),
+    ({"max_size": True}, "max_size"),
+    ({"max_size": "10M"}, "max_size"),
+    ({"max_age": 0}, "max_age must be more than 0"),
+    ({"min_age": -1}, "min_age must be more than 0"),
+    ({"max_age": 4e9}, "100 years"),
+    ({"min_age": True}, "min_age"),
+    ({"min_age": ""}, "min_age"),
+    ({"min_size": 10, "max_size": 5}, "min_size 10 is more than max_size 5"),
+    ({"min_age": 7 * DAY, "max_age": DAY}, "min_age 604800 is more than max_age 86400"),
+    ({"source": "src:run/small.txt", "max_size": 5}, "max_size apply to a folder source"),
+    ({"source": "src:run/small.txt", "min_age": 5}, "min_age apply to a folder source"),
+]
+
+
+def nothing_queued(server: Server, dst: Path) -> None:
+    with server.client() as c:
+        assert c.jobs()["total"] == 0
+    assert not (dst / "bad").exists()
+
+
+@pytest.mark.parametrize(("fields", "message"), BAD)
+def test_bad_limits_are_refused_at_rest_and_nothing_is_queued(
+    server: Server, tree: tuple[Path, Path], fields: dict[str, object], message: str
+) -> None:
+    body = {"source": "src:run", "destination": "dst:bad", **fields}
+    for path in ("/api/v1/transfers", "/api/v1/transfers/preview"):
+        r = httpx.post(f"{server.url}{path}", json=body)
+        assert r.status_code == 422, r.text
+        assert message in r.text
+    nothing_queued(server, tree[1])
+
+
+def test_nan_and_infinity_are_refused_at_rest(server: Server, tree: tuple[Path, Path]) -> None:
+    for number in ("NaN", "Infinity", "-Infinity"):
+        content = f'{{"source": "src:run", "destination": "dst:bad", "max_age": {number}}}'
+        r = httpx.post(
+            f"{server.url}/api/v1/transfers",
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status_code == 422 and "max_age" in r.text, r.text
+    nothing_queued(server, tree[1])
+
+
+@pytest.mark.parametrize(("fields", "message"), BAD)
+def test_bad_limits_are_refused_at_jsonrpc(
+    server: Server, tree: tuple[Path, Path], fields: dict[str, object], message: str
+) -> None:
+    params = {"source": "src:run", "destination": "dst:bad", **fields}
+    call = {"jsonrpc": "2.0", "method": "transfers.submit", "params": params, "id": 1}
+    answer = httpx.post(f"{server.url}/jsonrpc", json=call).json()
+    assert answer["error"]["code"] == -32602, answer
+    assert message in answer["error"]["message"]
+    nothing_queued(server, tree[1])
+
+
+def test_xmlrpc_takes_limits_and_refuses_bad_ones(server: Server, tree: tuple[Path, Path]) -> None:
+    _, dst = tree
+    p = xmlrpc.client.ServerProxy(f"{server.url}/RPC2", allow_none=True)
+    assert "max_age" in p.system.methodHelp("transfers.submit")
+    for call, message in [
+        (lambda: p.transfers.submit("src:run", "dst:bad", "copy", "sha256", None, None, None,
+                                    None, None, False, 10, 5), "min_size 10 is more"),
+        (lambda: p.transfers.submit("src:run", "dst:bad", "copy", "sha256", None, None, None,
+                                    None, None, False, None, None, None, float("nan")),
+         "max_age must be more than 0"),
+        (lambda: p.transfers.preview("src:run", "dst:bad", "copy", "sha256", None, None, None,
+                                     None, None, False, 1.0), "min_size: Input should be"),
+    ]:  # fmt: skip
+        with pytest.raises(xmlrpc.client.Fault) as err:
+            call()
+        assert err.value.faultCode == -32602 and message in err.value.faultString
+    nothing_queued(server, dst)
+    no = (None, None, None, None, None, False)
+    preview = p.transfers.preview("src:run", "dst:x", "copy", "sha256", *no, None, 20)
+    assert [f["path"] for f in preview["files"]] == ["old.txt", "small.txt"]
+    job = p.transfers.submit("src:run", "dst:x", "copy", "sha256", *no, None, None, 2 * DAY)
+    assert server.wait_job(job["job_id"])["state"] == "succeeded"
+    assert files_under(dst / "x") == ["old.txt", "sub/mid.dat"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--min-size", "10X"), "--min-size '10X' is not a size"),
+        (("--max-size", ""), "--max-size '' is not a size"),
+        (("--max-size", "1.5G"), "is not a size"),
+        (("--max-age", "7y"), "--max-age '7y' is not a duration"),
+        (("--min-age", ""), "--min-age '' is not a duration"),
+        (("--max-size", "8192P"), "--max-size must be between 0"),
+    ],
+)
+def test_cli_refuses_sizes_and_durations_it_cannot_read(
+    server: Server, tree: tuple[Path, Path], options: tuple[str, ...], message: str
+) -> None:
+    done = server.cli("transfer", "src:run", "dst:bad", *options, check=False)
+    assert done.returncode == 2, done
+    assert message in " ".join(done.stderr.split())
+    nothing_queued(server, tree[1])
+
+
+def test_cli_refusals_from_the_service(server: Server, tree: tuple[Path, Path]) -> None:
+    for options, message in [
+        (("--min-size", "2K", "--max-size", "1K"), "min_size 2048 is more than max_size 1024"),
+        (("--min-age", "2d", "--max-age", "1d"), "min_age 172800 is more than max_age 86400"),
+        (("--max-age", "5300w"), "100 years"),
+    ]:
+        done = server.cli("transfer", "src:run", "dst:bad", *options, "--dry-run", check=False)
+        assert done.returncode == 1 and message in " ".join(done.stderr.split()), done
+    nothing_queued(server, tree[1])
+    helped = server.cli("transfer", "--help", env_columns=200).stdout
+    assert "--min-size" in helped and "1024-based" in helped and "7d" in helped
