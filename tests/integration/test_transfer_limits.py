@@ -199,19 +199,17 @@ def test_bad_limits_are_refused_at_jsonrpc(
 
 def test_xmlrpc_takes_limits_and_refuses_bad_ones(server: Server, tree: tuple[Path, Path]) -> None:
     _, dst = tree
-    p = xmlrpc.client.ServerProxy(f"{server.url}/RPC2", allow_none=True)
+    p: Any = xmlrpc.client.ServerProxy(f"{server.url}/RPC2", allow_none=True)
     assert "max_age" in p.system.methodHelp("transfers.submit")
-    for call, message in [
-        (lambda: p.transfers.submit("src:run", "dst:bad", "copy", "sha256", None, None, None,
-                                    None, None, False, 10, 5), "min_size 10 is more"),
-        (lambda: p.transfers.submit("src:run", "dst:bad", "copy", "sha256", None, None, None,
-                                    None, None, False, None, None, None, float("nan")),
-         "max_age must be more than 0"),
-        (lambda: p.transfers.preview("src:run", "dst:bad", "copy", "sha256", None, None, None,
-                                     None, None, False, 1.0), "min_size: Input should be"),
-    ]:  # fmt: skip
+    # positional, as XML-RPC calls are: min_size, max_size, min_age, max_age come last
+    head = ("src:run", "dst:bad", "copy", "sha256", None, None, None, None, None, False)
+    for method, limits, message in [
+        (p.transfers.submit, (10, 5), "min_size 10 is more"),
+        (p.transfers.submit, (None, None, None, float("nan")), "max_age must be more than 0"),
+        (p.transfers.preview, (1.0,), "min_size: Input should be"),
+    ]:
         with pytest.raises(xmlrpc.client.Fault) as err:
-            call()
+            method(*head, *limits)
         assert err.value.faultCode == -32602 and message in err.value.faultString
     nothing_queued(server, dst)
     no = (None, None, None, None, None, False)
