@@ -251,3 +251,37 @@ def test_cli_refusals_from_the_service(server: Server, tree: tuple[Path, Path]) 
     nothing_queued(server, tree[1])
     helped = server.cli("transfer", "--help", env_columns=200).stdout
     assert "--min-size" in helped and "1024-based" in helped and "7d" in helped
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "s3"])
+def test_remote_sources_are_chosen_by_size_and_age(
+    request: pytest.FixtureRequest,
+    server: Server,
+    tree: tuple[Path, Path],
+    tmp_path: Path,
+    protocol: str,
+) -> None:
+    """SFTP keeps the source's times (to the second); S3's time is the upload's, so
+    there every file is as young as the copy that put it there."""
+    from tests.integration.test_remote_protocols import add_remote
+
+    _, dst = tree
+    add_remote(request, server, protocol, tmp_path)
+    first = server.cli_json("transfer", "src:run", "remote:run", "--wait")
+    assert first["state"] == "succeeded", first
+    if protocol == "sftp":
+        cases = {
+            ("--max-size", "2K", "--max-age", "7d"): ["small.txt", "sub/mid.dat"],
+            ("--min-age", "2d"): ["old.txt", "sub/mid.dat"],
+        }
+    else:
+        cases = {
+            ("--max-age", "1h", "--min-size", "1000"): ["big.bin", "sub/mid.dat"],
+            ("--min-age", "1d"): [],
+        }
+    for n, (options, expected) in enumerate(cases.items()):
+        preview = server.cli_json("transfer", "remote:run", f"dst:{n}", *options, "--dry-run")
+        assert [f["path"] for f in preview["files"]] == expected, options
+        doc = server.cli_json("transfer", "remote:run", f"dst:{n}", *options, "--wait")
+        assert doc["state"] == "succeeded", doc
+        assert (files_under(dst / str(n)) if (dst / str(n)).exists() else []) == expected
