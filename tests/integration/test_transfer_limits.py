@@ -285,3 +285,44 @@ def test_remote_sources_are_chosen_by_size_and_age(
         doc = server.cli_json("transfer", "remote:run", f"dst:{n}", *options, "--wait")
         assert doc["state"] == "succeeded", doc
         assert (files_under(dst / str(n)) if (dst / str(n)).exists() else []) == expected
+
+
+def test_the_dashboard_form_takes_sizes_and_ages(server: Server, tree: tuple[Path, Path]) -> None:
+    from tests.integration.test_dashboard_pages import Browser, csrf_of
+
+    _, dst = tree
+    form = {
+        "source_endpoint": "src",
+        "source_path": "run",
+        "destination_endpoint": "dst",
+        "destination_path": "web",
+        "max_size": "2K",
+        "max_age": "7d",
+    }
+    with Browser(server.url) as browser:
+        page = browser.get("/transfers/new").text
+        for name in ("min_size", "max_size", "min_age", "max_age"):
+            assert f'name="{name}"' in page
+        for bad, message in [
+            ({"min_size": "10X"}, "min_size &#39;10X&#39; is not a size"),
+            ({"min_age": "7y"}, "min_age &#39;7y&#39; is not a duration"),
+            ({"min_size": "3K"}, "min_size 3072 is more than max_size 2048"),
+            ({"min_age": "8d"}, "min_age 691200 is more than max_age 604800"),
+        ]:
+            refused = browser.post("/transfers/new", data={**form, **bad, "csrf": csrf_of(page)})
+            assert refused.status_code == 422 and message in refused.text, refused.text
+            page = refused.text
+            typed = next(iter(bad.values()))
+            assert f'value="{typed}"' in page and 'value="2K"' in page  # kept as typed
+        preview = browser.post(
+            "/transfers/new", data={**form, "csrf": csrf_of(page), "action": "preview"}
+        ).text
+        assert "2 files (1010 bytes)" in preview and "Ages measured from" in preview
+        assert "<code>small.txt</code>" in preview and "big.bin" not in preview
+        done = browser.post("/transfers/new", data={**form, "csrf": csrf_of(preview)})
+        assert done.status_code == 303, done.text
+        job_id = int(done.headers["location"].rsplit("/", 1)[1])
+    assert server.wait_job(job_id)["state"] == "succeeded"
+    assert files_under(dst / "web") == ["small.txt", "sub/mid.dat"]
+    with server.client() as c:
+        assert c.jobs()["total"] == 1  # the refusals and the dry run queued nothing

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from dataferry.api.web.guard import acting, core_of, redirect, render, viewer
+from dataferry.durations import parse_duration
 from dataferry.errors import DataferryError
+from dataferry.transfers.limits import parse_size
 from dataferry.transfers.request import Checksum, Compare, Mode, Overwrite, TransferRequest
 
 router = APIRouter(include_in_schema=False)
@@ -43,6 +45,16 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+def _size(field: str, text: str) -> int | None:
+    """A size box as the CLI reads it (``10M``); empty: no limit."""
+    return parse_size(field, text) if text.strip() else None
+
+
+def _age(field: str, text: str) -> float | None:
+    """An age box as the CLI reads it (``7d``); empty: no limit."""
+    return parse_duration(field, text) if text.strip() else None
+
+
 @router.get("/transfers/new")
 def new_transfer(request: Request) -> Response:
     viewer(request)
@@ -64,6 +76,10 @@ def submit_transfer(
     exclude: str = Form(""),
     compare: str = Form(""),
     empty_folders: str = Form(""),
+    min_size: str = Form(""),
+    max_size: str = Form(""),
+    min_age: str = Form(""),
+    max_age: str = Form(""),
     action: str = Form("submit"),
 ) -> Response:
     acting(request, csrf)
@@ -79,6 +95,10 @@ def submit_transfer(
         "exclude": exclude,
         "compare": compare,
         "empty_folders": "1" if empty_folders else "",
+        "min_size": min_size,
+        "max_size": max_size,
+        "min_age": min_age,
+        "max_age": max_age,
     }
     if not source_endpoint or not destination_endpoint:
         return _form(request, values, 422, "choose a source and a destination endpoint")
@@ -93,6 +113,10 @@ def submit_transfer(
             exclude=_lines(exclude),
             compare=compare or None,
             empty_folders=bool(empty_folders),
+            min_size=_size("min_size", min_size),
+            max_size=_size("max_size", max_size),
+            min_age=_age("min_age", min_age),
+            max_age=_age("max_age", max_age),
         )
         if action == "preview":
             preview = core_of(request).transfers.preview(req)
