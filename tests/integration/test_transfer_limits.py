@@ -326,3 +326,21 @@ def test_the_dashboard_form_takes_sizes_and_ages(server: Server, tree: tuple[Pat
     assert files_under(dst / "web") == ["small.txt", "sub/mid.dat"]
     with server.client() as c:
         assert c.jobs()["total"] == 1  # the refusals and the dry run queued nothing
+
+
+def test_ages_are_measured_from_the_first_planning_even_after_a_retry(
+    server: Server, tree: tuple[Path, Path]
+) -> None:
+    """The moment is stored with the job: a retried check lists the destination
+    against the same moment its plan used, however much later it runs."""
+    _, dst = tree
+    dated(dst / "out" / "extra.txt", 10, 60)
+    options = ("src:run", "dst:out", "--mode", "check", "--max-age", "7d", "--wait")
+    first = server.cli_json("transfer", *options, check=False)
+    assert first["state"] == "failed", first
+    pinned = result_of(server, first["job_id"])["reference_time"]
+    time.sleep(1.2)  # the moment is shown to the second
+    server.cli("retry", str(first["job_id"]))
+    again = server.wait_job(first["job_id"])
+    assert again["state"] == "failed" and again["attempts"] >= 1, again
+    assert result_of(server, first["job_id"])["reference_time"] == pinned
