@@ -26,13 +26,17 @@ def extraneous(
     chosen: PathFilter,
     limits: Limits | None = None,
     now_ns: int = 0,
+    source_has: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """Paths (relative to the full folder path ``root``) of files to remove, sorted.
 
     ``limits`` judge each destination file by its own size and time, as the patterns
     judge it by its path (and as rclone's filters do): one they leave out is not the
     transfer's to judge, so it stays, and so does one whose time is unknown to an age
-    limit. Ages are measured back from ``now_ns``, the moment the plan used."""
+    limit. Ages are measured back from ``now_ns``, the moment the plan used.
+    ``source_has(rel)`` (given with limits) says whether the source has that file:
+    then the limits left the source's file out, and its copy stays whatever its own
+    size and time (a file grown past ``max_size`` keeps its older copy)."""
     if not dst.fs.exists(root):
         return []
     prefix = root.rstrip("/") + "/"
@@ -45,6 +49,8 @@ def extraneous(
         if limits and not limits.takes(entry[1], entry[2], now_ns):
             continue
         found.append(rel)
+    if source_has is not None:  # asked only of the few files about to go
+        found = [rel for rel in found if not source_has(rel)]
     return sorted(found)
 
 

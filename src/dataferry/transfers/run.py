@@ -203,6 +203,13 @@ class TransferRun:
             self.src.close()
             self.dst.close()
 
+    def _source_has_if(self) -> Callable[[str], bool] | None:
+        """With limits, whether the source has the file ``rel`` (one the limits left
+        out: the plan does not keep those, and a resumed run has only the plan)."""
+        if not self.req.limits:
+            return None
+        return lambda rel: bool(self.src.fs.isfile(self.src.full(join(self.src_rel, rel))))
+
     def _chosen(self, unknown_mtime: int) -> dict[str, Any]:
         """For the result: the moment age limits were measured from, and how many files
         they left out for want of a time (only when there were any)."""
@@ -291,7 +298,13 @@ class TransferRun:
             root = self.dst.full(self.dst_rel)
             try:
                 extra = mirror.extraneous(
-                    self.dst, root, planned, self.req.filter, self.req.limits, self.now_ns
+                    self.dst,
+                    root,
+                    planned,
+                    self.req.filter,
+                    self.req.limits,
+                    self.now_ns,
+                    self._source_has_if(),
                 )
             except DataferryError:
                 raise
@@ -505,7 +518,13 @@ class TransferRun:
         planned = self.store.planned_paths(self.ctx.job_id)
         try:
             doomed = mirror.extraneous(
-                self.dst, root, planned, self.req.filter, self.req.limits, self.now_ns
+                self.dst,
+                root,
+                planned,
+                self.req.filter,
+                self.req.limits,
+                self.now_ns,
+                self._source_has_if(),
             )
             self.ctx.progress(task="deleting", task_percent=0.0, force=True)
 

@@ -113,8 +113,15 @@ class TransferService:
             doomed: list[str] = []
             if req.mode is Mode.MIRROR:
                 planned = {f.path for f in files}
+                listed_paths = {f.path for f in listed}  # what the limits left out too
                 doomed = mirror.extraneous(
-                    dst, dst.full(dst_rel), planned, req.filter, req.limits, now_ns
+                    dst,
+                    dst.full(dst_rel),
+                    planned,
+                    req.filter,
+                    req.limits,
+                    now_ns,
+                    listed_paths.__contains__ if req.limits else None,
                 )
         except DataferryError:
             raise
