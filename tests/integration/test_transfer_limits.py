@@ -347,3 +347,22 @@ def test_ages_are_measured_from_the_first_planning_even_after_a_retry(
     again = server.wait_job(first["job_id"])
     assert again["state"] == "failed" and again["attempts"] >= 1, again
     assert result_of(server, first["job_id"])["reference_time"] == pinned
+
+
+def test_the_store_pins_the_moment_once_and_keeps_the_unknown_count(core: Any) -> None:
+    """On the job's row (SQLite and PostgreSQL): the first planning's moment stays,
+    only while the job is ours, and the plan adds the count of files left out for
+    want of a time without losing it."""
+    from dataferry.errors import JobLost
+    from dataferry.transfers.store import PlannedFile, TransferStore
+
+    store = TransferStore(core.db)
+    job = core.job_store.create("transfer", {"source": "a:x", "max_age": 60.0})
+    with pytest.raises(JobLost):  # not claimed: not ours
+        store.pin_reference(job.id, "me", 100)
+    assert core.job_store.claim(job.id, "me", 60) is not None
+    assert store.pin_reference(job.id, "me", 100) == 100
+    assert store.pin_reference(job.id, "me", 200) == 100  # a re-plan: the same moment
+    store.save_plan(job.id, "me", [PlannedFile("a", 1, 5)], unknown_mtime=2)
+    params = core.job_store.get(job.id).params
+    assert params == {"source": "a:x", "max_age": 60.0, "reference_ns": 100, "unknown_mtime": 2}
