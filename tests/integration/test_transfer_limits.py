@@ -366,3 +366,28 @@ def test_the_store_pins_the_moment_once_and_keeps_the_unknown_count(core: Any) -
     store.save_plan(job.id, "me", [PlannedFile("a", 1, 5)], unknown_mtime=2)
     params = core.job_store.get(job.id).params
     assert params == {"source": "a:x", "max_age": 60.0, "reference_ns": 100, "unknown_mtime": 2}
+
+
+def test_files_without_a_time_are_left_out_by_an_age_and_counted(
+    server: Server, tree: tuple[Path, Path]
+) -> None:
+    """A time before 1970 is no time (the plan stores none): an age limit does not take
+    such a file, and the dry run and the job's result count it; a size limit does."""
+    src, dst = tree
+    dated(src / "run" / "ancient.txt", 10, time.time() + 10 * 365 * DAY)  # 1960
+    preview = server.cli_json("transfer", "src:run", "dst:a", "--max-age", "7d", "--dry-run")
+    assert preview["unknown_mtime"] == 1
+    assert "ancient.txt" not in [f["path"] for f in preview["files"]]
+    text = " ".join(
+        server.cli("transfer", "src:run", "dst:a", "--min-age", "1d", "--dry-run").stdout.split()
+    )
+    assert "1 files left out: their time is unknown" in text and "ancient" not in text
+    doc = server.cli_json("transfer", "src:run", "dst:a", "--min-age", "1d", "--wait")
+    assert doc["state"] == "succeeded", doc
+    assert files_under(dst / "a") == ["old.txt", "sub/mid.dat"]
+    assert result_of(server, doc["job_id"])["unknown_mtime"] == 1
+    shown = server.cli("transfer", "src:run", "dst:b", "--max-age", "7d", "--wait").stdout
+    assert "left out 1 (time unknown)" in shown
+    sized = server.cli_json("transfer", "src:run", "dst:c", "--max-size", "10", "--wait")
+    assert files_under(dst / "c") == ["ancient.txt", "old.txt", "small.txt"]
+    assert "unknown_mtime" not in result_of(server, sized["job_id"])
