@@ -221,6 +221,16 @@ def test_xmlrpc_takes_limits_and_refuses_bad_ones(server: Server, tree: tuple[Pa
     job = p.transfers.submit("src:run", "dst:x", "copy", "sha256", *no, None, None, 2 * DAY)
     assert server.wait_job(job["job_id"])["state"] == "succeeded"
     assert files_under(dst / "x") == ["old.txt", "sub/mid.dat"]
+    # a size of 2 GiB or more is an <i8> (Python's client cannot send one: raw XML)
+    values = "".join(f"<param><value>{v}</value></param>" for v in head[:4])
+    nil = "<param><value><nil/></value></param>"
+    body = (
+        "<?xml version='1.0'?><methodCall><methodName>transfers.preview</methodName>"
+        f"<params>{values}{nil * 5}<param><value><boolean>0</boolean></value></param>"
+        f"{nil}<param><value><i8>{2**40}</i8></value></param></params></methodCall>"
+    ).replace("dst:bad", "dst:big")
+    answer = xmlrpc.client.loads(httpx.post(f"{server.url}/RPC2", content=body).content)
+    assert answer[0][0]["files_total"] == 4, answer
 
 
 @pytest.mark.parametrize(
