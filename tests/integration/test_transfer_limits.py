@@ -229,7 +229,7 @@ def test_xmlrpc_takes_limits_and_refuses_bad_ones(server: Server, tree: tuple[Pa
         f"<params>{values}{nil * 5}<param><value><boolean>0</boolean></value></param>"
         f"{nil}<param><value><i8>{2**40}</i8></value></param></params></methodCall>"
     ).replace("dst:bad", "dst:big")
-    answer = xmlrpc.client.loads(httpx.post(f"{server.url}/RPC2", content=body).content)
+    answer: Any = xmlrpc.client.loads(httpx.post(f"{server.url}/RPC2", content=body).content)
     assert answer[0][0]["files_total"] == 4, answer
 
 
