@@ -339,6 +339,10 @@ def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) 
             "exclude": ["*.tmp"],
             "compare": "size-mtime",
             "empty_folders": False,
+            "min_size": 0,
+            "max_size": 2**40,
+            "min_age": None,
+            "max_age": None,  # with an age limit the preview adds reference_time
         }
         bodies: dict[str, Any] = {
             "POST /api/v1/endpoints": {
