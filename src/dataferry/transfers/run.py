@@ -297,15 +297,7 @@ class TransferRun:
             planned = self.store.planned_paths(self.ctx.job_id)
             root = self.dst.full(self.dst_rel)
             try:
-                extra = mirror.extraneous(
-                    self.dst,
-                    root,
-                    planned,
-                    self.req.filter,
-                    self.req.limits,
-                    self.now_ns,
-                    self._source_has_if(),
-                )
+                extra = self._extraneous(root, planned)
             except DataferryError:
                 raise
             except Exception as exc:
@@ -513,19 +505,19 @@ class TransferRun:
             raise classify(exc, what, self.src, self.dst) from exc
         return folders
 
+    def _extraneous(self, root: str, planned: set[str]) -> list[str]:
+        """What only the destination folder ``root`` has (mirror removes it, check
+        reports it), judged by the transfer's patterns and limits."""
+        limits, source_has = self.req.limits, self._source_has_if()
+        return mirror.extraneous(
+            self.dst, root, planned, self.req.filter, limits, self.now_ns, source_has
+        )
+
     def _delete_extraneous(self, kept_folders: list[str]) -> int:
         root = self.dst.full(self.dst_rel)
         planned = self.store.planned_paths(self.ctx.job_id)
         try:
-            doomed = mirror.extraneous(
-                self.dst,
-                root,
-                planned,
-                self.req.filter,
-                self.req.limits,
-                self.now_ns,
-                self._source_has_if(),
-            )
+            doomed = self._extraneous(root, planned)
             self.ctx.progress(task="deleting", task_percent=0.0, force=True)
 
             def checkpoint(n: int) -> None:
