@@ -127,8 +127,9 @@ def history(uid: str, as_json: bool = JSON_OPTION) -> None:
 
 @app.command("forget")
 def forget(uid: str) -> None:
-    """Remove a complete or permanently failed dataset delivered here: its record and
-    history go, its files stay. Announced again, it starts afresh."""
+    """Remove a complete or permanently failed dataset delivered here.
+
+    Its record and history go, its files stay. Announced again, it starts afresh."""
     with client() as c:
         c.forget_dataset(uid)
     console.print(f"dataset {uid}: forgotten", highlight=False, markup=False)

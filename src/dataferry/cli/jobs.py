@@ -243,9 +243,10 @@ def prune_jobs(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Delete old finished transfer, move, ala and records-sync jobs with their
-    per-file rows (ingest and dataset jobs are kept: other records name them).
-    jobs.keep_finished_days does the same on its own."""
+    """Delete old finished jobs with their per-file rows.
+
+    Transfer, move, ala and records-sync jobs go; ingest and dataset jobs are kept
+    (other records name them). jobs.keep_finished_days does the same on its own."""
     with client() as c:
         deleted = c.prune_jobs(older_than_days)
     if as_json:

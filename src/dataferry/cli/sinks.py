@@ -154,6 +154,7 @@ def set_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Change a sink's settings (e.g. its URL once the partner's service exists).
+
     Table options not given keep their current values (see docs/sinks.md: moving a
     sink to another table, column or collection sends that source from its beginning)."""
     table_fields = {

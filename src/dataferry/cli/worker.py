@@ -48,8 +48,10 @@ def worker(
     ),
     log_level: str = typer.Option("warning", help="Log level: debug, info, warning, error."),
 ) -> None:
-    """Run jobs from the broker on this machine (executor = "celery"). Start as many
-    as you like, on as many machines as you like; they share the database."""
+    """Run jobs from the broker on this machine (executor = "celery").
+
+    Start as many as you like, on as many machines as you like; they share the
+    database."""
     from dataferry.app import build
     from dataferry.errors import InvalidRequest
     from dataferry.jobs.workers import plan_workers, restart_process, run_worker, supervise
@@ -81,8 +83,10 @@ def worker(
 def beat(
     log_level: str = typer.Option("warning", help="Log level: debug, info, warning, error."),
 ) -> None:
-    """Run the scheduler tick as a Celery beat schedule: re-queues jobs whose worker
-    died, starts due retries, re-sends jobs the broker lost. Run exactly one."""
+    """Run the scheduler tick as a Celery beat schedule (run exactly one).
+
+    It re-queues jobs whose worker died, starts due retries and re-sends jobs the
+    broker lost."""
     from dataferry.app import build
     from dataferry.jobs.workers import run_beat
 
