@@ -73,3 +73,9 @@ def test_is_within() -> None:
     assert not is_within("/data", "/database")
     assert not is_within("/data", "/")
     assert is_within("/", "/anything")
+
+
+def test_absolute_path_refusal_says_how_to_name_the_root() -> None:
+    # `dataferry transfer src:/ ...` is what an rclone user types first.
+    with pytest.raises(InvalidRequest, match=r"'' or '\.' is the root itself"):
+        clean_relative("/")

@@ -20,7 +20,10 @@ def clean_relative(path: str) -> str:
     if "\\" in path:
         raise InvalidRequest(f"path {path!r} contains a backslash")
     if path.startswith("/"):
-        raise InvalidRequest(f"path {path!r} is absolute; give it relative to the endpoint's root")
+        raise InvalidRequest(
+            f"path {path!r} is absolute; give it relative to the endpoint's root"
+            " (e.g. 'run1/data'; '' or '.' is the root itself)"
+        )
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise InvalidRequest(f"path {path!r} escapes the endpoint's root ('..')")
