@@ -132,6 +132,23 @@ class Client:
     def remove_endpoint(self, name: str) -> None:
         self.request("DELETE", f"/api/v1/endpoints/{segment(name)}")
 
+    def list_files(
+        self,
+        endpoint: str,
+        path: str = "",
+        recursive: bool = False,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """What is at ``endpoint:path``: ``{"type", "entries", "total", "truncated", ...}``."""
+        params: dict[str, Any] = {"path": path, "limit": limit, "offset": offset}
+        if recursive:
+            params["recursive"] = "true"
+        result: dict[str, Any] = self.request(
+            "GET", f"/api/v1/endpoints/{segment(endpoint)}/files", params=params
+        )
+        return result
+
     # -- transfers and jobs ----------------------------------------------------
     def transfer(
         self,

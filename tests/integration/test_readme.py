@@ -86,6 +86,11 @@ def test_the_readme_tour_the_client_snippet_and_ingest_run_as_written(
     checked = said_by(tour, "dataferry transfer lab:run1 archive:2026/run1 --mode check")
     assert "same 1, differ 0, missing 0, only at the destination 0" in checked
     assert "sha256:" in said_by(tour, "curl -s localhost:8080/api/v1/jobs/1/files")
+    listed = said_by(tour, "dataferry endpoint ls archive:2026/run1 -R").splitlines()
+    assert listed[-1].split()[0] == str(source.stat().st_size), listed
+    assert listed[-1].endswith("  2026/run1/raw/counts.txt") and listed[0].endswith(
+        "2026/run1/raw/"
+    )
 
     snippet = as_here(fenced("Five-minute tour", "python"), server, tmp_path)
     client = subprocess.run(

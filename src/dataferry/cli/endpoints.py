@@ -1,7 +1,8 @@
-"""``dataferry endpoint add|list|show|remove``."""
+"""``dataferry endpoint add|list|show|remove|ls``."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -90,3 +91,56 @@ def remove(name: str) -> None:
     with client() as c:
         c.remove_endpoint(name)
     console.print(f"endpoint {name} removed", highlight=False)
+
+
+def _printable(name: str) -> str:
+    """A file name on one line: a newline or other control character in it escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def _when(mtime_ns: int | None) -> str:
+    if mtime_ns is None:
+        return "-"
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command("ls")
+def ls(
+    location: str = typer.Argument(
+        ..., help="ENDPOINT:PATH to look at (ENDPOINT or ENDPOINT: alone: its root)."
+    ),
+    recursive: bool = typer.Option(False, "--recursive", "-R", help="Everything below."),
+    limit: int = typer.Option(1000, help="Entries to show at most (1 to 100000)."),
+    offset: int = typer.Option(0, help="Entries to skip first (the next page)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List what is at a path of an endpoint: size, time (UTC) and path of each entry.
+
+    Folders end with '/'. A file shows itself. Paths are relative to the endpoint's
+    root, as transfers name them."""
+    endpoint, _, path = location.partition(":")
+    if not endpoint:
+        raise typer.BadParameter(f"{location!r}: give ENDPOINT:PATH (e.g. lab:raw/run1)")
+    with client() as c:
+        doc = c.list_files(endpoint, path, recursive, limit, offset)
+    if as_json:
+        print_json(doc)
+        return
+    for entry in doc["entries"]:
+        folder = entry["type"] == "directory"
+        size = "-" if folder else str(entry["size"])
+        name = entry["path"] + ("/" if folder else "")
+        console.print(
+            f"{size:>14} {_when(entry.get('mtime')):<19}  {_printable(name)}",
+            highlight=False,
+            markup=False,
+        )
+    if doc["truncated"] or doc["offset"]:
+        shown_to = doc["offset"] + len(doc["entries"])
+        console.print(
+            f"entries {doc['offset'] + 1}-{shown_to} of {doc['total']}"
+            + (f" (next: --offset {shown_to})" if doc["truncated"] else ""),
+            highlight=False,
+        )
+    elif doc["type"] == "directory" and not doc["entries"]:
+        console.print("(empty folder)", highlight=False)

@@ -16,17 +16,17 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from dataferry.datasets import receipts
 from dataferry.datasets.batchheader import BatchFile, batch_files
+from dataferry.endpoints import browse
 from dataferry.endpoints.backends.local import LocalEndpointFS
+from dataferry.endpoints.browse import Entry
 from dataferry.endpoints.filesystem import EndpointFS
 from dataferry.endpoints.paths import clean_relative, name, parent
 from dataferry.endpoints.service import EndpointService
 from dataferry.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from dataferry.text import check_file_name
 from dataferry.transfers.copy import write_all
 from dataferry.transfers.plan import TMP_SUFFIX
 
@@ -40,20 +40,6 @@ _CACHE_SECONDS = 2.0
 def allowed(options: dict[str, Any], permission: str, site: str) -> bool:
     names = {n.strip() for n in str(options.get(permission, "")).split(",") if n.strip()}
     return "*" in names or site in names
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    path: str  # relative to the endpoint's root
-    type: str  # "file" | "directory"
-    size: int
-    mtime: int | None = None  # a file's modification time, ns since 1970 (stat, list)
-
-    def document(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"path": self.path, "type": self.type, "size": self.size}
-        if self.mtime is not None:
-            doc["mtime"] = self.mtime
-        return doc
 
 
 class PeerFiles:
@@ -104,39 +90,13 @@ class PeerFiles:
 
     def stat(self, site: str, endpoint: str, path: str) -> Entry:
         fs = self.endpoint(site, endpoint, STAT, path)
-        rel, full = self._path(fs, path)
-        try:
-            info = fs.fs.info(full)
-        except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
-            raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
-        if info["type"] == "directory":
-            return Entry(rel, "directory", 0)
-        return Entry(rel, "file", int(info.get("size") or 0), fs.mtime_of(full, info))
+        rel, _ = self._path(fs, path)
+        return browse.stat(fs, endpoint, rel)
 
     def list(self, site: str, endpoint: str, path: str, recursive: bool = False) -> list[Entry]:
         fs = self.endpoint(site, endpoint, READ)
-        rel, full = self._path(fs, path)
-        try:
-            if not fs.fs.isdir(full):
-                if fs.fs.exists(full):
-                    raise InvalidRequest(f"{rel!r} on endpoint {endpoint!r} is not a folder")
-                raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}")
-            if recursive:
-                found = fs.fs.find(full, withdirs=True, detail=True)
-                items = [(p, d) for p, d in found.items() if p.rstrip("/") != full.rstrip("/")]
-            else:
-                items = [(d["name"], d) for d in fs.fs.ls(full, detail=True)]
-        except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
-            raise NotFound(f"{rel or '/'!r} does not exist on endpoint {endpoint!r}") from None
-        out = []
-        for p, d in sorted(items):
-            sub = fs.rel(p.rstrip("/"))
-            check_file_name(sub, endpoint)
-            if d["type"] == "directory":
-                out.append(Entry(sub, "directory", int(d.get("size") or 0)))
-            else:
-                out.append(Entry(sub, "file", int(d.get("size") or 0), fs.mtime_of(p, d)))
-        return out
+        rel, _ = self._path(fs, path)
+        return browse.folder(fs, endpoint, rel, recursive)
 
     def read(
         self, site: str, endpoint: str, path: str, start: int = 0, end: int | None = None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dataferry.api.deps import core as get_core
 from dataferry.app import Core
+from dataferry.endpoints import browse
 
 router = APIRouter(tags=["endpoints"])
 
@@ -35,6 +36,20 @@ def add_endpoint(body: EndpointIn, core: Core = Depends(get_core)) -> dict[str, 
 @router.get("/endpoints/{name}")
 def get_endpoint(name: str, core: Core = Depends(get_core)) -> dict[str, Any]:
     return core.endpoints.get(name).document()
+
+
+@router.get("/endpoints/{name}/files")
+def list_files(
+    name: str,
+    path: str = "",
+    recursive: bool = False,
+    limit: int = browse.DEFAULT_LIMIT,
+    offset: int = 0,
+    core: Core = Depends(get_core),
+) -> dict[str, Any]:
+    """What is at ``path`` (relative to the endpoint's root; empty: the root): a
+    folder's entries, by path, or the file itself."""
+    return browse.listing(core.endpoints, name, path, recursive, limit, offset).document()
 
 
 @router.delete("/endpoints/{name}", status_code=204)

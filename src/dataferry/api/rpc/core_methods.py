@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dataferry.endpoints import browse
 from dataferry.errors import InvalidRequest
 from dataferry.jobs.model import parse_job_id
 from dataferry.transfers.limits import Bytes, Seconds
@@ -126,4 +127,13 @@ def install(core: Core) -> None:
     rpc.register("jobs.cancel", cancel)
     rpc.register("jobs.retry", retry)
     rpc.register("jobs.prune", prune)
+
+    def files(
+        endpoint: Any, path: Any = "", recursive: Any = False, limit: Any = 1000, offset: Any = 0
+    ) -> dict[str, Any]:
+        """What is at endpoint:path: a folder's entries (path, type, size, mtime), paged,
+        or the file itself (as GET /api/v1/endpoints/{name}/files)."""
+        return browse.listing(core.endpoints, endpoint, path, recursive, limit, offset).document()
+
     rpc.register("endpoints.list", endpoints)
+    rpc.register("endpoints.files", files)

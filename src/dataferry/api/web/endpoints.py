@@ -1,4 +1,4 @@
-"""Endpoints: list, add, remove. Secrets are write-only: never rendered back."""
+"""Endpoints: list, add, remove, browse. Secrets are write-only: never rendered back."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from dataferry.api.web.guard import acting, core_of, redirect, render, viewer
+from dataferry.endpoints import browse
 from dataferry.errors import DataferryError, InvalidRequest
 
 router = APIRouter(include_in_schema=False)
 
 SECRET_ROWS = 3  # name/value pairs offered by the form
+PAGE = 200  # entries per page of a folder
 
 
 def parse_options(text: str) -> dict[str, str]:
@@ -93,3 +95,29 @@ def remove_endpoint(request: Request, name: str, csrf: str = Form("")) -> Respon
     except DataferryError as exc:
         return _page(request, exc.status_code, exc.message)
     return redirect(request, "/endpoints?" + urlencode({"notice": f"endpoint {name} removed"}))
+
+
+def _crumbs(path: str) -> list[tuple[str, str]]:
+    """(name, path) of each folder from the root down to ``path``."""
+    parts = [p for p in path.split("/") if p]
+    return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+@router.get("/endpoints/{name}/files")
+def files_page(request: Request, name: str, path: str = "", offset: str = "0") -> Response:
+    viewer(request)
+    try:
+        if not (offset.isascii() and offset.isdigit()):
+            raise InvalidRequest(f"offset must be a whole number from 0, not {offset!r}")
+        listing = browse.listing(core_of(request).endpoints, name, path, False, PAGE, int(offset))
+    except DataferryError as exc:
+        return render(request, "error.html", status_code=exc.status_code, message=exc.message)
+    return render(
+        request,
+        "endpoint_files.html",
+        endpoint=name,
+        listing=listing,
+        crumbs=_crumbs(listing.path),
+        parent=listing.path.rpartition("/")[0],
+        page=PAGE,
+    )

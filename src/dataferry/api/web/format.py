@@ -4,7 +4,7 @@ these for live updates; keep the two in step."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -32,6 +32,13 @@ def human_duration(seconds: float | None) -> str:
     if s < 86400:
         return f"{s // 3600} h {s % 3600 // 60:02d} min"
     return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def utc_time(ns: int | None) -> str:
+    """A time in nanoseconds since 1970 (a file's mtime) as ``YYYY-MM-DD HH:MM:SS``, UTC."""
+    if ns is None:
+        return "\u2013"  # en dash: unknown
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def parse_time(text: str) -> datetime:

@@ -26,6 +26,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update(
     bytes=fmt.human_bytes,
     duration=fmt.human_duration,
+    utc_time=fmt.utc_time,
 )
 
 # Nothing from elsewhere: scripts, styles, images, fonts and requests stay on this origin.

@@ -58,7 +58,11 @@ def _age(field: str, text: str) -> float | None:
 @router.get("/transfers/new")
 def new_transfer(request: Request) -> Response:
     viewer(request)
-    return _form(request, {"mode": "copy", "checksum": "sha256", "overwrite": ""})
+    # ?source=ENDPOINT:PATH: "Transfer from here" on an endpoint's files page
+    source_endpoint, _, source_path = request.query_params.get("source", "").partition(":")
+    values = {"mode": "copy", "checksum": "sha256", "overwrite": ""}
+    values.update(source_endpoint=source_endpoint, source_path=source_path)
+    return _form(request, values)
 
 
 @router.post("/transfers/new")
