@@ -270,3 +270,37 @@ def test_token_login_and_refusals(
     page.goto(f"{server.url}/")
     expect(page).to_have_url(re.compile(r"/login\?next="))
     assert watched.foreign_requests() == []
+
+
+def test_browse_an_endpoint_and_transfer_from_a_folder(
+    server: Server, open_page: Any, tmp_path: Path
+) -> None:
+    src, dst = tmp_path / "lab", tmp_path / "archive"
+    (src / "run1" / "raw").mkdir(parents=True)
+    (src / "run1" / "raw" / "counts.txt").write_text("1\n2\n3\n")
+    (src / "other.txt").write_text("not this one")
+    dst.mkdir()
+    server.cli("endpoint", "add", "lab", str(src))
+    server.cli("endpoint", "add", "archive", str(dst))
+    watched = open_page(server.url)
+    page = watched.page
+    page.goto(f"{server.url}/endpoints")
+    page.get_by_role("link", name="Files of lab").click()
+    expect(page.locator("tr[data-path]")).to_have_count(2)
+    page.get_by_role("link", name="run1/").click()
+    page.get_by_role("link", name="raw/").click()
+    row = page.locator('tr[data-path="run1/raw/counts.txt"]')
+    expect(row).to_contain_text("6 B")
+    page.get_by_role("link", name="Up one folder").click()
+    expect(page.locator('nav.crumbs [aria-current="location"]')).to_have_text("run1")
+    page.get_by_role("link", name="Transfer from here").click()
+    expect(page.get_by_label("Source endpoint")).to_have_value("lab")
+    expect(page.get_by_label("Path on the source")).to_have_value("run1")
+    page.get_by_label("Destination endpoint").select_option("archive")
+    page.get_by_label("Path on the destination").fill("2026/run1")
+    page.get_by_role("button", name="Start transfer").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    job_id = int(page.url.rsplit("/", 1)[1])
+    assert server.wait_job(job_id)["state"] == "succeeded"
+    assert (dst / "2026" / "run1" / "raw" / "counts.txt").read_text() == "1\n2\n3\n"
+    assert not (dst / "2026" / "run1" / "other.txt").exists()

@@ -200,7 +200,7 @@ def test_the_dashboard_browses_folders_and_starts_a_transfer_from_one(
         assert re.findall(r'data-path="([^"]+)"', page) == ["a.txt", "many", "run1"]
         page = b.get("/endpoints/lab/files", params={"path": "run1"}).text
         assert 'href="/endpoints/lab/files?path=run1/raw">raw/</a>' in page
-        assert 'aria-current="page">run1<' in page
+        assert 'aria-current="location">run1<' in page
         assert 'href="/transfers/new?source=lab%3Arun1"' in page
         form = b.get("/transfers/new", params={"source": "lab:run1"}).text
         assert '<option value="lab" selected>' in form
