@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from dataferry.records.replication import Replicator
     from dataferry.records.service import RecordService
     from dataferry.sinks.service import SinkService
+    from dataferry.transfers.schedules import ScheduleService
     from dataferry.transfers.service import TransferService
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Core:
     """Every service module, built once per process from the settings."""
 
     transfers: TransferService
+    schedules: ScheduleService
     ingest: IngestService
     records: RecordService
     peers: PeerService

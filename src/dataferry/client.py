@@ -16,6 +16,52 @@ FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 WAIT_SECONDS = 30.0
 
 
+def transfer_body(
+    source: str,
+    destination: str,
+    mode: str = "copy",
+    checksum: str = "sha256",
+    overwrite: str | None = None,
+    expected_checksum: str | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    compare: str | None = None,
+    empty_folders: bool = False,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    min_age: float | None = None,
+    max_age: float | None = None,
+) -> dict[str, Any]:
+    """A transfer's JSON body with only the options given (the server's defaults
+    apply to the rest)."""
+    body: dict[str, Any] = {
+        "source": source,
+        "destination": destination,
+        "mode": mode,
+        "checksum": checksum,
+    }
+    if overwrite is not None:
+        body["overwrite"] = overwrite
+    if expected_checksum:
+        body["expected_checksum"] = expected_checksum
+    if include:
+        body["include"] = include
+    if exclude:
+        body["exclude"] = exclude
+    if compare:
+        body["compare"] = compare
+    if empty_folders:
+        body["empty_folders"] = True
+    limits = {
+        "min_size": min_size,
+        "max_size": max_size,
+        "min_age": min_age,
+        "max_age": max_age,
+    }
+    body.update({k: v for k, v in limits.items() if v is not None})
+    return body
+
+
 class ClientError(DataferryError):
     """The service answered with an error, or could not be reached."""
 
@@ -170,34 +216,53 @@ class Client:
     ) -> dict[str, Any]:
         """Submit a transfer (the job document), or with ``dry_run`` preview it.
         ``min_size``/``max_size`` are bytes, ``min_age``/``max_age`` seconds."""
-        body: dict[str, Any] = {
-            "source": source,
-            "destination": destination,
-            "mode": mode,
-            "checksum": checksum,
-        }
-        if overwrite is not None:
-            body["overwrite"] = overwrite
-        if expected_checksum:
-            body["expected_checksum"] = expected_checksum
-        if include:
-            body["include"] = include
-        if exclude:
-            body["exclude"] = exclude
-        if compare:
-            body["compare"] = compare
-        if empty_folders:
-            body["empty_folders"] = True
-        limits = {
-            "min_size": min_size,
-            "max_size": max_size,
-            "min_age": min_age,
-            "max_age": max_age,
-        }
-        body.update({k: v for k, v in limits.items() if v is not None})
+        body = transfer_body(
+            source,
+            destination,
+            mode,
+            checksum,
+            overwrite,
+            expected_checksum,
+            include,
+            exclude,
+            compare,
+            empty_folders,
+            min_size,
+            max_size,
+            min_age,
+            max_age,
+        )
         path = "/api/v1/transfers/preview" if dry_run else "/api/v1/transfers"
         result: dict[str, Any] = self.request("POST", path, json=body)
         return result
+
+    # -- schedules ---------------------------------------------------------------
+    def schedules(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/v1/schedules")["schedules"]
+        return result
+
+    def add_schedule(
+        self, name: str, transfer: dict[str, Any], every: float, start: str | None = None
+    ) -> dict[str, Any]:
+        """``transfer`` as :func:`transfer_body` makes it; ``every`` in seconds;
+        ``start`` an ISO 8601 time with its zone (None: now)."""
+        body: dict[str, Any] = {"name": name, "transfer": transfer, "every": every}
+        if start is not None:
+            body["start"] = start
+        result: dict[str, Any] = self.request("POST", "/api/v1/schedules", json=body)
+        return result
+
+    def schedule(self, name: str, action: str = "") -> dict[str, Any]:
+        """The schedule; with ``action`` (pause, resume, run) that done first (run
+        answers the job document)."""
+        path = f"/api/v1/schedules/{segment(name)}"
+        result: dict[str, Any] = (
+            self.request("POST", f"{path}/{action}") if action else self.request("GET", path)
+        )
+        return result
+
+    def remove_schedule(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/schedules/{segment(name)}")
 
     def job(self, job_id: int, wait: float = 0) -> dict[str, Any]:
         """The job document; with ``wait`` (seconds, at most 60) the server answers

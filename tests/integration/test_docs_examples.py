@@ -69,6 +69,11 @@ NOT_RUN = [
     ),
     (
         "transfers.md",
+        "dataferry schedule add nightly lab:run1 archive:2026/run1 --mode sync --every 1d",
+        "runs fall days apart: tests/integration/test_transfer_schedules.py moves time on",
+    ),
+    (
+        "transfers.md",
         "`kill -9`",
         "crash and resume: tests/integration/test_crash_and_concurrency.py",
     ),
@@ -354,6 +359,13 @@ def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) 
             "POST /api/v1/transfers": transfer,
             "POST /api/v1/transfers/preview": transfer,
             "POST /api/v1/jobs/prune": {"older_than_days": 36500},
+            # a first run far ahead: none is made while the rows are called
+            "POST /api/v1/schedules": {
+                "name": "scratch",
+                "transfer": transfer,
+                "every": 86400,
+                "start": "2100-01-01T00:00:00Z",
+            },
         }
         # Documented body fields are the ones the example body sends.
         for row in table("api.md", "## Endpoints") + table("api.md", "## Transfers and jobs"):

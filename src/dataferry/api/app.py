@@ -25,6 +25,7 @@ from dataferry.api.rest import (
     peer,
     records,
     replication,
+    schedules,
     sinks,
     sites,
     transactions,
@@ -132,7 +133,17 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.include_router(xmlrpc.router)
     app.include_router(jsonrpc.router)
     protected = [Depends(require_token)]
-    for module in (jobs, endpoints, transfers, sites, records, replication, sinks, transactions):
+    for module in (
+        jobs,
+        endpoints,
+        transfers,
+        schedules,
+        sites,
+        records,
+        replication,
+        sinks,
+        transactions,
+    ):
         app.include_router(module.router, prefix="/api/v1", dependencies=protected)
     app.include_router(datasets.admin, prefix="/api/v1", dependencies=protected)
     # Peer routes check the calling site (and its token) themselves.

@@ -21,7 +21,69 @@ _AGE_HELP = (
 )
 
 
-def _limits(
+# The transfer's options, shared by `transfer` and `schedule add`.
+MODE_OPTION = typer.Option(
+    "copy",
+    help="copy, move (delete each source file once verified), "
+    "sync (copy only what differs), mirror (sync, then delete from the "
+    "destination folder what the source does not have) or check (compare both "
+    "sides, write nothing; the job fails when they differ).",
+)
+CHECKSUM_OPTION = typer.Option("sha256", help="sha256, sha1, md5 or none.")
+OVERWRITE_OPTION = typer.Option(
+    None,
+    help="always, never or if-different (default: if-different for sync and mirror, "
+    "always otherwise).",
+)
+EXPECTED_CHECKSUM_OPTION = typer.Option(
+    None,
+    "--expected-checksum",
+    help="ALGO:HEX the single source file must have (e.g. sha256:...); "
+    "a mismatch fails the job and leaves nothing in place.",
+)
+INCLUDE_OPTION = typer.Option(
+    None,
+    "--include",
+    help="Only files matching this gitignore-style pattern (e.g. '*.csv', 'raw/**'); "
+    "repeat for more. Folder sources only.",
+)
+EXCLUDE_OPTION = typer.Option(
+    None,
+    "--exclude",
+    help="Leave out files matching this gitignore-style pattern (e.g. '*.tmp', "
+    "'cache/'; '!keep.tmp' makes an exception); repeat for more. Folder sources only.",
+)
+COMPARE_OPTION = typer.Option(
+    None,
+    help="How sync, mirror and --overwrite if-different tell a file is already there: "
+    "checksum (default: same size, then the same checksum, reading both) or "
+    "size-mtime (same size and modification time to the second, reading neither).",
+)
+EMPTY_FOLDERS_OPTION = typer.Option(
+    False,
+    "--empty-folders",
+    help="Create the source's empty folders at the destination too (as rclone's "
+    "--create-empty-src-dirs; S3 has no folders). With --include, only folders a "
+    "pattern names as folders ('raw/').",
+)
+MIN_SIZE_OPTION = typer.Option(
+    None, "--min-size", help=f"Only files of at least this size (e.g. 10M). {_SIZE_HELP}"
+)
+MAX_SIZE_OPTION = typer.Option(
+    None, "--max-size", help=f"Only files of at most this size (e.g. 1G). {_SIZE_HELP}"
+)
+MIN_AGE_OPTION = typer.Option(
+    None, "--min-age", help=f"Only files modified longer ago than this. {_AGE_HELP}"
+)
+MAX_AGE_OPTION = typer.Option(
+    None,
+    "--max-age",
+    help=f"Only files modified within this (7d: the last 7 days). {_AGE_HELP} "
+    "A file whose time the source does not tell is left out.",
+)
+
+
+def transfer_limits(
     min_size: str | None, max_size: str | None, min_age: str | None, max_age: str | None
 ) -> dict[str, Any]:
     """The size and age options as the API takes them (bytes, seconds); a usage
@@ -45,65 +107,18 @@ def _exit_for(doc: dict[str, object]) -> None:
 def transfer(
     source: str = typer.Argument(..., help="ENDPOINT:PATH to copy from."),
     destination: str = typer.Argument(..., help="ENDPOINT:PATH to copy to."),
-    mode: str = typer.Option(
-        "copy",
-        help="copy, move (delete each source file once verified), "
-        "sync (copy only what differs), mirror (sync, then delete from the "
-        "destination folder what the source does not have) or check (compare both "
-        "sides, write nothing; the job fails when they differ).",
-    ),
-    checksum: str = typer.Option("sha256", help="sha256, sha1, md5 or none."),
-    overwrite: str = typer.Option(
-        None,
-        help="always, never or if-different (default: if-different for sync and mirror, "
-        "always otherwise).",
-    ),
-    expected_checksum: str = typer.Option(
-        None,
-        "--expected-checksum",
-        help="ALGO:HEX the single source file must have (e.g. sha256:...); "
-        "a mismatch fails the job and leaves nothing in place.",
-    ),
-    include: list[str] = typer.Option(
-        None,
-        "--include",
-        help="Only files matching this gitignore-style pattern (e.g. '*.csv', 'raw/**'); "
-        "repeat for more. Folder sources only.",
-    ),
-    exclude: list[str] = typer.Option(
-        None,
-        "--exclude",
-        help="Leave out files matching this gitignore-style pattern (e.g. '*.tmp', "
-        "'cache/'; '!keep.tmp' makes an exception); repeat for more. Folder sources only.",
-    ),
-    compare: str = typer.Option(
-        None,
-        help="How sync, mirror and --overwrite if-different tell a file is already there: "
-        "checksum (default: same size, then the same checksum, reading both) or "
-        "size-mtime (same size and modification time to the second, reading neither).",
-    ),
-    empty_folders: bool = typer.Option(
-        False,
-        "--empty-folders",
-        help="Create the source's empty folders at the destination too (as rclone's "
-        "--create-empty-src-dirs; S3 has no folders). With --include, only folders a "
-        "pattern names as folders ('raw/').",
-    ),
-    min_size: str = typer.Option(
-        None, "--min-size", help=f"Only files of at least this size (e.g. 10M). {_SIZE_HELP}"
-    ),
-    max_size: str = typer.Option(
-        None, "--max-size", help=f"Only files of at most this size (e.g. 1G). {_SIZE_HELP}"
-    ),
-    min_age: str = typer.Option(
-        None, "--min-age", help=f"Only files modified longer ago than this. {_AGE_HELP}"
-    ),
-    max_age: str = typer.Option(
-        None,
-        "--max-age",
-        help=f"Only files modified within this (7d: the last 7 days). {_AGE_HELP} "
-        "A file whose time the source does not tell is left out.",
-    ),
+    mode: str = MODE_OPTION,
+    checksum: str = CHECKSUM_OPTION,
+    overwrite: str = OVERWRITE_OPTION,
+    expected_checksum: str = EXPECTED_CHECKSUM_OPTION,
+    include: list[str] = INCLUDE_OPTION,
+    exclude: list[str] = EXCLUDE_OPTION,
+    compare: str = COMPARE_OPTION,
+    empty_folders: bool = EMPTY_FOLDERS_OPTION,
+    min_size: str = MIN_SIZE_OPTION,
+    max_size: str = MAX_SIZE_OPTION,
+    min_age: str = MIN_AGE_OPTION,
+    max_age: str = MAX_AGE_OPTION,
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
@@ -114,7 +129,7 @@ def transfer(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Submit a transfer; prints its job id (and follows it with --wait)."""
-    limits = _limits(min_size, max_size, min_age, max_age)
+    limits = transfer_limits(min_size, max_size, min_age, max_age)
     with client() as c:
         doc = c.transfer(
             source,

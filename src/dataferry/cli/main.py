@@ -16,6 +16,7 @@ from dataferry.cli import (
     jobs,
     peers,
     records,
+    schedules,
     serve,
     sinks,
     sites,
@@ -83,6 +84,7 @@ app.command("status")(jobs.status)
 app.command("retry")(jobs.retry)
 app.command("cancel")(jobs.cancel)
 app.command("prune-jobs")(jobs.prune_jobs)
+app.add_typer(schedules.app, name="schedule")
 app.command("ingest")(ingest.ingest)
 app.add_typer(ingest.bundle_app, name="bundle")
 app.add_typer(ingest.transactions_app, name="transactions")

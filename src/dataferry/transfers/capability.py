@@ -1,4 +1,5 @@
-"""Wires transfers into the core: the ``transfer`` job kind and its service."""
+"""Wires transfers into the core: the ``transfer`` job kind, its service and the
+schedules that submit transfers again every so often (run by the scheduler tick)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from dataferry.jobs.registry import JobKind
 from dataferry.transfers import run
+from dataferry.transfers.schedules import ScheduleService
 from dataferry.transfers.service import KIND, TransferService
 from dataferry.transfers.store import TransferStore
 
@@ -24,3 +26,12 @@ def install(core: Core) -> None:
         )
     )
     core.transfers = TransferService(core.jobs, core.endpoints)
+    core.schedules = ScheduleService(core.db, core.jobs, core.transfers)
+    schedules = core.schedules
+
+    def submit_due_runs() -> None:
+        schedules.run_due()
+
+    core.scheduler.add_periodic(
+        "transfer schedules", submit_due_runs, core.settings.jobs.tick_seconds
+    )

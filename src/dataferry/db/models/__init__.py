@@ -20,6 +20,7 @@ from dataferry.db.models.records import (
     PeerRow,
     RecordRow,
 )
+from dataferry.db.models.schedules import ScheduleRow
 from dataferry.db.models.sinks import SinkOutboxRow, SinkRow
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "MetaRow",
     "PeerRow",
     "RecordRow",
+    "ScheduleRow",
     "SinkOutboxRow",
     "SinkRow",
     "SiteRow",
