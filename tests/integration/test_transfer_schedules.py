@@ -77,6 +77,7 @@ def running(server_factory: Any, lab: tuple[Path, Path]) -> Server:
     return srv
 
 
+@pytest.mark.executors
 def test_missed_runs_make_one_run_and_the_next_falls_on_the_grid(
     running: Server, lab: tuple[Path, Path]
 ) -> None:
