@@ -96,8 +96,8 @@ def test_framework_refusals_have_the_error_shape_too(server: Server) -> None:
             "bad_request",
             "parsing the body",
         ),
-        (httpx.get(f"{server.url}/api/v1/nothing-here"), 404, "not_found", "Not Found"),
-        (httpx.patch(f"{server.url}/api/v1/jobs"), 405, "method_not_allowed", "Not Allowed"),
+        (httpx.get(f"{server.url}/api/v1/nothing-here"), 404, "not_found", "no such API path"),
+        (httpx.patch(f"{server.url}/api/v1/jobs"), 405, "method_not_allowed", "not allowed"),
     ]
     for response, status, code, words in refusals:
         assert response.status_code == status, response.text
@@ -106,6 +106,93 @@ def test_framework_refusals_have_the_error_shape_too(server: Server) -> None:
     assert refusals[2][0].headers["allow"] == "GET"
     with server.client() as c:
         assert c.jobs()["total"] == 0
+
+
+def test_a_path_no_route_serves_is_named_with_its_method(server: Server) -> None:
+    """An unrouted path was answered a bare ``"Not Found"``, the same words as nothing
+    at all; it names the method and path and where the API is described. A 404 a
+    route raises (no such job) keeps its own words."""
+    api = f"{server.url}/api/v1"
+    for method, url, detail in [
+        ("GET", f"{api}/transferz", "no such API path: GET /api/v1/transferz (see /docs)"),
+        (
+            "POST",
+            f"{api}/jobz/1/cancel",
+            "no such API path: POST /api/v1/jobz/1/cancel (see /docs)",
+        ),
+        # the path as sent: a name with a slash in it is no route's one segment
+        (
+            "DELETE",
+            f"{api}/endpoints/..%2Fsinks%2Fs1",
+            "no such API path: DELETE /api/v1/endpoints/..%2Fsinks%2Fs1 (see /docs)",
+        ),
+        (
+            "GET",
+            f"{server.url}/nothing-here?x=1",
+            "no such path: GET /nothing-here (the API is under /api/v1, see /docs)",
+        ),
+        (
+            "GET",
+            f"{server.url}/static/nothing.js",
+            "no such path: GET /static/nothing.js (the API is under /api/v1, see /docs)",
+        ),
+    ]:
+        r = httpx.request(method, url, timeout=10)
+        assert r.status_code == 404, (method, url, r.text)
+        assert r.json() == {"error": "not_found", "detail": detail}, (method, url)
+    # a route's own 404s are as they were
+    assert httpx.get(f"{api}/jobs/999", timeout=10).json() == {
+        "error": "not_found",
+        "detail": "job 999 does not exist",
+    }
+    assert httpx.get(f"{api}/endpoints/nope", timeout=10).json() == {
+        "error": "not_found",
+        "detail": "endpoint 'nope' does not exist",
+    }
+    # the interactive reference the message points to is there
+    assert httpx.get(f"{server.url}/docs", timeout=10).status_code == 200
+
+
+def test_a_method_a_path_does_not_take_names_every_method_it_does(server: Server) -> None:
+    """Starlette's 405 said "Method Not Allowed" and listed only the methods of the
+    first route on the path: PUT on an endpoint answered ``Allow: GET``, though
+    DELETE serves the path too."""
+    r = httpx.put(f"{server.url}/api/v1/endpoints/lab", timeout=10)
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == "DELETE, GET"
+    assert r.json() == {
+        "error": "method_not_allowed",
+        "detail": "method PUT is not allowed on /api/v1/endpoints/lab; it takes DELETE, GET",
+    }
+    r = httpx.post(f"{server.url}/static/dashboard.css", timeout=10)
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == "GET, HEAD"
+    assert r.json()["detail"] == (
+        "method POST is not allowed on /static/dashboard.css; it takes GET, HEAD"
+    )
+
+
+def test_a_page_no_route_serves_is_a_page_for_a_browser(server: Server) -> None:
+    """A browser asking for a dashboard page that does not exist was shown the JSON
+    ``{"detail": "Not Found"}``; it gets the dashboard's error page. An API path stays
+    JSON whoever asks."""
+    html = {"Accept": "text/html"}
+    r = httpx.get(f"{server.url}/no-such-page", headers=html, timeout=10)
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
+    assert "<h1>Page not found</h1>" in r.text
+    assert "no such page: /no-such-page" in r.text
+    assert '<a href="/">' in r.text
+    # what the path holds is shown as text, never as markup
+    r = httpx.get(f"{server.url}/a&b=%3Cscript%3E", headers=html, timeout=10)
+    assert r.status_code == 404 and "no such page: /a&amp;b=%3Cscript%3E" in r.text
+    r = httpx.post(f"{server.url}/jobs", headers=html, timeout=10)
+    assert r.status_code == 405 and r.headers["content-type"].startswith("text/html")
+    assert "method POST is not allowed on /jobs; it takes GET" in r.text
+    assert r.headers["allow"] == "GET"
+    r = httpx.get(f"{server.url}/api/v1/transferz", headers=html, timeout=10)
+    assert r.status_code == 404
+    assert r.json()["detail"] == "no such API path: GET /api/v1/transferz (see /docs)"
 
 
 def test_link_leaving_the_root_inside_a_tree_fails_the_job(

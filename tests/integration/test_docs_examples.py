@@ -429,6 +429,32 @@ def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) 
             assert response.status_code == status, (status, response.text)
             assert response.json()["error"] == errors[status], (status, response.text)
             assert set(response.json()) == {"error", "detail"}
+        # What a path no route has and a method a path does not take say, word for word.
+        errors_text = " ".join(section("api.md", "# REST API and CLI").split())
+        unrouted = [
+            *re.findall(r'"detail": "(no such API path: [^"]+)"', errors_text),
+            *re.findall(r'`"(no such path: [^"]+)"`', errors_text),
+        ]
+        assert len(unrouted) == 2, errors_text
+        for message in unrouted:
+            method, path = message.split(": ", 1)[1].split(" ")[:2]
+            response = c.request(method, path)
+            assert response.status_code == 404, response.text
+            assert response.json() == {"error": "not_found", "detail": message}
+        (not_allowed,) = re.findall(r'"detail": "(method [^"]+)"', errors_text)
+        method, path, takes = re.findall(
+            r"method (\S+) is not allowed on (\S+); it takes (.+)", not_allowed
+        )[0]
+        response = c.request(method, path)
+        assert response.status_code == 405, response.text
+        assert response.json() == {"error": "method_not_allowed", "detail": not_allowed}
+        assert response.headers["allow"] == takes
+        (no_page,) = re.findall(r"`(no such page: [^`]+)`", errors_text)
+        page = httpx.get(srv.url + no_page.split(": ")[1], headers={"Accept": "text/html"})
+        assert page.status_code == 404 and no_page in page.text, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        (route_404,) = re.findall(r'A 404 of a route \(`"([^"]+)"`\)', errors_text)
+        assert c.get("/api/v1/jobs/999").json()["detail"] == route_404
         surrogate = c.post(
             "/api/v1/transfers",
             content=b'{"source": "\\ud800", "destination": "archive:z"}',
@@ -475,7 +501,7 @@ def test_api_md_routes_answers_and_errors(token_server: Server, tmp_path: Path) 
     (not_utf8,) = re.findall(r"`(error: name [^`]+)`", cli)
     assert not_utf8 in said, said
     said = shell("dataferry endpoint remove ../sinks/s1", srv, tmp_path, exit_code=1)
-    (no_route,) = re.findall(r"\(`(error: Not Found[^`]+)`\)", " ".join(cli.split()))
+    (no_route,) = re.findall(r"\(`(error: no such API path[^`]+)`\)", " ".join(cli.split()))
     assert said.strip() == no_route, said
     # configuration.md: serve on a port in use is one line and exit 1.
     busy = shown_message("configuration.md", "# Configuration", "cannot listen on")

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 import dataferry
-from dataferry.api import openapi, web
+from dataferry.api import openapi, unrouted, web
 from dataferry.api.auth import require_token
 from dataferry.api.compat import pacifica
 from dataferry.api.rest import (
@@ -116,16 +116,26 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         # Refusals of the framework itself: no such route (404), a method the route
-        # has not (405), a body that is not text (400). In our shape, like the rest.
+        # has not (405), a body that is not text (400). In our shape, like the rest;
+        # the first two say what was asked and what there is (see unrouted).
+        detail, headers, page, heading = str(exc.detail), exc.headers, "", "Something went wrong"
+        if isinstance(exc, unrouted.NoRoute):
+            detail, page = unrouted.not_found(request), unrouted.page_not_found(request)
+            heading = "Page not found"
+        elif exc.status_code == 405:
+            allowed = unrouted.allowed_methods(request, exc)
+            detail = page = unrouted.not_allowed(request, allowed)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        if web.wants_html(request) and page:
+            response = web.error_page(request, exc.status_code, _sendable(page), heading)
+            response.headers.update(headers or {})
+            return response
         if web.wants_html(request) or exc.status_code < 400:
             return await http_exception_handler(request, exc)
         return JSONResponse(
-            {
-                "error": _HTTP_CODES.get(exc.status_code, "error"),
-                "detail": _sendable(str(exc.detail)),
-            },
+            {"error": _HTTP_CODES.get(exc.status_code, "error"), "detail": _sendable(detail)},
             status_code=exc.status_code,
-            headers=exc.headers,
+            headers=headers,
         )
 
     app.include_router(health.router)
@@ -153,4 +163,5 @@ def create_app(core: Core, *, run_background: bool = True) -> FastAPI:
     app.include_router(pacifica.router)
     web.install(app, core)  # the dashboard at /
     openapi.install(app)
+    unrouted.install(app)
     return app

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
+from dataferry.api.unrouted import NoRoute
 from dataferry.api.web import (
     datasets,
     endpoints,
@@ -39,7 +41,12 @@ CORE_PAGES = [("/", "Jobs"), ("/transfers/new", "New transfer"), ("/endpoints", 
 
 class _Static(StaticFiles):
     async def get_response(self, path: str, scope: Scope) -> Response:
-        response = await super().get_response(path, scope)
+        try:
+            response = await super().get_response(path, scope)
+        except HTTPException as exc:
+            if exc.status_code == 404:  # no such file: a path nothing serves
+                raise NoRoute() from None
+            raise
         response.headers.update(SECURITY_HEADERS)
         response.headers["Cache-Control"] = "no-cache"
         return response

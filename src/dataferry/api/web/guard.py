@@ -192,7 +192,9 @@ def wants_html(request: Request) -> bool:
     )
 
 
-def error_page(request: Request, status_code: int, message: str) -> Response:
+def error_page(
+    request: Request, status_code: int, message: str, heading: str = "Something went wrong"
+) -> Response:
     if not hasattr(request.state, "session"):
         request.state.session = cookie_session(request)
-    return render(request, "error.html", status_code=status_code, message=message)
+    return render(request, "error.html", status_code=status_code, message=message, heading=heading)
