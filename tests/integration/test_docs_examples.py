@@ -934,6 +934,75 @@ def test_ingest_md_quick_start_state_document_and_metadata_example(
     assert all(j["kind"] == "ingest" for j in listed)
 
 
+@pytest.mark.database_agnostic
+def test_ingest_md_uploads_refused_at_the_door_and_bundles_refused_later(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """The Doors section's refusals, with the statuses and messages it shows. It once
+    said a body that stops mid-stream answers 400: the uploader is gone by then, and
+    no answer reaches it (the job's state is where the failure shows)."""
+    import socket
+
+    doors = " ".join(section("ingest.md", "## Doors (Pacifica-compatible)").split())
+    shown_state = json.loads(fenced("ingest.md", "## Doors (Pacifica-compatible)", "json"))
+    (too_large,) = re.findall(r'`"exception": "(the upload is larger than [^"]+)"`', doors)
+    limit, declared = (
+        int(n) for n in re.findall(r"limit of (\d+) bytes .*; declared (\d+) bytes", too_large)[0]
+    )
+    (counted,) = re.findall(r"`(sent at least \d+ bytes)` for a body without", doors)
+    (stopped,) = re.findall(r'`"exception": "(the upload stopped after [^"]+)"`', doors)
+    srv: Server = server_factory(env={"DATAFERRY_INGEST__MAX_UPLOAD_BYTES": str(limit)})
+
+    # Over the limit, declared (Content-Length) and counted (chunked): 413, the document.
+    def chunks() -> Any:
+        yield b"x" * (declared // 2)
+        yield b"x" * (declared - declared // 2)
+
+    for body, message in [
+        (b"x" * declared, too_large),
+        (chunks(), too_large.replace(f"declared {declared} bytes", counted)),
+    ]:
+        answer = httpx.post(f"{srv.url}/upload", content=body, timeout=60)
+        assert answer.status_code == 413, answer.text
+        doc = answer.json()
+        same_shape(shown_state, doc, "413 from /upload")
+        assert (doc["state"], doc["task"], doc["complete"]) == ("FAILED", "UPLOADING", True)
+        assert doc["exception"] == message
+
+    # A body that stops: no answer reaches the client; get_state shows the failure.
+    sent = limit // 2
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
+        s.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            + f"Content-Length: {limit}\r\n\r\n".encode()
+            + b"x" * sent
+        )
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(65536) == b""  # the connection closes without an answer
+    with api(srv) as c:
+        job_id = c.get("/api/v1/jobs", params={"kind": "ingest", "limit": 1}).json()["jobs"][0][
+            "job_id"
+        ]
+    state = srv.wait_job(job_id)
+    assert state["state"] == "failed", state
+    doc = httpx.get(f"{srv.url}/get_state", params={"job_id": job_id}, timeout=10).json()
+    same_shape(shown_state, doc, "GET /get_state")
+    assert (doc["state"], doc["task"]) == ("FAILED", "UPLOADING"), doc
+    pattern = re.escape(stopped).replace("N", r"\d+").replace("M", str(limit))
+    assert re.fullmatch(pattern, doc["exception"]), (stopped, doc["exception"])
+
+    # A whole body that is not a tar: 200 at the door, the job fails at "open tar".
+    answer = httpx.post(f"{srv.url}/upload", content=b"not a tar", timeout=60)
+    assert answer.status_code == 200, answer.text
+    same_shape(shown_state, answer.json(), "200 from /upload")
+    job_id = answer.json()["job_id"]
+    srv.wait_job(job_id)
+    doc = httpx.get(f"{srv.url}/get_state", params={"job_id": job_id}, timeout=10).json()
+    (task,) = re.findall(r'`"task": "([^"]+)"` for a body that is not a tar', doors)
+    assert (doc["state"], doc["task"]) == ("FAILED", task), doc
+    assert not (srv.home / "archive" / str(job_id)).exists()
+
+
 # --- docs/replication.md --------------------------------------------------------------
 
 
