@@ -304,3 +304,37 @@ def test_browse_an_endpoint_and_transfer_from_a_folder(
     assert server.wait_job(job_id)["state"] == "succeeded"
     assert (dst / "2026" / "run1" / "raw" / "counts.txt").read_text() == "1\n2\n3\n"
     assert not (dst / "2026" / "run1" / "other.txt").exists()
+
+
+def test_a_schedule_from_the_form_runs_now_and_pauses(
+    server: Server, open_page: Any, tmp_path: Path
+) -> None:
+    src, dst = tmp_path / "lab", tmp_path / "archive"
+    (src / "run1").mkdir(parents=True)
+    (src / "run1" / "a.txt").write_text("a\n")
+    dst.mkdir()
+    server.cli("endpoint", "add", "lab", str(src))
+    server.cli("endpoint", "add", "archive", str(dst))
+    page = open_page(server.url).page
+    page.goto(f"{server.url}/transfers/new")
+    page.get_by_label("Source endpoint").select_option("lab")
+    page.get_by_label("Path on the source").fill("run1")
+    page.get_by_label("Destination endpoint").select_option("archive")
+    page.get_by_label("Path on the destination").fill("nightly")
+    page.get_by_label("Mode").select_option("sync")
+    page.get_by_label("Schedule name").fill("nightly")
+    page.get_by_label("Every").fill("1d")
+    page.get_by_label("First run").fill("2100-01-01T02:00:00Z")
+    page.get_by_role("button", name="Add schedule").click()
+    page.wait_for_url(re.compile(r"/schedules\?"))
+    expect(page.get_by_role("status")).to_contain_text("schedule nightly added")
+    row = page.locator('tr[data-schedule="nightly"]')
+    expect(row).to_contain_text("2100-01-01 02:00:00")
+    row.get_by_role("button", name="Run schedule nightly now").click()
+    expect(page.get_by_role("status")).to_contain_text("queued")
+    with server.client() as c:
+        job_id = c.schedule("nightly")["last_job_id"]
+    assert server.wait_job(job_id)["state"] == "succeeded"
+    assert (dst / "nightly" / "a.txt").read_text() == "a\n"
+    page.locator('tr[data-schedule="nightly"]').get_by_role("button", name="Pause").click()
+    expect(page.locator('tr[data-schedule="nightly"] [data-field="next"]')).to_have_text("paused")

@@ -7,6 +7,7 @@ database, as a day passing would leave it."""
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy import update
 
 from dataferry.db.engine import Database
 from dataferry.db.models import ScheduleRow
+from tests.integration.test_dashboard_pages import Browser, csrf_of
 from tests.support.server import Server
 
 FAST = {"DATAFERRY_JOBS__TICK_SECONDS": "0.2"}
@@ -253,3 +255,67 @@ def test_two_servers_on_one_database_make_each_run_once(
     assert len(jobs) == 10, jobs
     for s in a.cli_json("schedule", "list"):
         assert s["runs"] == 2 and s["skipped"] == 0, s
+
+
+def test_the_dashboard_adds_runs_pauses_and_removes_schedules(
+    running: Server, lab: tuple[Path, Path]
+) -> None:
+    form = {
+        "source_endpoint": "lab",
+        "source_path": "run1",
+        "destination_endpoint": "archive",
+        "destination_path": "run1",
+        "mode": "sync",
+        "checksum": "sha256",
+        "start": "2100-01-01T02:00:00Z",  # no run of its own while the test runs
+    }
+    with Browser(running.url) as b:
+        b.follow_redirects = True  # each action answers 303 to the schedules page
+        token = csrf_of(b.get("/transfers/new").text)
+        # bad repeat values come back on the form, and nothing is made
+        for bad, said in (
+            ({"schedule_name": "n", "every": "often"}, "is not a duration"),
+            ({"schedule_name": "n", "every": "30s"}, "every must be a number of seconds"),
+            ({"schedule_name": "a b", "every": "1d"}, "schedule name 'a b' must be"),
+            ({"schedule_name": "n", "every": ""}, "give how often to repeat"),
+            ({"schedule_name": "n", "every": "1d", "start": "soon"}, "not an ISO 8601 time"),
+        ):
+            r = b.post("/transfers/new", data={**form, **bad, "csrf": token, "action": "schedule"})
+            assert r.status_code == 422 and said in html.unescape(r.text), (bad, r.text[-500:])
+        # "Start transfer" with Repeat filled in is not silently a one-off job
+        r = b.post(
+            "/transfers/new", data={**form, "schedule_name": "n", "every": "1d", "csrf": token}
+        )
+        assert r.status_code == 422 and "press Add schedule" in r.text
+        assert running.cli_json("schedule", "list") == [] and transfer_jobs(running) == []
+
+        r = b.post(
+            "/transfers/new",
+            data={**form, "schedule_name": "nightly", "every": "1d", "csrf": token,
+                  "action": "schedule"},
+        )  # fmt: skip
+        assert r.status_code == 200 and r.url.path == "/schedules", r.text[-500:]
+        assert "schedule nightly added: first run at 2100-01-01 02:00:00 UTC" in r.text
+        assert 'data-schedule="nightly"' in r.text and "1 d 0 h" in r.text
+        doc = schedule(running, "nightly")
+        assert doc["every"] == DAY and doc["transfer"]["mode"] == "sync"
+        token = csrf_of(r.text)  # the token of the page the buttons are on
+
+        r = b.post("/schedules/nightly/run", data={"csrf": token})
+        token = csrf_of(r.text)
+        job_id = schedule(running, "nightly")["last_job_id"]
+        assert f"schedule nightly: job {job_id} queued" in html.unescape(r.text), r.text[-2000:]
+        assert running.wait_job(job_id)["state"] == "succeeded"
+        r = b.post("/schedules/nightly/pause", data={"csrf": token})
+        token = csrf_of(r.text)
+        assert "schedule nightly paused" in r.text and 'state-paused">paused' in r.text
+        assert b.post("/schedules/nightly/pause", data={}).status_code == 403  # no CSRF token
+        r = b.post("/schedules/nightly/resume", data={"csrf": token})
+        token = csrf_of(r.text)
+        assert "schedule nightly resumed" in r.text and "2100-01-01 02:00:00" in r.text
+        r = b.post("/schedules/nope/run", data={"csrf": token})
+        token = csrf_of(r.text)
+        assert "schedule 'nope' does not exist" in html.unescape(r.text)
+        r = b.post("/schedules/nightly/remove", data={"csrf": token})
+        token = csrf_of(r.text)
+        assert "schedule nightly removed" in r.text and "No schedules." in r.text

@@ -20,6 +20,7 @@ from dataferry.api.web import (
     jobs,
     login,
     replication,
+    schedules,
     sinks,
     transfers,
 )
@@ -36,7 +37,12 @@ from dataferry.api.web.guard import (
 if TYPE_CHECKING:
     from dataferry.app import Core
 
-CORE_PAGES = [("/", "Jobs"), ("/transfers/new", "New transfer"), ("/endpoints", "Endpoints")]
+CORE_PAGES = [
+    ("/", "Jobs"),
+    ("/transfers/new", "New transfer"),
+    ("/schedules", "Schedules"),
+    ("/endpoints", "Endpoints"),
+]
 
 
 class _Static(StaticFiles):
@@ -60,7 +66,7 @@ def install(app: FastAPI, core: Core) -> None:
         return login_redirect(request, exc)
 
     nav = list(CORE_PAGES)
-    for module in (login, jobs, transfers, endpoints):
+    for module in (login, jobs, transfers, schedules, endpoints):
         app.include_router(module.router)
     # each capability's page, when that capability is installed in this core
     if hasattr(core, "ingest"):

@@ -1,16 +1,18 @@
 """The new-transfer form: endpoint pickers from the registry, mode and checksum; a
-dry run shows what the transfer would take and delete without submitting it."""
+dry run shows what the transfer would take and delete without submitting it; with
+"Repeat" filled in, the transfer becomes a schedule instead of one job."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from dataferry.api.web.guard import acting, core_of, redirect, render, viewer
 from dataferry.durations import parse_duration
-from dataferry.errors import DataferryError
+from dataferry.errors import DataferryError, InvalidRequest
 from dataferry.transfers.limits import parse_size
 from dataferry.transfers.request import Checksum, Compare, Mode, Overwrite, TransferRequest
 
@@ -84,6 +86,9 @@ def submit_transfer(
     max_size: str = Form(""),
     min_age: str = Form(""),
     max_age: str = Form(""),
+    schedule_name: str = Form(""),
+    every: str = Form(""),
+    start: str = Form(""),
     action: str = Form("submit"),
 ) -> Response:
     acting(request, csrf)
@@ -103,6 +108,9 @@ def submit_transfer(
         "max_size": max_size,
         "min_age": min_age,
         "max_age": max_age,
+        "schedule_name": schedule_name,
+        "every": every,
+        "start": start,
     }
     if not source_endpoint or not destination_endpoint:
         return _form(request, values, 422, "choose a source and a destination endpoint")
@@ -125,6 +133,23 @@ def submit_transfer(
         if action == "preview":
             preview = core_of(request).transfers.preview(req)
             return _form(request, values, preview=preview)
+        if action == "schedule":
+            if not every.strip():
+                raise InvalidRequest("give how often to repeat the transfer (Every: e.g. 1d)")
+            schedule = core_of(request).schedules.add(
+                schedule_name.strip(),
+                req,
+                parse_duration("every", every),
+                start.strip() or None,
+            )
+            first = f"{schedule.next_run:%Y-%m-%d %H:%M:%S} UTC"
+            notice = f"schedule {schedule.name} added: first run at {first}"
+            return redirect(request, "/schedules?" + urlencode({"notice": notice}))
+        if every.strip() or schedule_name.strip():
+            raise InvalidRequest(
+                "the Repeat fields are filled in: press Add schedule to repeat this "
+                "transfer, or empty them to run it once"
+            )
         job = core_of(request).transfers.submit(req)
     except DataferryError as exc:
         return _form(request, values, exc.status_code, exc.message)
