@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
@@ -60,6 +60,16 @@ class FileOutcome:
     error: str = ""
 
 
+def _owned(job_id: int, owner: str) -> ColumnElement[bool]:
+    """The job is still running under ``owner``'s lease: a write guarded by this
+    changes nothing once the lease has passed to another worker."""
+    return and_(
+        JobRow.id == job_id,
+        JobRow.state == JobState.RUNNING.value,
+        JobRow.lease_owner == owner,
+    )
+
+
 class TransferStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -75,11 +85,7 @@ class TransferStore:
                 return pinned
             done = s.execute(
                 update(JobRow)
-                .where(
-                    JobRow.id == job_id,
-                    JobRow.state == JobState.RUNNING.value,
-                    JobRow.lease_owner == owner,
-                )
+                .where(_owned(job_id, owner))
                 .values(params={**params, REFERENCE: now_ns})
             )
             if rowcount(done) != 1:
@@ -102,12 +108,7 @@ class TransferStore:
                 )
             done = s.execute(
                 update(JobRow)
-                .where(
-                    JobRow.id == job_id,
-                    JobRow.state == JobState.RUNNING.value,
-                    JobRow.lease_owner == owner,
-                    JobRow.files_total.is_(None),
-                )
+                .where(_owned(job_id, owner), JobRow.files_total.is_(None))
                 .values(
                     files_total=len(files),
                     bytes_total=sum(f.size for f in files),
