@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import xmlrpc.client
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +402,28 @@ def test_files_without_a_time_are_left_out_by_an_age_and_counted(
     sized = server.cli_json("transfer", "src:run", "dst:c", "--max-size", "10", "--wait")
     assert files_under(dst / "c") == ["ancient.txt", "old.txt", "small.txt"]
     assert "unknown_mtime" not in result_of(server, sized["job_id"])
+
+
+def test_the_job_page_words_the_moment_and_the_files_without_a_time(
+    server: Server, tree: tuple[Path, Path]
+) -> None:
+    """The dashboard's job page says what ages were measured from as a UTC time and how
+    many files an age limit left out, as the preview does; not raw nanoseconds."""
+    from tests.integration.test_dashboard_pages import Browser
+
+    src, _ = tree
+    dated(src / "run" / "ancient.txt", 10, time.time() + 10 * 365 * DAY)  # 1960
+    aged = server.cli_json("transfer", "src:run", "dst:a", "--min-age", "1d", "--wait")
+    sized = server.cli_json("transfer", "src:run", "dst:b", "--max-size", "10", "--wait")
+    with server.client() as c:
+        pinned = c.job_detail(aged["job_id"])["params"]["reference_ns"]
+    moment = datetime.fromtimestamp(pinned // 10**9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    with Browser(server.url) as browser:
+        page = browser.get(f"/jobs/{aged['job_id']}").text
+        plain = browser.get(f"/jobs/{sized['job_id']}").text
+    assert "1 files left out: their time is unknown." in page
+    assert f"Ages measured from {moment} UTC." in page
+    assert str(pinned) not in page and "reference_ns" not in page
+    assert "unknown_mtime" not in page and "reference_time" not in page
+    assert "<dt>min_age</dt>" in page  # the limit itself is still listed
+    assert "left out" not in plain and "Ages measured" not in plain

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dataferry.api.web.format import human_bytes, human_duration, progress
+from dataferry.api.web.format import human_bytes, human_duration, progress, utc_moment
 
 T0 = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
 
@@ -55,3 +55,10 @@ def test_progress_of_finished_and_unplanned_jobs() -> None:
     assert (unplanned.percent, unplanned.done, unplanned.rate) == (12.3, "", "")
     failed = progress(doc(state="failed", bytes_done=10, bytes_total=40), later)
     assert (failed.percent, failed.rate) == (25.0, "")
+
+
+def test_utc_moment_from_nanoseconds_and_from_iso_text() -> None:
+    ns = int(datetime(2026, 12, 8, 1, 2, 3, tzinfo=UTC).timestamp()) * 10**9 + 999_999_999
+    assert utc_moment(ns) == "2026-12-08 01:02:03 UTC"  # to the second, not rounded up
+    assert utc_moment("2026-12-08T01:02:03+00:00") == "2026-12-08 01:02:03 UTC"
+    assert utc_moment("2026-12-08T03:02:03+02:00") == "2026-12-08 01:02:03 UTC"

@@ -41,6 +41,16 @@ def utc_time(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def utc_moment(when: int | str) -> str:
+    """A moment as people read it, in UTC to the second: ``2026-12-08 01:02:03 UTC``,
+    from nanoseconds since 1970 or from ISO 8601 text."""
+    if isinstance(when, int):
+        moment = datetime.fromtimestamp(when // 10**9, UTC)
+    else:
+        moment = parse_time(when).astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 

@@ -14,6 +14,10 @@ from dataferry.api.web import format as fmt
 from dataferry.api.web.guard import acting, core_of, redirect, render, viewer
 from dataferry.errors import DataferryError
 from dataferry.jobs.states import JobState
+from dataferry.transfers.store import REFERENCE, UNKNOWN_MTIME
+
+# What a transfer's limits record in its params and result (transfers/run.py)
+_LIMIT_KEYS = (REFERENCE, UNKNOWN_MTIME, "reference_time")
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,6 +36,26 @@ def _int(value: str | None) -> int | None:
 
 def row(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**doc, "progress": fmt.progress(doc, now), "age": fmt.age(doc["created"], now)}
+
+
+def _limit_notes(doc: dict[str, Any]) -> list[str]:
+    """Sentences for what a size or age limit recorded in a transfer's params (while
+    it runs) and result (once done), taken out of those lists: a count of nanoseconds
+    since 1970 says nothing to a reader. Worded as the new-transfer preview words them."""
+    params = {k: v for k, v in (doc.get("params") or {}).items() if k not in _LIMIT_KEYS}
+    result = {k: v for k, v in (doc.get("result") or {}).items() if k not in _LIMIT_KEYS}
+    recorded = {**(doc.get("params") or {}), **(doc.get("result") or {})}
+    doc["params"], doc["result"] = params, result
+    notes = []
+    unknown = recorded.get(UNKNOWN_MTIME)
+    if isinstance(unknown, int) and unknown:
+        notes.append(f"{unknown} files left out: their time is unknown.")
+    # the exact pinned moment while the job runs; the result's text once it is done
+    moment = recorded.get(REFERENCE, recorded.get("reference_time"))
+    if isinstance(moment, int | str):
+        with contextlib.suppress(ValueError):
+            notes.append(f"Ages measured from {fmt.utc_moment(moment)}.")
+    return notes
 
 
 @router.get("/")
@@ -128,12 +152,14 @@ def job_page(request: Request, job_id: int, files_offset: int = 0, notice: str =
         return render(request, "error.html", status_code=exc.status_code, message=exc.message)
     now = datetime.now(UTC)
     doc = row(job.detail(), now)
+    notes = _limit_notes(doc)
     offset = max(0, files_offset)
     files = core.jobs.files(job_id, limit=FILES_PAGE + 1, offset=offset)
     return render(
         request,
         "job.html",
         job=doc,
+        limit_notes=notes,
         final=job.state.final,
         can_cancel=job.state in (JobState.QUEUED, JobState.RUNNING, JobState.RETRYING),
         can_retry=job.state in (JobState.FAILED, JobState.CANCELLED),
