@@ -154,8 +154,16 @@ BAD = [
     ({"min_age": ""}, "min_age"),
     ({"min_size": 10, "max_size": 5}, "min_size 10 is more than max_size 5"),
     ({"min_age": 7 * DAY, "max_age": DAY}, "min_age 604800 is more than max_age 86400"),
-    ({"source": "src:run/small.txt", "max_size": 5}, "max_size apply to a folder source"),
-    ({"source": "src:run/small.txt", "min_age": 5}, "min_age apply to a folder source"),
+    ({"source": "src:run/small.txt", "max_size": 5}, "max_size applies to a folder source"),
+    ({"source": "src:run/small.txt", "min_age": 5}, "min_age applies to a folder source"),
+    (
+        {"source": "src:run/small.txt", "max_size": 5, "min_age": 5},
+        "max_size and min_age apply to a folder source",
+    ),
+    (
+        {"source": "src:run/small.txt", "min_size": 1, "max_size": 5, "max_age": 9},
+        "min_size, max_size and max_age apply to a folder source",
+    ),
 ]
 
 

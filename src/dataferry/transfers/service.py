@@ -57,12 +57,15 @@ class TransferService:
             if not src_is_dir and (req.include or req.exclude):
                 raise InvalidRequest("include and exclude apply to a folder source, not a file")
             if not src_is_dir and req.limits:
-                given = ", ".join(
+                given = [
                     f
                     for f in ("min_size", "max_size", "min_age", "max_age")
                     if getattr(req, f) is not None
-                )
-                raise InvalidRequest(f"{given} apply to a folder source, not a file")
+                ]
+                *others, last = given
+                named = f"{', '.join(others)} and {last}" if others else last
+                verb = "apply" if others else "applies"
+                raise InvalidRequest(f"{named} {verb} to a folder source, not a file")
             dst.check_inside(dst_rel)
             dst_is_dir = dst.fs.isdir(dst.full(dst_rel))
             target = destination_of(src_is_dir, src_rel, dst_rel, dst_is_dir)
