@@ -314,3 +314,39 @@ def test_jsonrpc_batch_notifications_and_errors(server: Server, folders: tuple[P
         xmlrpc.client.ServerProxy(f"{server.url}/RPC2").datasets.restart(["a"])
     assert fault.value.faultCode == -32602 and "uid: Input should be" in fault.value.faultString
     assert call(server, "jobs.list")["result"]["total"] == jobs_before
+
+
+NOT_INTS = [True, "5", 1.5, 5.0]  # lax reading took these as 1, 5, refused, 5
+
+
+def test_integer_params_are_strict_at_both_doors(
+    server: Server, folders: tuple[Path, Path]
+) -> None:
+    """A list method's limit and offset take integers only: JSON's true, a string of
+    digits and a float are refused naming the parameter, as a negative number is."""
+    call(server, "transfers.submit", source="src:one.txt", destination="dst:x")
+    xml = proxy(server, "/RPC2")
+    for name in ("limit", "offset"):
+        for value in NOT_INTS:
+            error = call(server, "jobs.list", **{name: value})["error"]
+            assert error["code"] == -32602, (name, value, error)
+            assert f"{name}: Input should be a valid integer" in error["message"], error
+            with pytest.raises(xmlrpc.client.Fault) as fault:
+                xml.jobs.list(None, None, *([value] if name == "limit" else [50, value]))
+            assert fault.value.faultCode == -32602, (name, value)
+            assert f"{name}: Input should be a valid integer" in fault.value.faultString
+    for params, message in [
+        ({"limit": -1}, "limit must be between 1"),
+        ({"offset": -1}, "offset must not be negative"),
+    ]:
+        error = call(server, "jobs.list", **params)["error"]
+        assert error["code"] == -32602 and message in error["message"], error
+        with pytest.raises(xmlrpc.client.Fault) as fault:
+            xml.jobs.list(None, None, params.get("limit", 50), params.get("offset", 0))
+        assert fault.value.faultCode == -32602 and message in fault.value.faultString
+    page = call(server, "jobs.list", limit=5, offset=0)["result"]
+    assert page["limit"] == 5 and page["total"] == 1
+    assert xml.jobs.list(None, None, 5, 0)["limit"] == 5
+    with pytest.raises(xmlrpc.client.Fault) as fault:  # another registry method alike
+        xml.records.changes("c", 0, True)
+    assert "limit: Input should be a valid integer" in fault.value.faultString

@@ -48,19 +48,45 @@ def test_params_are_checked_against_the_type_hints_before_the_method_runs() -> N
 
     reg.register("things.put", put)
     reg.register("things.echo", lambda value: value)  # no hints: anything goes
-    assert reg.call("things.put", ["a", "42"]) == 42  # lax, as RPC callers expect
+    assert reg.call("things.put", ["a", 42]) == 42
     assert reg.call("things.echo", [[1, {"a": None}]]) == [1, {"a": None}]
     wrong_params: list[tuple[list[Any] | dict[str, Any], str]] = [
         ([["a"]], "name: Input should be a valid string"),
         ([7], "name: Input should be a valid string"),
         (["a", "many"], "count: Input should be a valid integer"),
         ({"name": "a", "data": [1]}, "data: Input should be a valid dictionary"),
+        # an int is strict: lax mode would read these as 1, 42 and 5
+        (["a", True], "count: Input should be a valid integer"),
+        (["a", "42"], "count: Input should be a valid integer"),
+        (["a", 5.0], "count: Input should be a valid integer"),
     ]
     for params, wrong in wrong_params:
         with pytest.raises(InvalidParams) as refused:
             reg.call("things.put", params)
         assert wrong in refused.value.message and "things.put(" in refused.value.message
     assert calls == [("a", 42, {})]  # the refused calls never ran
+
+
+def test_ints_are_strict_inside_optionals_and_lists_too() -> None:
+    reg = RpcRegistry()
+
+    def page(limit: int | None = None, ids: list[int] | None = None, flag: bool = False) -> Any:
+        return [limit, ids, flag]
+
+    reg.register("things.page", page)
+    assert reg.call("things.page", {"limit": 5, "ids": [1, 2]}) == [5, [1, 2], False]
+    assert reg.call("things.page", {"limit": None}) == [None, None, False]
+    wrong_params: list[tuple[dict[str, Any], str]] = [
+        ({"limit": True}, "limit: Input should be a valid integer"),
+        ({"limit": "5"}, "limit: Input should be a valid integer"),
+        ({"ids": [1, False]}, "ids.1: Input should be a valid integer"),
+    ]
+    for params, wrong in wrong_params:
+        with pytest.raises(InvalidParams) as refused:
+            reg.call("things.page", params)
+        assert wrong in refused.value.message, refused.value.message
+    # the signature shown is the method's own
+    assert reg.get("things.page").signature().startswith("things.page(limit: 'int | None'")
 
 
 def _job(state: JobState, error: str = "") -> Job:

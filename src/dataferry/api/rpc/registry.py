@@ -16,17 +16,58 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from pydantic import ConfigDict, ValidationError, validate_call
+from pydantic import ConfigDict, StrictInt, ValidationError, validate_call
 
 from dataferry.errors import DataferryError, InvalidRequest
 
 # Parameters are checked against the method's type hints before it runs, so a list
 # where a name belongs is "invalid params", not an error deep in a service. Lax
-# mode, as callers of these doors expect: "42" is a fine int, 42 is not a str.
+# mode (42 is not a str), except that an ``int`` is strict (see _strict_ints).
 _CHECKED = ConfigDict(arbitrary_types_allowed=True)
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+def _strict_ints(hint: Any) -> Any:
+    """``hint`` with each plain ``int`` in it (``int | None``, ``list[int]`` too) made
+    strict: lax mode would read JSON's ``true`` as 1, ``"5"`` as 5 and 5.0 as 5, and a
+    method would run with a number its caller never sent. JSON and XML-RPC both have
+    integers; a caller sends one. ``Annotated`` hints already say what they want."""
+    if hint is int:
+        return StrictInt
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        # built from a tuple of members, which ``X | Y`` cannot spell
+        return Union[tuple(_strict_ints(a) for a in args)]  # noqa: UP007
+    if origin in _CONTAINERS and args:
+        return origin[tuple(_strict_ints(a) for a in args)]
+    return hint
+
+
+def _checked(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` with its parameters validated against its type hints, ints strict."""
+    hints = {
+        name: _strict_ints(hint)
+        for name, hint in get_type_hints(func, include_extras=True).items()
+        if name != "return"
+    }
+    sig = inspect.signature(func)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    call.__name__ = getattr(func, "__name__", "method")
+    call.__qualname__ = getattr(func, "__qualname__", call.__name__)
+    call.__annotations__ = hints
+    call.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
+        ],
+        return_annotation=inspect.Signature.empty,
+    )
+    return validate_call(config=_CHECKED)(call)
 
 
 class MethodNotFound(DataferryError):
@@ -49,7 +90,7 @@ class RpcMethod:
     name: str
     func: Callable[..., Any]
     help: str
-    checked: Callable[..., Any]  # ``func`` with its parameters validated (see _CHECKED)
+    checked: Callable[..., Any]  # ``func`` with its parameters validated (see _checked)
 
     def signature(self) -> str:
         return f"{self.name}{inspect.signature(self.func)}"
@@ -65,7 +106,7 @@ class RpcRegistry:
         if name.startswith("system.") or name.startswith("rpc."):
             raise ValueError(f"RPC method names under {name.split('.')[0]!r} are reserved")
         text = inspect.cleandoc(help or func.__doc__ or "")
-        self._methods[name] = RpcMethod(name, func, text, validate_call(config=_CHECKED)(func))
+        self._methods[name] = RpcMethod(name, func, text, _checked(func))
 
     def method(
         self, name: str, help: str = ""
