@@ -4,6 +4,7 @@ every door, on local, SFTP and S3 sources: copy, mirror, check and dry run."""
 from __future__ import annotations
 
 import os
+import re
 import time
 import xmlrpc.client
 from datetime import UTC, datetime
@@ -339,7 +340,9 @@ def test_the_dashboard_form_takes_sizes_and_ages(server: Server, tree: tuple[Pat
         preview = browser.post(
             "/transfers/new", data={**form, "csrf": csrf_of(page), "action": "preview"}
         ).text
-        assert "2 files (1010 bytes)" in preview and "Ages measured from" in preview
+        assert "2 files (1010 bytes)" in preview
+        # as the job page words it, not ISO 8601's 2026-12-08T01:02:03+00:00
+        assert re.search(r"Ages measured from \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\.", preview)
         assert "<code>small.txt</code>" in preview and "big.bin" not in preview
         done = browser.post("/transfers/new", data={**form, "csrf": csrf_of(preview)})
         assert done.status_code == 303, done.text

@@ -27,6 +27,7 @@ templates.env.filters.update(
     bytes=fmt.human_bytes,
     duration=fmt.human_duration,
     utc_time=fmt.utc_time,
+    utc=fmt.utc_moment,
 )
 
 # Nothing from elsewhere: scripts, styles, images, fonts and requests stay on this origin.
