@@ -217,7 +217,8 @@ class SinkEngine:
 
     # -- steps ------------------------------------------------------------------
     def poll(self, sink: Sink, stats: Stats | None = None) -> int:
-        """Bring the source's pending changes into the outbox; returns how many."""
+        """Bring the source's pending changes into the outbox; returns how many were
+        taken up (``Stats.polled``): not those the outbox knows already, nor drops."""
         owner = f"{self.node}/poll"
         cursor = self.store.take_poll(sink.id, owner, self.lease_seconds(sink))
         if cursor is None:
@@ -230,12 +231,14 @@ class SinkEngine:
             track = isinstance(src, TableSource)
             deleted: set[str] = set()
             for changes, after in src.scan(cursor):
-                drops = self.store.record_changes(
+                recorded = self.store.record_changes(
                     sink.id, changes, after, sink.updated, track_deletions=track
                 )
                 if stats is not None:
-                    stats.dropped += len(drops)
-                count += len(changes) - len(drops)
+                    stats.dropped += len(recorded.drops)
+                # Not len(changes): a table's deleted rows waiting for another sink are
+                # read again on every poll, but taken up only once.
+                count += recorded.taken
                 deleted.update(c.key for c in changes if c.status == "deleted")
             if track and deleted:
                 # Every deleted row still in the table: dropped just now, waiting for

@@ -94,6 +94,11 @@ class Outcome:
 
 @dataclass(slots=True)
 class Stats:
+    """What one ``run_once`` did."""
+
+    # Changes a poll took up into the outbox to be sent: a change the outbox knows
+    # already (a table's deleted row waiting for another sink, read on every poll) is
+    # not counted again, nor is a deletion dropped without a request (``dropped``).
     polled: int = 0
     delivered: int = 0
     failed: int = 0

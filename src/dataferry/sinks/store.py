@@ -131,6 +131,18 @@ class Superseded(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record_changes`` did with a batch of changes."""
+
+    # Changes taken up to be sent: new outbox rows and rows given a newer change. A
+    # change the outbox already knows (a deleted row waiting for another sink reading
+    # the table, read again on every poll) is not counted, nor is a drop.
+    taken: int
+    # Deletions of records the partner never saw, dropped without any request.
+    drops: list[SourceChange]
+
+
+@dataclass(frozen=True, slots=True)
 class Failure:
     claimed: Claimed
     error: str
@@ -290,14 +302,16 @@ class SinkStore:
         cursor: int | None = None,
         definition: datetime | None = None,
         track_deletions: bool = False,
-    ) -> list[SourceChange]:
+    ) -> Recorded:
         """Coalesce ``changes`` into the outbox (and move the feed cursor, in the same
-        transaction). Returns deletions of records the partner never saw, dropped
-        without any request. ``definition``: the sink's ``updated`` the changes were
-        read with; Superseded if it changed since. ``track_deletions`` (a table): a
-        drop is kept as a ``dropped`` outcome, as a delivered deletion is, until the
-        row is removed once every sink reading the table has one (``sinks.sweep``)."""
+        transaction). Returns how many were taken up to be sent, and the deletions of
+        records the partner never saw, dropped without any request. ``definition``: the
+        sink's ``updated`` the changes were read with; Superseded if it changed since.
+        ``track_deletions`` (a table): a drop is kept as a ``dropped`` outcome, as a
+        delivered deletion is, until the row is removed once every sink reading the
+        table has one (``sinks.sweep``)."""
         drops: list[SourceChange] = []
+        taken = 0
         now = utcnow()
         o = SinkOutboxRow
         with self.db.session() as s:
@@ -389,6 +403,7 @@ class SinkStore:
                             drops.append(c)
                         else:
                             updates.append({**_pending(c, c.status, now), "id": row_id})
+                taken += sum(r["state"] == PENDING for r in inserts) + len(updates)
                 if inserts:
                     s.execute(insert(o), inserts)
                 if updates:
@@ -396,7 +411,7 @@ class SinkStore:
                     s.execute(update(o), updates)
             if cursor is not None:
                 s.execute(update(SinkRow).where(SinkRow.id == sink_id).values(cursor=cursor))
-        return drops
+        return Recorded(taken, drops)
 
     # -- delivery ---------------------------------------------------------------
     def claim(
