@@ -63,6 +63,8 @@ def test_rest_create_deliver_inspect_and_dead_letters(
             "in_flight": 0,
             "delivered": 5,
             "dead": 0,
+            "dropped": 0,
+            "waiting_for_other_sinks": 0,
         }
         # Pause: a change waits; resume: it goes.
         assert http.post("/api/v1/sinks/vet/pause").json()["state"] == "paused"

@@ -8,10 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.integration.test_dashboard_pages import Browser
 from tests.support.receiver import Receiver
 from tests.support.tables import AppTable, make_table, table_sink
+from tests.support.waiting import wait_for
+
+FAST = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,3 +71,79 @@ def test_polled_does_not_count_deleted_rows_only_waiting_for_another_sink(
     stats = core.sinks.run_once("a")
     assert (stats.polled, stats.delivered) == (1, 1)
     assert [r.status for r in first.requests("1")] == ["new", "deleted", "modified"]
+
+
+def test_sink_show_counts_dropped_deletions_and_those_waiting_for_other_sinks(
+    server_factory: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """Through a real server: a delivers row 1's deletion and drops row 2's (deleted
+    before anyone sent it) while b is paused, so both rows wait for b. Before, the
+    sink's document (REST, ``sink show``, the dashboard) counted neither the drop nor what waits
+    for other sinks; now ``changes`` has ``dropped`` and ``waiting_for_other_sinks``.
+    Once b has its outcomes, the rows go and the counts are 0 again."""
+    first, second = partners
+    srv = server_factory("a", FAST)
+    table.add_column("b_sync")
+    table.insert(1)
+    a = table_sink(table, first.url, name="a")
+    b = table_sink(table, second.url, name="b", table_extra={"last_sync": "b_sync"})
+    with httpx.Client(base_url=srv.url) as http:
+        for sink in (a, b):
+            assert http.post("/api/v1/sinks", json=sink).status_code == 201
+
+        def synced() -> bool:
+            row = table.row(1)
+            return row is not None and row["last_sync"] == row["b_sync"] == row["modified"]
+
+        wait_for(synced, every=0.1)
+        assert http.post("/api/v1/sinks/b/pause").status_code == 200
+        table.delete(1)
+        table.insert(2, deleted=table.now())
+        http.post("/api/v1/sinks/a/poll")
+
+        def changes(name: str) -> dict[str, int]:
+            doc: dict[str, int] = http.get(f"/api/v1/sinks/{name}").json()["changes"]
+            return doc
+
+        wait_for(lambda: changes("a")["waiting_for_other_sinks"] == 2, every=0.1)
+        assert changes("a") == {
+            "pending": 0,
+            "retrying": 0,
+            "in_flight": 0,
+            "delivered": 1,  # row 1's deletion, kept until b has its outcome
+            "dead": 0,
+            "dropped": 1,
+            "waiting_for_other_sinks": 2,
+        }
+        assert set(table.rows()) == {1, 2}
+        assert changes("b")["dropped"] == changes("b")["waiting_for_other_sinks"] == 0
+        listed = {d["name"]: d["changes"] for d in http.get("/api/v1/sinks").json()["sinks"]}
+        assert listed["a"] == changes("a")
+        assert 'dataferry_sink_changes{sink="a",state="dropped"} 1.0' in http.get("/metrics").text
+
+        # The CLI shows the same counts, as JSON and as text.
+        assert srv.cli_json("sink", "show", "a")["changes"] == changes("a")
+        shown = srv.cli("sink", "show", "a", env_columns=200).stdout
+        assert "1 delivered, 0 dead, 1 dropped\n" in shown
+        assert "deletions waiting for other sinks: 2\n" in shown
+
+        # So does the dashboard, on the sink's page and the list of sinks.
+        with Browser(srv.url) as web:
+            page = web.get("/sinks/a").text
+            assert '<dd data-field="dropped">1</dd>' in page
+            assert '<dd data-field="waiting">2</dd>' in page
+            listing = web.get("/sinks").text
+            assert '<td data-field="dropped">1</td>' in listing
+            assert '<td data-field="waiting">2</td>' in listing
+
+        # b delivers row 1's deletion and drops row 2's: both rows go, nothing waits.
+        assert http.post("/api/v1/sinks/b/resume").status_code == 200
+        http.post("/api/v1/sinks/b/poll")
+        wait_for(lambda: table.rows() == {}, every=0.1, timeout=15)
+        for name in ("a", "b"):
+            after = changes(name)
+            assert after["dropped"] == after["waiting_for_other_sinks"] == 0, (name, after)
+        shown = srv.cli("sink", "show", "b", env_columns=200).stdout
+        assert "0 dead, 0 dropped\n" in shown and "waiting for other sinks: 0\n" in shown
+    assert [r.status for r in second.requests("1")] == ["new", "deleted"]
+    assert first.requests("2") == second.requests("2") == []

@@ -266,9 +266,12 @@ def show(name: str, as_json: bool = JSON_OPTION) -> None:
     ch = doc["changes"]
     console.print(
         f"changes: {ch['pending']} pending ({ch['retrying']} retrying, {ch['in_flight']} in "
-        f"flight), {ch['delivered']} delivered, {ch['dead']} dead",
+        f"flight), {ch['delivered']} delivered, {ch['dead']} dead, {ch.get('dropped', 0)} dropped",
         highlight=False,
     )
+    # Deletions this sink is done with whose table rows stay for the other sinks.
+    waiting = ch.get("waiting_for_other_sinks", 0)
+    console.print(f"deletions waiting for other sinks: {waiting}", highlight=False)
 
 
 @app.command("remove")

@@ -34,7 +34,7 @@ class SinkCollector:
         )
         counts = self.store.all_counts()
         for sink in self.store.all():
-            for state in ("pending", "delivered", "dead"):
+            for state in ("pending", "delivered", "dead", "dropped"):
                 changes.add_metric([sink.name, state], counts.get(sink.name, {}).get(state, 0))
             delivered.add_metric([sink.name], sink.delivered_total)
             failed.add_metric([sink.name], sink.failed_total)

@@ -667,16 +667,30 @@ class SinkStore:
 
     # -- inspection and operator actions ----------------------------------------
     def counts(self, sink_id: int) -> dict[str, int]:
+        """Outbox rows by state, and of them: ``retrying`` and ``in_flight`` (pending),
+        ``waiting_for_other_sinks``: deletions of table rows this sink has its outcome
+        for (delivered or dropped) whose row stays until every sink reading the table
+        has one (``sinks.sweep``); removed with the row."""
         now = utcnow()
-        out = {"pending": 0, "retrying": 0, "in_flight": 0, "delivered": 0, "dead": 0}
+        out = dict.fromkeys(("pending", "retrying", "in_flight", "delivered", "dead", "dropped"), 0)
+        o = SinkOutboxRow
         with self.db.read() as s:
             for state, n in s.execute(
-                select(SinkOutboxRow.state, func.count())
-                .where(SinkOutboxRow.sink_id == sink_id)
-                .group_by(SinkOutboxRow.state)
+                select(o.state, func.count()).where(o.sink_id == sink_id).group_by(o.state)
             ):
-                if state in out:  # not "dropped": no change to send, nor sent
+                if state in out:
                     out[state] = int(n)
+            out["waiting_for_other_sinks"] = int(
+                s.scalar(
+                    select(func.count()).where(
+                        o.sink_id == sink_id,
+                        o.status == "deleted",
+                        (o.state == DROPPED)
+                        | ((o.state == DELIVERED) & (o.delivered_version == o.version)),
+                    )
+                )
+                or 0
+            )
             out["retrying"] = int(
                 s.scalar(
                     select(func.count()).where(
