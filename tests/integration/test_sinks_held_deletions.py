@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.test_dashboard_pages import Browser
 from tests.support.receiver import Receiver
-from tests.support.tables import AppTable, make_table, table_sink
+from tests.support.tables import AppTable, make_table, table_sink, table_source
 from tests.support.waiting import wait_for
 
 FAST = {"DATAFERRY_SINK__LEASE_SECONDS": "2", "DATAFERRY_SINK__TICK_SECONDS": "0.05"}
@@ -147,3 +147,102 @@ def test_sink_show_counts_dropped_deletions_and_those_waiting_for_other_sinks(
         assert "0 dead, 0 dropped\n" in shown and "waiting for other sinks: 0\n" in shown
     assert [r.status for r in second.requests("1")] == ["new", "deleted"]
     assert first.requests("2") == second.requests("2") == []
+
+
+def test_a_change_of_row_filter_or_a_removal_removes_rows_no_sink_holds_at_once(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """a delivered the deletions of rows 1 and 2; paused b holds both. b's ``where``
+    changed so that it no longer selects row 1: before, row 1 stayed until the next
+    poll of a or b; now the change removes it at once (no poll runs here: the core's
+    daemon is not started). Removing b likewise removes row 2 at once."""
+    first, second = partners
+    add_two_sinks(core, table, partners)
+    table.insert(1)
+    table.insert(2)
+    core.sinks.run_once("a")
+    core.sinks.run_once("b")
+    core.sinks.pause("b")
+    table.delete(1)
+    table.delete(2)
+    assert core.sinks.run_once("a").delivered == 2
+    assert set(table.rows()) == {1, 2}
+    assert core.sinks.get("a")["changes"]["waiting_for_other_sinks"] == 2
+
+    core.sinks.update("b", {"source": {"table": {"where": "id <> 1"}}})
+    assert set(table.rows()) == {2}
+    assert core.sinks.get("a")["changes"]["waiting_for_other_sinks"] == 1
+
+    # A change that leaves the source as it is changes nothing of what b holds.
+    core.sinks.update("b", {"timeout": 5})
+    assert set(table.rows()) == {2}
+
+    core.sinks.remove("b")
+    assert table.rows() == {}
+    assert core.sinks.get("a")["changes"]["waiting_for_other_sinks"] == 0
+    assert [r.status for r in first.requests("1")] == ["new", "deleted"]
+    assert [r.status for r in second.requests("1")] == ["new"]
+
+
+def test_a_sink_moved_to_another_table_releases_the_old_tables_rows_at_once(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver], tmp_path: Path
+) -> None:
+    """Paused b holds row 1, whose deletion a delivered. b given another table as its
+    source holds nothing of the old one: the change removes row 1 at once, not at
+    a's next poll. b's new table has a deleted row of its own, held by nobody else:
+    it stays until b has its outcome."""
+    add_two_sinks(core, table, partners)
+    table.insert(1)
+    core.sinks.run_once("a")
+    core.sinks.run_once("b")
+    core.sinks.pause("b")
+    table.delete(1)
+    assert core.sinks.run_once("a").delivered == 1
+    assert table.row(1) is not None
+    other_gen = make_table("sqlite" if table.sqlite else "postgresql", tmp_path)
+    other = next(other_gen)
+    try:
+        other.insert(5, deleted=other.now())
+        core.sinks.update("b", {"source": table_source(other)})
+        assert table.rows() == {}
+        assert set(other.rows()) == {5}
+        core.sinks.resume("b")
+        assert core.sinks.run_once("b").dropped == 1
+        assert other.rows() == {}
+    finally:
+        other_gen.close()
+
+
+def test_a_config_file_change_or_removal_of_a_sink_removes_rows_it_no_longer_holds(
+    core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
+) -> None:
+    """The same through the config file (applied when ``serve`` starts): b, defined
+    there, narrowed by a ``where`` and then left out of the file, releases row 1, then
+    row 2, as the file is applied, without a poll."""
+    from dataferry.sinks.spec import SinkSpec
+
+    first, second = partners
+    table.add_column("b_sync")
+    core.sinks.add(table_sink(table, first.url, name="a"))
+
+    def b(**table_extra: str) -> SinkSpec:
+        extra = {"last_sync": "b_sync", **table_extra}
+        return SinkSpec.model_validate(
+            table_sink(table, second.url, name="b", paused=True, table_extra=extra)
+        )
+
+    core.sinks.sync_config([b()])
+    table.insert(1)
+    table.insert(2)
+    core.sinks.run_once("a")
+    table.delete(1)
+    table.delete(2)
+    assert core.sinks.run_once("a").delivered == 2
+    assert set(table.rows()) == {1, 2}  # b (paused) holds both: it never sent them
+
+    core.sinks.sync_config([b(where="id <> 1")])
+    assert set(table.rows()) == {2}
+    core.sinks.sync_config([])
+    assert table.rows() == {}
+    assert [d["name"] for d in core.sinks.list()] == ["a"]
+    assert second.requests() == []

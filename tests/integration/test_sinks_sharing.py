@@ -370,8 +370,8 @@ def test_removing_a_sink_that_holds_a_deleted_row_lets_the_other_remove_it(
     core: Any, table: AppTable, partners: tuple[Receiver, Receiver]
 ) -> None:
     """Sink b (paused) holds row 1 while it has not delivered the deletion. Removed, it
-    holds nothing (its outbox goes with it): a's next poll removes the row, without
-    sending the deletion again."""
+    holds nothing (its outbox goes with it): the row is removed (by the removal itself,
+    see test_sinks_held_deletions), and a does not send the deletion again."""
     first, second = partners
     add_two_sinks(core, table, partners)
     table.insert(1)
@@ -500,7 +500,8 @@ def test_a_sink_moved_to_another_table_no_longer_holds_rows_of_the_old_one(
 ) -> None:
     """Sink b (paused) holds row 1 until it has an outcome for its deletion. Given
     another table as its source, it reads that one from its start and holds nothing
-    of the old table: a's next poll removes the row."""
+    of the old table: the row is removed (by the change itself, see
+    test_sinks_held_deletions), and a's next poll sends nothing more."""
     first, second = partners
     add_two_sinks(core, table, partners)
     table.insert(1)

@@ -176,6 +176,30 @@ class SinkEngine:
             log.warning("sink %s: removing deleted rows failed: %s", sink.name, exc.message)
             return 0
 
+    def sweep_tables(self, columns: Iterable[sharing.Column | None]) -> None:
+        """Sweep now the tables of ``columns`` (``sharing.column``; None is skipped),
+        each through a sink reading it. A sink whose definition changed (another row
+        filter, another source) or that was removed may no longer hold deleted rows it
+        held: without this they would wait for the next poll of a sink on the table."""
+        tables = {t for c in columns if (t := sharing.table_of(c)) is not None}
+        if not tables:
+            return
+        every = self.store.all()
+        reading = self._reading(every)
+        shadowed = self.shadowed(every)
+        for stored in every:
+            table = sharing.table_of(reading[stored.id][0])
+            if table not in tables or stored.id in shadowed:
+                continue
+            try:
+                sink = self.sink(stored)
+            except DataferryError:
+                # A definition no longer valid (or sealed under another key) is not
+                # run: another reader sweeps, or the next poll of one does.
+                continue
+            tables.discard(table)
+            self.sweep(sink)  # a failure is logged: the change itself is stored
+
     def make_source(self, spec: SinkSpec) -> Source:
         if spec.source.table is not None:
             return TableSource(spec.source.table, spec.source.table.url)

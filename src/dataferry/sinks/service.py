@@ -202,8 +202,21 @@ class SinkService:
             )
         except ClaimTaken as exc:
             raise _shared(exc.other, spec) from None
+        self._sweep_after_change(stored, updated)
         self.daemon.wake(name)
         return self.document(updated)
+
+    def _sweep_after_change(self, before: StoredSink, after: StoredSink | None) -> None:
+        """A sink's source changed (another ``where``, table or column) or the sink
+        is gone: deleted rows it held on its old table, or that its new row filter
+        leaves out, may now be settled. Swept at once, not at the next poll of a sink
+        reading the table; on both tables if it moved."""
+        if after is not None and after.spec.get("source") == before.spec.get("source"):
+            return  # what a sink holds depends on its source alone
+        columns = [stored_column(before, self.box)]
+        if after is not None:
+            columns.append(stored_column(after, self.box))
+        self.engine.sweep_tables(columns)
 
     def list(self) -> list[dict[str, Any]]:
         every = self.store.all()
@@ -217,6 +230,7 @@ class SinkService:
         stored = self.store.get(name)
         self.store.remove(name)
         self.engine.forget(stored.id)
+        self._sweep_after_change(stored, None)
 
     def pause(self, name: str) -> dict[str, Any]:
         stored = self.store.get(name)
@@ -280,7 +294,7 @@ class SinkService:
                     if _identity(spec.source) != _identity(before):
                         extra = {"cursor": 0, "forget_outbox": True}  # as in update()
                     try:
-                        self.store.update(
+                        updated = self.store.update(
                             spec.name,
                             spec=public,
                             secrets=self.box.seal(secrets),
@@ -291,6 +305,7 @@ class SinkService:
                         )
                     except ClaimTaken as exc:
                         raise _shared(exc.other, spec) from None
+                    self._sweep_after_change(existing, updated)
             except Exception as exc:
                 log.error("sink %s from the config file cannot be set up: %s", spec.name, exc)
         for stored in self.store.all():
