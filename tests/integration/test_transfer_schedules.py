@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import time
+import xmlrpc.client
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -319,3 +320,40 @@ def test_the_dashboard_adds_runs_pauses_and_removes_schedules(
         r = b.post("/schedules/nightly/remove", data={"csrf": token})
         token = csrf_of(r.text)
         assert "schedule nightly removed" in r.text and "No schedules." in r.text
+
+
+def test_the_rpc_doors_add_run_and_remove_schedules(running: Server) -> None:
+    proxy: Any = xmlrpc.client.ServerProxy(f"{running.url}/data_mover", allow_none=True)
+    transfer = {"source": "lab:run1", "destination": "archive:rpc", "mode": "sync"}
+    doc = proxy.schedules.add("rpc1", 3600, transfer, "2100-01-01T00:00:00Z")
+    assert doc["every"] == 3600 and doc["transfer"]["mode"] == "sync"
+    assert [s["name"] for s in proxy.schedules.list()] == ["rpc1"]
+    job = proxy.schedules.run("rpc1")
+    assert running.wait_job(job["job_id"])["state"] == "succeeded"
+    assert proxy.schedules.pause("rpc1")["paused"] is True
+    assert proxy.schedules.resume("rpc1")["next_run"] == "2100-01-01T00:00:00+00:00"
+    call = {"jsonrpc": "2.0", "id": 1}
+    got = httpx.post(
+        f"{running.url}/jsonrpc", json={**call, "method": "schedules.get", "params": ["rpc1"]}
+    ).json()
+    assert got["result"]["runs"] == 1 and got["result"]["last_job_id"] == job["job_id"]
+    for bad, said in (
+        (["r2", 3600, "lab:run1"], "transfer must be an object of its fields"),
+        (["r2", 3600, {**transfer, "speed": "max"}], "unknown field(s) ['speed']"),
+        (["r2", 3600, {**transfer, "source": 7}], "transfer source must be ENDPOINT:PATH"),
+        (["r2", 3600, {**transfer, "min_size": True}], "min_size"),
+        (["r2", True, transfer], "every must be a number of seconds"),
+        (["r2", 3600, transfer, "noon"], "is not an ISO 8601 time"),
+    ):
+        error = httpx.post(
+            f"{running.url}/jsonrpc", json={**call, "method": "schedules.add", "params": bad}
+        ).json()["error"]
+        assert said in error["message"], (bad, error)
+        with pytest.raises(xmlrpc.client.Fault) as fault:
+            proxy.schedules.add(*bad)
+        assert said in fault.value.faultString, bad
+    assert [s["name"] for s in proxy.schedules.list()] == ["rpc1"]
+    assert proxy.schedules.remove("rpc1") is True
+    with pytest.raises(xmlrpc.client.Fault) as fault:
+        proxy.schedules.get("rpc1")
+    assert "schedule 'rpc1' does not exist" in fault.value.faultString

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -149,6 +150,24 @@ class TransferRequest:
             min_age=limits.min_age,
             max_age=limits.max_age,
         )
+
+    @classmethod
+    def from_document(cls, doc: Any) -> TransferRequest:
+        """A request from a transfer's JSON body given as one value (a schedule's
+        ``transfer`` over RPC): an object of the body's fields, checked as ``build``
+        checks them; an unknown field or a location that is not text is refused."""
+        if not isinstance(doc, dict):
+            raise InvalidRequest(f"transfer must be an object of its fields, not {cut(repr(doc))}")
+        fields = set(inspect.signature(cls.build).parameters) - {"cls"}
+        unknown = sorted(str(k) for k in doc if k not in fields)
+        if unknown:
+            raise InvalidRequest(
+                f"transfer has unknown field(s) {unknown}; known: {sorted(fields)}"
+            )
+        for key in ("source", "destination"):
+            if not isinstance(doc.get(key), str):
+                raise InvalidRequest(f"transfer {key} must be ENDPOINT:PATH text")
+        return cls.build(**doc)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TransferRequest:

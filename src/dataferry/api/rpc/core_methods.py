@@ -1,4 +1,4 @@
-"""RPC methods of the core services (jobs, endpoints, transfers)."""
+"""RPC methods of the core services (jobs, endpoints, transfers, schedules)."""
 
 from __future__ import annotations
 
@@ -137,3 +137,45 @@ def install(core: Core) -> None:
 
     rpc.register("endpoints.list", endpoints)
     rpc.register("endpoints.files", files)
+
+    schedules = core.schedules
+
+    def add_schedule(name: Any, every: Any, transfer: Any, start: Any = None) -> dict[str, Any]:
+        """Submit a transfer again every ``every`` seconds (60 to 31622400), runs on
+        start + k * every (start: ISO 8601 with a zone, absent: now); transfer: an
+        object of transfers.submit's fields. Returns the schedule."""
+        req = TransferRequest.from_document(transfer)
+        return schedules.add(name, req, every, start).document()
+
+    def list_schedules() -> list[dict[str, Any]]:
+        """Every schedule: transfer, every, next_run, runs, skipped, last_job_id, ..."""
+        return [s.document() for s in schedules.list()]
+
+    def get_schedule(name: str) -> dict[str, Any]:
+        """One schedule (last_error says why its last run was skipped, if it was)."""
+        return schedules.get(name).document()
+
+    def run_schedule(name: str) -> dict[str, Any]:
+        """A run of the schedule now; returns its job document."""
+        return schedules.run_now(name).document()
+
+    def pause_schedule(name: str) -> dict[str, Any]:
+        """No runs until resumed; returns the schedule."""
+        return schedules.pause(name).document()
+
+    def resume_schedule(name: str) -> dict[str, Any]:
+        """Runs again from the next run time after now; returns the schedule."""
+        return schedules.resume(name).document()
+
+    def remove_schedule(name: str) -> bool:
+        """Remove the schedule (the jobs it made stay); returns true."""
+        schedules.remove(name)
+        return True
+
+    rpc.register("schedules.add", add_schedule)
+    rpc.register("schedules.list", list_schedules)
+    rpc.register("schedules.get", get_schedule)
+    rpc.register("schedules.run", run_schedule)
+    rpc.register("schedules.pause", pause_schedule)
+    rpc.register("schedules.resume", resume_schedule)
+    rpc.register("schedules.remove", remove_schedule)
