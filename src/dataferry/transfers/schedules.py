@@ -242,7 +242,13 @@ class ScheduleService:
             ]
         made: builtins.list[Job] = []
         for schedule in due:
-            job = self._run_due(schedule, now)
+            try:
+                job = self._run_due(schedule, now)
+            except Exception:  # one schedule's fault must not hold up the others
+                log.exception(
+                    "schedule %s: its due run failed; the next tick tries again", schedule.name
+                )
+                continue
             if job is not None:
                 made.append(job)
         for job in made:
@@ -264,7 +270,7 @@ class ScheduleService:
                 error = ""
             except DataferryError as exc:
                 error = f"the run due at {at.isoformat()} was skipped: {exc.message}"
-        values: dict[str, Any] = {"next_run": next_slot(schedule.start, schedule.every, now)}
+        following = next_slot(schedule.start, schedule.every, now)
         with self.db.session() as s:
             claimed = s.execute(
                 update(ScheduleRow)
@@ -273,20 +279,19 @@ class ScheduleService:
                     ScheduleRow.next_run == at,
                     ScheduleRow.paused.is_(False),
                 )
-                .values(**values)
+                .values(next_run=following)
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None  # another process made this run, or it was paused/removed
             job = None
+            outcome: dict[str, Any] = {"skipped": ScheduleRow.skipped + 1}
             if params is not None:
                 job = self._create(s, params)
-                values = {"runs": ScheduleRow.runs + 1, "last_run": now, "last_job_id": job.id}
-            else:
-                values = {"skipped": ScheduleRow.skipped + 1}
+                outcome = {"runs": ScheduleRow.runs + 1, "last_run": now, "last_job_id": job.id}
             s.execute(
                 update(ScheduleRow)
                 .where(ScheduleRow.name == schedule.name)
-                .values(last_error=error, **values)
+                .values(last_error=error, **outcome)
             )
         if error:
             log.warning("schedule %s: %s", schedule.name, error)
