@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tests.support.browser import Browser, csrf_of
 from tests.support.jobs import insert_jobs
 from tests.support.server import Server
 
@@ -21,36 +22,10 @@ def job_ids(html: str) -> list[int]:
     return [int(x) for x in re.findall(r'<tr data-job="(\d+)">', html)]
 
 
-def csrf_of(html: str) -> str:
-    m = re.search(r'<meta name="csrf-token" content="([^"]*)">', html)
-    assert m and m.group(1), "page carries a CSRF token"
-    return m.group(1)
-
-
 def link(html: str, label: str) -> str:
     m = re.search(r'<a href="([^"]+)"[^>]*>[^<]*' + re.escape(label), html)
     assert m, f"no link {label!r}"
     return m.group(1).replace("&amp;", "&")
-
-
-class Browser(httpx.Client):
-    """Keeps the session cookie like a browser on loopback does: httpx's cookie jar
-    would not send a ``Secure`` cookie over plain HTTP, Chromium does to 127.0.0.1."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(base_url=url, headers={"Accept": "text/html"}, timeout=30)
-        self.session = ""
-
-    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if self.session:
-            request.headers["Cookie"] = f"dataferry_session={self.session}"
-        response = super().send(request, **kwargs)
-        for header in response.headers.get_list("set-cookie"):
-            name, _, rest = header.partition("=")
-            if name == "dataferry_session":
-                self.session = rest.split(";", 1)[0]
-        self.cookies.clear()
-        return response
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import httpx
 from dataferry.client import segment
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
-from tests.integration.test_dashboard_pages import Browser, csrf_of
 from tests.integration.test_dataset_unusable_uids import store_as_before
+from tests.support.browser import Browser, csrf_of
 from tests.support.server import Server
 
 

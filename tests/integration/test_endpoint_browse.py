@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_dashboard_pages import Browser
 from tests.integration.test_remote_protocols import add_remote
+from tests.support.browser import Browser
 from tests.support.server import Server
 
 TREE = {"a.txt": b"a", "run1/raw/c.bin": b"ccc", "run1/raw/d.bin": b"dd", "run1/notes.md": b"n"}

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from dataferry.db.base import utcnow
 from dataferry.db.engine import Database
 from dataferry.db.models import JobFileRow, JobRow
-from tests.integration.test_dashboard_pages import Browser, csrf_of
+from tests.support.browser import Browser, csrf_of
 from tests.support.jobs import insert_jobs
 from tests.support.server import Server
 

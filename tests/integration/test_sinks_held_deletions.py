@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_dashboard_pages import Browser
+from tests.support.browser import Browser
 from tests.support.receiver import Receiver
 from tests.support.tables import AppTable, make_table, table_sink, table_source
 from tests.support.waiting import wait_for

@@ -179,7 +179,7 @@ def test_a_file_where_an_empty_folder_goes_fails_the_job_and_says_where(
 def test_the_dashboard_form_previews_and_keeps_empty_folders(
     server: Server, src: Path, tmp_path: Path
 ) -> None:
-    from tests.integration.test_dashboard_pages import Browser, csrf_of
+    from tests.support.browser import Browser, csrf_of
 
     form = {
         "source_endpoint": "src",

@@ -311,7 +311,7 @@ def test_remote_sources_are_chosen_by_size_and_age(
 
 
 def test_the_dashboard_form_takes_sizes_and_ages(server: Server, tree: tuple[Path, Path]) -> None:
-    from tests.integration.test_dashboard_pages import Browser, csrf_of
+    from tests.support.browser import Browser, csrf_of
 
     _, dst = tree
     form = {
@@ -420,7 +420,7 @@ def test_the_job_page_words_the_moment_and_the_files_without_a_time(
 ) -> None:
     """The dashboard's job page says what ages were measured from as a UTC time and how
     many files an age limit left out, as the preview does; not raw nanoseconds."""
-    from tests.integration.test_dashboard_pages import Browser
+    from tests.support.browser import Browser
 
     src, _ = tree
     dated(src / "run" / "ancient.txt", 10, time.time() + 10 * 365 * DAY)  # 1960

@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from dataferry.db.engine import Database
 from dataferry.db.models import ScheduleRow
-from tests.integration.test_dashboard_pages import Browser, csrf_of
+from tests.support.browser import Browser, csrf_of
 from tests.support.server import Server
 
 FAST = {"DATAFERRY_JOBS__TICK_SECONDS": "0.2"}
@@ -270,8 +270,8 @@ def test_the_dashboard_adds_runs_pauses_and_removes_schedules(
         "checksum": "sha256",
         "start": "2100-01-01T02:00:00Z",  # no run of its own while the test runs
     }
-    with Browser(running.url) as b:
-        b.follow_redirects = True  # each action answers 303 to the schedules page
+    # each action answers 303 to the schedules page, fetched in the same session
+    with Browser(running.url, follow_redirects=True) as b:
         token = csrf_of(b.get("/transfers/new").text)
         # bad repeat values come back on the form, and nothing is made
         for bad, said in (
@@ -300,25 +300,19 @@ def test_the_dashboard_adds_runs_pauses_and_removes_schedules(
         assert 'data-schedule="nightly"' in r.text and "1 d 0 h" in r.text
         doc = schedule(running, "nightly")
         assert doc["every"] == DAY and doc["transfer"]["mode"] == "sync"
-        token = csrf_of(r.text)  # the token of the page the buttons are on
 
         r = b.post("/schedules/nightly/run", data={"csrf": token})
-        token = csrf_of(r.text)
         job_id = schedule(running, "nightly")["last_job_id"]
         assert f"schedule nightly: job {job_id} queued" in html.unescape(r.text), r.text[-2000:]
         assert running.wait_job(job_id)["state"] == "succeeded"
         r = b.post("/schedules/nightly/pause", data={"csrf": token})
-        token = csrf_of(r.text)
         assert "schedule nightly paused" in r.text and 'state-paused">paused' in r.text
         assert b.post("/schedules/nightly/pause", data={}).status_code == 403  # no CSRF token
         r = b.post("/schedules/nightly/resume", data={"csrf": token})
-        token = csrf_of(r.text)
         assert "schedule nightly resumed" in r.text and "2100-01-01 02:00:00" in r.text
         r = b.post("/schedules/nope/run", data={"csrf": token})
-        token = csrf_of(r.text)
         assert "schedule 'nope' does not exist" in html.unescape(r.text)
         r = b.post("/schedules/nightly/remove", data={"csrf": token})
-        token = csrf_of(r.text)
         assert "schedule nightly removed" in r.text and "No schedules." in r.text
 
 
