@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dataferry.api.web.format import human_bytes, human_duration, progress, utc_moment
+from dataferry.api.web.format import (
+    human_bytes,
+    human_duration,
+    progress,
+    utc_moment,
+    utc_time,
+)
 
 T0 = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
 
@@ -62,3 +68,9 @@ def test_utc_moment_from_nanoseconds_and_from_iso_text() -> None:
     assert utc_moment(ns) == "2026-12-08 01:02:03 UTC"  # to the second, not rounded up
     assert utc_moment("2026-12-08T01:02:03+00:00") == "2026-12-08 01:02:03 UTC"
     assert utc_moment("2026-12-08T03:02:03+02:00") == "2026-12-08 01:02:03 UTC"
+
+
+def test_utc_time_of_a_file_time_and_of_nothing() -> None:
+    assert utc_time(1_765_155_723_999_999_999) == "2025-12-08 01:02:03"  # cut, not rounded up
+    assert utc_time("2026-12-08T03:02:03+02:00") == "2026-12-08 01:02:03"
+    assert utc_time(None) == "\u2013"

@@ -101,7 +101,7 @@ def _printable(name: str) -> str:
 def _when(mtime_ns: int | None) -> str:
     if mtime_ns is None:
         return "-"
-    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(mtime_ns // 10**9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @app.command("ls")

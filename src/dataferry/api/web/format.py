@@ -34,21 +34,21 @@ def human_duration(seconds: float | None) -> str:
     return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
-def utc_time(ns: int | None) -> str:
-    """A time in nanoseconds since 1970 (a file's mtime) as ``YYYY-MM-DD HH:MM:SS``, UTC."""
-    if ns is None:
+def utc_time(when: int | str | None) -> str:
+    """A moment in UTC to the second, ``2026-12-08 01:02:03``, from nanoseconds since
+    1970 (a file's mtime; cut, not rounded up) or from ISO 8601 text; None: unknown."""
+    if when is None:
         return "\u2013"  # en dash: unknown
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def utc_moment(when: int | str) -> str:
-    """A moment as people read it, in UTC to the second: ``2026-12-08 01:02:03 UTC``,
-    from nanoseconds since 1970 or from ISO 8601 text."""
     if isinstance(when, int):
         moment = datetime.fromtimestamp(when // 10**9, UTC)
     else:
         moment = parse_time(when).astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def utc_moment(when: int | str) -> str:
+    """A moment as people read it in a sentence: ``2026-12-08 01:02:03 UTC``."""
+    return f"{utc_time(when)} UTC"
 
 
 def parse_time(text: str) -> datetime:
