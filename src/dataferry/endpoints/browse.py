@@ -78,12 +78,21 @@ def folder(fs: EndpointFS, endpoint: str, rel: str, recursive: bool = False) -> 
             if fs.fs.exists(full):
                 raise InvalidRequest(f"{rel!r} on endpoint {endpoint!r} is not a folder")
             raise _missing(rel, endpoint)
+    except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
+        raise _missing(rel, endpoint) from None
+    return _contents(fs, endpoint, rel, recursive)
+
+
+def _contents(fs: EndpointFS, endpoint: str, rel: str, recursive: bool) -> list[Entry]:
+    """``folder`` once ``rel`` is known to be a folder (``listing`` has its stat)."""
+    full = fs.full(rel)
+    try:
         if recursive:
             found = fs.fs.find(full, withdirs=True, detail=True)
             items = [(p, d) for p, d in found.items() if p.rstrip("/") != full.rstrip("/")]
         else:
             items = [(d["name"], d) for d in fs.fs.ls(full, detail=True)]
-    except (FileNotFoundError, NotADirectoryError):  # below a file: no such path
+    except (FileNotFoundError, NotADirectoryError):  # gone meanwhile, or below a file
         raise _missing(rel, endpoint) from None
     out = []
     for p, d in sorted(items):
@@ -137,7 +146,7 @@ def listing(
         fs.check_inside(rel)
         try:
             here = stat(fs, endpoint, rel)
-            entries = [here] if here.type == "file" else folder(fs, endpoint, rel, recursive)
+            entries = [here] if here.type == "file" else _contents(fs, endpoint, rel, recursive)
         except DataferryError:
             raise
         except Exception as exc:  # a protocol's driver error: say what it means
