@@ -132,6 +132,11 @@ def next_slot(start: datetime, every: float, now: datetime) -> datetime:
     return start + timedelta(seconds=k * every)
 
 
+def _made(job: Job, at: datetime) -> dict[str, Any]:
+    """What a schedule records of a run it made (a job), as column values."""
+    return {"runs": ScheduleRow.runs + 1, "last_run": at, "last_job_id": job.id, "last_error": ""}
+
+
 class ScheduleService:
     def __init__(self, db: Database, jobs: JobService, transfers: TransferService) -> None:
         self.db = db
@@ -217,12 +222,11 @@ class ScheduleService:
             raise Conflict(f"schedule {name!r}: job {job_id} of its previous run is still {state}")
         params = self._params(schedule)
         with self.db.session() as s:
-            row = self._row(s, name)
+            self._row(s, name)  # removed meanwhile: a 404, and no job
             job = self._create(s, params)
-            row.runs += 1
-            row.last_run = utcnow()
-            row.last_job_id = job.id
-            row.last_error = ""
+            s.execute(
+                update(ScheduleRow).where(ScheduleRow.name == name).values(**_made(job, utcnow()))
+            )
         self.jobs.executor.dispatch(job.id, job.queue)
         return job
 
@@ -284,14 +288,12 @@ class ScheduleService:
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None  # another process made this run, or it was paused/removed
             job = None
-            outcome: dict[str, Any] = {"skipped": ScheduleRow.skipped + 1}
+            outcome: dict[str, Any] = {"skipped": ScheduleRow.skipped + 1, "last_error": error}
             if params is not None:
                 job = self._create(s, params)
-                outcome = {"runs": ScheduleRow.runs + 1, "last_run": now, "last_job_id": job.id}
+                outcome = _made(job, now)
             s.execute(
-                update(ScheduleRow)
-                .where(ScheduleRow.name == schedule.name)
-                .values(last_error=error, **outcome)
+                update(ScheduleRow).where(ScheduleRow.name == schedule.name).values(**outcome)
             )
         if error:
             log.warning("schedule %s: %s", schedule.name, error)
