@@ -32,11 +32,15 @@ app = typer.Typer(
 )
 
 
-def _show(doc: dict[str, Any]) -> None:
+def _transfer(doc: dict[str, Any]) -> str:
     t = doc["transfer"]
+    return f"{t['source']} -> {t['destination']} ({t['mode']})"
+
+
+def _show(doc: dict[str, Any]) -> None:
     console.print(f"schedule {doc['name']}", highlight=False, markup=False)
     lines = {
-        "transfer": f"{t['source']} -> {t['destination']} ({t['mode']})",
+        "transfer": _transfer(doc),
         "every": f"{doc['every']:g} s",
         "start": doc["start"],
         "next run": "paused" if doc["paused"] else doc["next_run"],
@@ -125,10 +129,9 @@ def list_(as_json: bool = JSON_OPTION) -> None:
         return
     table = Table("name", "transfer", "every s", "next run", "runs", "skipped", "last job")
     for d in docs:
-        t = d["transfer"]
         table.add_row(
             d["name"],
-            f"{t['source']} -> {t['destination']} ({t['mode']})",
+            _transfer(d),
             f"{d['every']:g}",
             "paused" if d["paused"] else str(d["next_run"])[:19],
             str(d["runs"]),
